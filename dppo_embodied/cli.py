@@ -1,0 +1,56 @@
+"""The ``dppo`` command: a table of subcommands dispatched lazily.
+
+``dppo --help`` and ``dppo bridge`` import nothing heavy: each subcommand module is imported only when it runs,
+and exposes ``make_parser()`` and ``main(argv) -> int`` (so it also runs as ``python -m <module>``).
+A subcommand is listed here only once it works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from dppo_embodied import __version__
+
+#: name -> (module, one-line help). Modules expose ``main(argv: list[str] | None) -> int``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("dppo_embodied.listing", "list capabilities, commands and the registered catalogues"),
+    "train": ("training.cli", "train: build-tiny (an offline tiny Qwen2.5-VL)"),
+}
+
+
+def usage() -> str:
+    """The top-level help text."""
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        "usage: dppo [--version] [--help] <command> [args...]",
+        "",
+        "DPPO for embodied VLMs: metaloop training, embodied benchmarks, simulated worlds, robot bridge.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'dppo <command> --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dppo`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"dppo-embodied {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"dppo: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
