@@ -124,7 +124,7 @@ def from_dict(cls: type[C], data: dict[str, Any], source: str | None = None, pre
     unknown = sorted(set(data) - set(flds))
     if unknown:
         raise ConfigError(
-            f"unknown key {prefix}{unknown[0]!r}{_where(source)}; valid keys: {', '.join(sorted(flds))}"
+            f"unknown key {prefix + unknown[0]!r}{_where(source)}; valid keys: {', '.join(sorted(flds))}"
         )
     kwargs = {name: _convert(v, hints[name], prefix + name, source) for name, v in data.items()}
     try:
