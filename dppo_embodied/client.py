@@ -1,0 +1,754 @@
+"""OpenAI-compatible chat client (vLLM, ``dppo serve``, OpenAI): one keep-alive connection pool, retries, batches.
+
+Used by the evaluation harness (openai backend), the teacher in training and the robot bridge, so it is
+torch-free, thread-safe and predictable under a latency budget:
+
+* one :class:`httpx.Client` per :class:`ChatClient` (keep-alive pool sized to ``concurrency``), safe to share
+  between threads; loopback servers are never reached through an ``HTTP(S)_PROXY`` from the environment;
+* retries on connection errors, timeouts, HTTP 408/429/5xx and malformed 200 responses, with exponential
+  backoff and full jitter (capped), honouring ``Retry-After``; other 4xx fail at once with :class:`ServerError`;
+* ``timeout_s`` bounds each attempt; ``deadline_s`` (optional) bounds the whole call including retries, which
+  is what a planner loop with a hard budget wants;
+* every failure is a :class:`~dppo_embodied.errors.ClientError` whose message names the URL, the last error and
+  what to do.
+
+Example::
+
+    cfg = ClientConfig(base_url="http://127.0.0.1:8000/v1", model="Qwen/Qwen2.5-VL-7B-Instruct")
+    with ChatClient(cfg) as client:
+        msgs = build_messages("Where is the red cube?", images=[frame], system=SYSTEM_PROMPT, max_side=448)
+        reply = client.chat(msgs, max_tokens=128)
+        print(reply.text)
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from dppo_embodied import __version__
+from dppo_embodied.errors import ClientError, ConfigError, ServerError
+from dppo_embodied.images import ImageLike, to_data_url
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+"""One OpenAI chat message: ``{"role": ..., "content": str | list[content part]}``."""
+
+API_KEY_ENV_VARS = ("DPPO_API_KEY", "OPENAI_API_KEY")
+"""Environment variables read, in order, when :attr:`ClientConfig.api_key` is ``None``."""
+
+RETRY_STATUSES = frozenset({408, 429})
+"""HTTP statuses retried besides every 5xx."""
+
+MAX_RETRY_AFTER_S = 60.0
+"""A server's ``Retry-After`` is honoured up to this many seconds."""
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_START_HINT = (
+    "Is the server running? Start one with `dppo serve ...` or `vllm serve <model> ...`, "
+    "and check base_url (host, port, trailing /v1)"
+)
+
+
+# --------------------------------------------------------------------------------------------------- config
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass
+class ClientConfig:
+    """Settings of a :class:`ChatClient`. Validated on construction; errors say how to fix the value.
+
+    Attributes:
+        base_url: API root including ``/v1``, e.g. ``"http://127.0.0.1:8000/v1"`` (trailing ``/`` removed).
+        model: served model name sent in every request (``GET {base_url}/models`` lists them).
+        api_key: bearer token; when ``None`` it is read from ``DPPO_API_KEY`` then ``OPENAI_API_KEY`` (at
+            client construction). Never shown in ``repr``.
+        timeout_s: limit for each attempt (read/write/pool), in seconds.
+        connect_timeout_s: limit for opening a connection, in seconds.
+        max_retries: retries after the first attempt (``0`` = a single attempt).
+        backoff_s: base of the exponential backoff; attempt ``n`` sleeps ``uniform(0, min(cap, backoff_s * 2**n))``.
+        backoff_cap_s: cap of one backoff sleep.
+        deadline_s: optional budget for a whole call including retries and backoff (``None`` = unbounded).
+        concurrency: worker threads of :meth:`ChatClient.chat_many`; also sizes the connection pool.
+        max_tokens: default ``max_tokens`` (``None`` = server default).
+        temperature: default ``temperature`` (``None`` = server default).
+        extra_body: extra JSON fields merged into every request body, e.g.
+            ``{"structured_outputs": {"json": schema}}`` or ``{"chat_template_kwargs": {"enable_thinking": False}}``.
+    """
+
+    base_url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    backoff_cap_s: float = 8.0
+    deadline_s: float | None = None
+    concurrency: int = 8
+    max_tokens: int | None = 512
+    temperature: float | None = 0.0
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_url, str) or not self.base_url.strip():
+            raise ConfigError("client base_url is empty; set it to the API root, e.g. 'http://127.0.0.1:8000/v1'")
+        url = self.base_url.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"client base_url {self.base_url!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8000/v1'"
+            )
+        for suffix in ("/chat/completions", "/completions", "/models"):
+            if url.endswith(suffix):
+                raise ConfigError(
+                    f"client base_url {self.base_url!r} names an endpoint; use the API root {url[: -len(suffix)]!r}"
+                )
+        self.base_url = url
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"client model is empty; set it to the served model name (see GET {url}/models)")
+        if self.api_key is not None and not isinstance(self.api_key, str):
+            raise ConfigError("client api_key must be a string or None (None reads DPPO_API_KEY / OPENAI_API_KEY)")
+        for name in ("timeout_s", "connect_timeout_s"):
+            v = getattr(self, name)
+            if not _is_number(v) or v <= 0:
+                raise ConfigError(f"client {name} must be a positive number of seconds, got {v!r}")
+        for name in ("backoff_s", "backoff_cap_s"):
+            v = getattr(self, name)
+            if not _is_number(v) or v < 0:
+                raise ConfigError(f"client {name} must be a number of seconds >= 0, got {v!r}")
+        if self.deadline_s is not None and (not _is_number(self.deadline_s) or self.deadline_s <= 0):
+            raise ConfigError(
+                f"client deadline_s must be a positive number of seconds or None, got {self.deadline_s!r}"
+            )
+        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise ConfigError(f"client max_retries must be an integer >= 0 (0 = no retry), got {self.max_retries!r}")
+        if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
+            raise ConfigError(f"client concurrency must be an integer >= 1, got {self.concurrency!r}")
+        if self.max_tokens is not None and (
+            not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool) or self.max_tokens < 1
+        ):
+            raise ConfigError(f"client max_tokens must be a positive integer or None, got {self.max_tokens!r}")
+        if self.temperature is not None and (not _is_number(self.temperature) or not 0 <= self.temperature <= 2):
+            raise ConfigError(f"client temperature must be in [0, 2] or None, got {self.temperature!r}")
+        if not isinstance(self.extra_body, Mapping):
+            raise ConfigError(
+                f"client extra_body must be a mapping of JSON fields, got {type(self.extra_body).__name__}"
+            )
+        self.extra_body = dict(self.extra_body)
+        reserved = {"model", "messages"} & set(self.extra_body)
+        if reserved:
+            raise ConfigError(f"client extra_body must not set {sorted(reserved)}; use the model field and chat()")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "client config") -> ClientConfig:
+        """Build a config from a mapping (e.g. a YAML section), rejecting unknown keys.
+
+        Args:
+            data: the key/value pairs.
+            source: where they came from (file and section), used in error messages.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ConfigError: unknown or missing key, or invalid value; the message names ``source``.
+        """
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"{source}: unknown client key(s) {unknown}; valid keys: {', '.join(valid)}")
+        missing = [k for k in ("base_url", "model") if k not in data]
+        if missing:
+            raise ConfigError(f"{source}: missing client key(s) {missing}; e.g. base_url: http://127.0.0.1:8000/v1")
+        try:
+            return cls(**data)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    def resolved_api_key(self) -> str | None:
+        """The API key to send: :attr:`api_key`, else ``$DPPO_API_KEY``, else ``$OPENAI_API_KEY``, else ``None``."""
+        if self.api_key:
+            return self.api_key
+        for var in API_KEY_ENV_VARS:
+            v = os.environ.get(var, "").strip()
+            if v:
+                return v
+        return None
+
+    @property
+    def api_root(self) -> str:
+        """:attr:`base_url` without a trailing ``/v1`` (where vLLM serves ``/health``)."""
+        return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+
+
+# ------------------------------------------------------------------------------------------------- messages
+
+
+def _is_single_image(x: Any) -> bool:
+    return isinstance(x, (np.ndarray, Image.Image, str, bytes, bytearray, os.PathLike))
+
+
+def image_part(image: ImageLike, quality: int = 90, max_side: int | None = None) -> dict[str, Any]:
+    """One OpenAI ``image_url`` content part holding ``image`` as a base64 JPEG data URL.
+
+    Args:
+        image: anything :func:`dppo_embodied.images.encode_image` accepts, or a ready ``data:image/...`` URL
+            (passed through unchanged).
+        quality: JPEG quality.
+        max_side: optional downscale bound on the longest side, in pixels.
+
+    Returns:
+        ``{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}``.
+
+    Raises:
+        MediaError: the image cannot be read or encoded (remote ``http(s)`` URLs are refused).
+    """
+    if isinstance(image, str) and image.startswith("data:image/"):
+        url = image
+    else:
+        url = to_data_url(image, quality=quality, max_side=max_side)
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def build_messages(
+    prompt: str,
+    images: Sequence[ImageLike] | ImageLike = (),
+    system: str | None = None,
+    image_quality: int = 90,
+    max_side: int | None = None,
+    images_first: bool = False,
+) -> list[Message]:
+    """Build OpenAI chat messages: an optional system message and one user message with text and images.
+
+    Static text goes before the images by default, so a server's prefix cache (vLLM) can reuse it across
+    frames; pass ``images_first=True`` for models prompted image-first.
+
+    Args:
+        prompt: the user text (may be empty when images are given).
+        images: images in order (a single image is accepted too); see :func:`image_part`.
+        system: optional system prompt.
+        image_quality: JPEG quality of the images.
+        max_side: optional downscale bound on each image's longest side, in pixels.
+        images_first: put the images before the text in the user message.
+
+    Returns:
+        The message list. Without images the user content is a plain string.
+
+    Raises:
+        MediaError: an image cannot be read or encoded.
+    """
+    messages: list[Message] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    imgs = [images] if _is_single_image(images) else list(images)  # type: ignore[arg-type]
+    if not imgs:
+        messages.append({"role": "user", "content": prompt})
+        return messages
+    img_parts = [image_part(im, quality=image_quality, max_side=max_side) for im in imgs]
+    text_parts = [{"type": "text", "text": prompt}] if prompt else []
+    content = img_parts + text_parts if images_first else text_parts + img_parts
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+# ------------------------------------------------------------------------------------------------- response
+
+
+@dataclass
+class ChatResponse:
+    """A successful chat completion.
+
+    Attributes:
+        text: the assistant text of the first choice (``""`` when the server returned ``content: null``, e.g. a
+            thinking model that spent its budget; check :attr:`finish_reason`).
+        finish_reason: ``"stop"``, ``"length"``, ... or ``None``.
+        latency_s: wall-clock seconds of the whole :meth:`ChatClient.chat` call, retries included.
+        usage: the server's token usage (``{}`` when absent).
+        raw: the full response JSON.
+        reasoning: ``reasoning_content`` / ``reasoning`` of reasoning models, else ``None``.
+        attempts: how many HTTP attempts it took (1 = no retry).
+    """
+
+    text: str
+    finish_reason: str | None
+    latency_s: float
+    usage: dict[str, Any]
+    raw: dict[str, Any]
+    reasoning: str | None = None
+    attempts: int = 1
+
+
+class _Retryable(Exception):
+    """One failed attempt that may succeed if repeated."""
+
+    def __init__(self, message: str, kind: str, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.retry_after, self.status = kind, retry_after, status
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some servers return content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    raise _Retryable(f"malformed response: message.content is {type(content).__name__}", "bad_response")
+
+
+def _parse_chat(data: Any) -> tuple[str, str | None, str | None]:
+    if not isinstance(data, dict):
+        raise _Retryable(f"malformed response: expected a JSON object, got {type(data).__name__}", "bad_response")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        err = data.get("error")
+        detail = f" (server error: {_snippet(json.dumps(err))})" if err else f" (keys: {sorted(data)[:8]})"
+        raise _Retryable(f"malformed response: no choices{detail}", "bad_response")
+    msg = choices[0].get("message")
+    if not isinstance(msg, dict):
+        raise _Retryable("malformed response: choices[0] has no message object", "bad_response")
+    reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+    return (
+        _content_text(msg.get("content")),
+        choices[0].get("finish_reason"),
+        reasoning if isinstance(reasoning, str) else None,
+    )
+
+
+def _snippet(text: str, n: int = 300) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """Seconds asked by ``Retry-After-Ms`` / ``Retry-After`` (number or HTTP date), or ``None``."""
+    ms = resp.headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = resp.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _status_hint(status: int, config: ClientConfig) -> str:
+    if status in (401, 403):
+        return (
+            "check the API key: set DPPO_API_KEY (or OPENAI_API_KEY, or ClientConfig.api_key) to the server's "
+            "--api-key"
+        )
+    if status == 404:
+        return (
+            f"check base_url (it should end with /v1, e.g. http://127.0.0.1:8000/v1) and that model "
+            f"{config.model!r} is served (GET {config.base_url}/models lists them)"
+        )
+    if status == 413:
+        return "the request is too large: send fewer or smaller images (max_side, image_quality)"
+    if status in (400, 422):
+        return (
+            "the server rejected the request: check max_tokens against its --max-model-len, the image count "
+            "against --limit-mm-per-prompt and the extra_body keys (vLLM >= 0.12 uses structured_outputs, "
+            "not guided_*)"
+        )
+    return "see the response body above"
+
+
+# --------------------------------------------------------------------------------------------------- client
+
+
+class ChatClient:
+    """Thread-safe client of an OpenAI-compatible ``/v1/chat/completions`` server.
+
+    Use as a context manager (or call :meth:`close`) so the connection pool is released.
+
+    Args:
+        config: the client settings.
+        transport: optional custom httpx transport (tests, e.g. :class:`httpx.MockTransport`).
+    """
+
+    def __init__(self, config: ClientConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+        if not isinstance(config, ClientConfig):
+            raise ConfigError(f"ChatClient needs a ClientConfig, got {type(config).__name__}")
+        self.config = config
+        self.chat_url = f"{config.base_url}/chat/completions"
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"dppo-embodied/{__version__}",
+        }
+        key = config.resolved_api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        pool = config.concurrency + 2  # headroom so health()/list_models() never queue behind a full batch
+        self._http = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=30.0),
+            # A proxy from the environment must never sit between us and a loopback server.
+            trust_env=urlsplit(config.base_url).hostname not in _LOOPBACK_HOSTS,
+            follow_redirects=False,
+            transport=transport,
+        )
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool. Idempotent; later calls raise :class:`ClientError`."""
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self._http.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"ChatClient(base_url={self.config.base_url!r}, model={self.config.model!r})"
+
+    # ---------------------------------------------------------------------------------------- requests
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        parse: Callable[[Any], Any],
+        timeout_s: float | None,
+        deadline_s: float | None,
+    ) -> tuple[Any, int]:
+        """Send with retries; return ``(parse(json), attempts)`` or raise ClientError/ServerError."""
+        cfg = self.config
+        timeout = cfg.timeout_s if timeout_s is None else timeout_s
+        deadline_s = cfg.deadline_s if deadline_s is None else deadline_s
+        t_end = None if deadline_s is None else time.monotonic() + deadline_s
+        last: _Retryable | None = None
+        attempts = 0
+        gave_up_early = False
+        for attempt in range(cfg.max_retries + 1):
+            if self._closed:
+                raise ClientError(f"{method} {url}: the ChatClient is closed; create a new one")
+            t = timeout
+            if t_end is not None:
+                remaining = t_end - time.monotonic()
+                if remaining <= 0:
+                    gave_up_early = True
+                    break
+                t = min(t, remaining)
+            attempts += 1
+            t0 = time.perf_counter()
+            try:
+                resp = self._http.request(
+                    method,
+                    url,
+                    content=body,
+                    timeout=httpx.Timeout(t, connect=min(cfg.connect_timeout_s, t)),
+                )
+            except httpx.TimeoutException as e:
+                last = _Retryable(f"timed out after {t:.3g} s ({type(e).__name__})", "timeout")
+            except httpx.TransportError as e:
+                last = _Retryable(f"{type(e).__name__}: {e or 'connection failed'}", "connect")
+            except RuntimeError as e:  # httpx: "client has been closed" (closed from another thread)
+                if self._closed:
+                    raise ClientError(f"{method} {url}: the ChatClient was closed during the request") from e
+                raise
+            else:
+                dt = time.perf_counter() - t0
+                status = resp.status_code
+                logger.debug("%s %s -> %d in %.3f s (attempt %d)", method, url, status, dt, attempts)
+                if 200 <= status < 300:
+                    try:
+                        return parse(resp.json()), attempts
+                    except ValueError:
+                        last = _Retryable(
+                            f"malformed JSON in a {status} response ({len(resp.content)} bytes): "
+                            f"{_snippet(resp.text, 120)!r}",
+                            "bad_response",
+                        )
+                    except _Retryable as e:
+                        last = e
+                elif status in RETRY_STATUSES or status >= 500:
+                    last = _Retryable(
+                        f"HTTP {status}: {_snippet(resp.text)}",
+                        "status",
+                        retry_after=_retry_after(resp),
+                        status=status,
+                    )
+                else:
+                    err = ServerError(
+                        f"{method} {url} returned HTTP {status}: {_snippet(resp.text) or '(empty body)'}; "
+                        f"{_status_hint(status, cfg)}"
+                    )
+                    err.status = status  # type: ignore[attr-defined]
+                    raise err
+            if attempt == cfg.max_retries:
+                break
+            if last.retry_after is not None:
+                wait = min(last.retry_after, MAX_RETRY_AFTER_S)
+            else:
+                wait = random.uniform(0.0, min(cfg.backoff_cap_s, cfg.backoff_s * (2.0**attempt)))
+            if t_end is not None and time.monotonic() + wait >= t_end:
+                gave_up_early = True
+                break
+            logger.warning(
+                "%s %s attempt %d/%d failed (%s); retrying in %.2f s",
+                method,
+                url,
+                attempts,
+                cfg.max_retries + 1,
+                last,
+                wait,
+            )
+            if wait > 0:
+                time.sleep(wait)
+        raise self._give_up(method, url, last, attempts, deadline_s if gave_up_early else None)
+
+    def _give_up(
+        self, method: str, url: str, last: _Retryable | None, attempts: int, deadline_s: float | None
+    ) -> ClientError:
+        budget = f" within the {deadline_s:g} s deadline" if deadline_s is not None else ""
+        what = f"{method} {url} failed after {attempts} attempt(s){budget}: {last or 'no attempt made'}"
+        kind = last.kind if last else "timeout"
+        if kind == "connect":
+            return ClientError(f"{what}. {_START_HINT}.")
+        if kind == "timeout":
+            return ClientError(
+                f"{what}. The server is slow or overloaded (or not running): raise timeout_s/deadline_s, lower "
+                f"max_tokens or concurrency, and check the server log. {_START_HINT}."
+            )
+        if kind == "bad_response":
+            return ClientError(
+                f"{what}. The server at this URL does not answer like an OpenAI chat API: check that base_url "
+                "points at the model server's /v1 root and look at its log."
+            )
+        err = ServerError(
+            f"{what}. The server keeps failing: check its log (still loading the model? out of memory? "
+            "overloaded: lower concurrency)."
+        )
+        err.status = last.status if last else None  # type: ignore[attr-defined]
+        return err
+
+    def _payload(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int | None,
+        temperature: float | None,
+        stop: str | Sequence[str] | None,
+        extra: dict[str, Any],
+    ) -> bytes:
+        if not isinstance(messages, (list, tuple)) or not messages:
+            raise ClientError("chat() needs a non-empty list of messages; build one with build_messages()")
+        cfg = self.config
+        payload: dict[str, Any] = dict(cfg.extra_body)
+        payload["model"] = cfg.model
+        payload["messages"] = list(messages)
+        mt = cfg.max_tokens if max_tokens is None else max_tokens
+        if mt is not None:
+            payload["max_tokens"] = mt
+        temp = cfg.temperature if temperature is None else temperature
+        if temp is not None:
+            payload["temperature"] = temp
+        if stop is not None:
+            payload["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        per_call_body = extra.pop("extra_body", None)
+        if per_call_body:
+            payload.update(per_call_body)
+        payload.update(extra)
+        try:
+            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            raise ClientError(
+                f"the request body is not JSON-serialisable ({e}); pass images through build_messages()"
+            ) from e
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        **extra: Any,
+    ) -> ChatResponse:
+        """Send one chat completion request (with retries) and return the first choice.
+
+        Args:
+            messages: OpenAI chat messages, e.g. from :func:`build_messages`.
+            max_tokens: overrides :attr:`ClientConfig.max_tokens`.
+            temperature: overrides :attr:`ClientConfig.temperature`.
+            stop: stop string(s).
+            timeout_s: per-attempt timeout, overrides :attr:`ClientConfig.timeout_s`.
+            deadline_s: budget of the whole call incl. retries, overrides :attr:`ClientConfig.deadline_s`.
+            **extra: more request fields (``response_format``, ``seed``, ``model``, ...); an ``extra_body`` dict
+                is merged into the body like in the ``openai`` package. Precedence: config ``extra_body`` <
+                ``extra_body`` < other keywords.
+
+        Returns:
+            The parsed :class:`ChatResponse`.
+
+        Raises:
+            ServerError: a non-retryable HTTP error (4xx other than 408/429), or 5xx/429 after all retries.
+            ClientError: connection errors, timeouts or malformed responses after all retries, a closed client,
+                or a body that is not JSON-serialisable.
+        """
+        t0 = time.perf_counter()
+        body = self._payload(messages, max_tokens, temperature, stop, dict(extra))
+        (text, finish, reasoning, data), attempts = self._request(
+            "POST",
+            self.chat_url,
+            body,
+            lambda d: (*_parse_chat(d), d),
+            timeout_s,
+            deadline_s,
+        )
+        usage = data.get("usage")
+        return ChatResponse(
+            text=text,
+            finish_reason=finish,
+            latency_s=time.perf_counter() - t0,
+            usage=usage if isinstance(usage, dict) else {},
+            raw=data,
+            reasoning=reasoning,
+            attempts=attempts,
+        )
+
+    def chat_many(
+        self,
+        batch: Sequence[Sequence[Message]],
+        *,
+        on_result: Callable[[int, ChatResponse | ClientError], None] | None = None,
+        **kw: Any,
+    ) -> list[ChatResponse | ClientError]:
+        """Run many chats on a thread pool of ``config.concurrency`` workers; results keep the input order.
+
+        An individual failure never raises: its :class:`ClientError` (or :class:`ServerError`) takes its slot;
+        unexpected exceptions are wrapped in a ``ClientError`` whose ``__cause__`` is the original.
+
+        Args:
+            batch: one message list per request.
+            on_result: optional ``callback(index, result)`` called in the calling thread as each request
+                finishes (completion order), e.g. to update a progress bar or append to a results file. An
+                exception it raises cancels the requests not yet started and propagates.
+            **kw: keyword arguments of :meth:`chat`, applied to every request.
+
+        Returns:
+            ``results[i]`` is the :class:`ChatResponse` or the error of ``batch[i]``.
+        """
+        n = len(batch)
+        if n == 0:
+            return []
+        results: list[ChatResponse | ClientError | None] = [None] * n
+
+        def one(i: int) -> ChatResponse | ClientError:
+            try:
+                return self.chat(batch[i], **kw)
+            except ClientError as e:
+                return e
+            except Exception as e:
+                err = ClientError(f"request {i} of the batch failed: {type(e).__name__}: {e}")
+                err.__cause__ = e
+                return err
+
+        pool = ThreadPoolExecutor(max_workers=min(self.config.concurrency, n), thread_name_prefix="dppo-chat")
+        try:
+            futures = {pool.submit(one, i): i for i in range(n)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                if on_result is not None:
+                    on_result(i, results[i])  # type: ignore[arg-type]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return results  # type: ignore[return-value]
+
+    def list_models(self, timeout_s: float | None = None) -> list[str]:
+        """The model ids the server serves (``GET {base_url}/models``), with retries.
+
+        Args:
+            timeout_s: per-attempt timeout (default: the config's).
+
+        Returns:
+            The ids, e.g. ``["Qwen/Qwen2.5-VL-7B-Instruct"]``.
+
+        Raises:
+            ClientError: the server cannot be reached or answers badly (see :meth:`chat`).
+        """
+
+        def parse(data: Any) -> list[str]:
+            items = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise _Retryable("malformed /models response: no 'data' list", "bad_response")
+            return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
+
+        models, _ = self._request("GET", f"{self.config.base_url}/models", None, parse, timeout_s, None)
+        return models
+
+    def health(self, timeout_s: float | None = None) -> bool:
+        """Whether the server is up: ``GET {api_root}/health`` is 200, or (when that route does not exist)
+        ``GET {base_url}/models`` is 200. One attempt each, no retry; never raises.
+
+        Args:
+            timeout_s: timeout of each probe (default: ``min(timeout_s, 5)`` of the config).
+
+        Returns:
+            ``True`` when healthy.
+        """
+        if self._closed:
+            return False
+        t = timeout_s if timeout_s is not None else min(self.config.timeout_s, 5.0)
+        timeout = httpx.Timeout(t, connect=min(self.config.connect_timeout_s, t))
+        try:
+            r = self._http.get(f"{self.config.api_root}/health", timeout=timeout)
+            if r.status_code == 200:
+                return True
+            if r.status_code not in (404, 405):
+                logger.debug("health: %s/health -> %d", self.config.api_root, r.status_code)
+                return False
+            return self._http.get(f"{self.config.base_url}/models", timeout=timeout).status_code == 200
+        except (httpx.HTTPError, RuntimeError) as e:
+            logger.debug("health: %s unreachable: %s", self.config.api_root, e)
+            return False

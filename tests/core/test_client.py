@@ -1,0 +1,404 @@
+"""ChatClient, message building and image encoding against the loopback FakeOpenAIServer (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dppo_embodied import images as images_mod
+from dppo_embodied.client import ChatClient, ChatResponse, ClientConfig, build_messages
+from dppo_embodied.errors import ClientError, ConfigError, MediaError, ServerError
+from dppo_embodied.images import decode_data_url, encode_image, load_image, to_data_url
+from tests.helpers.fake_openai_server import FakeOpenAIServer, image_urls, last_user_text
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
+
+
+@pytest.fixture(autouse=True)
+def _no_env_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("DPPO_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(lifetime_s=60) as srv:
+        yield srv
+
+
+def make_client(url: str, **kw) -> ChatClient:
+    opts = {"model": "fake-model", "timeout_s": 5.0, "max_retries": 2, "backoff_s": 0.01, **kw}
+    return ChatClient(ClientConfig(base_url=url, **opts))
+
+
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def rgb(h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def jpeg_size(data_url: str) -> tuple[int, int]:
+    """(width, height) of a data URL, asserting it is a valid JPEG."""
+    with Image.open(io.BytesIO(decode_data_url(data_url))) as im:
+        assert im.format == "JPEG"
+        im.load()
+        return im.size
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+
+@pytest.mark.parametrize("use_cv2", [True, False])
+def test_encode_image_inputs_and_resize(monkeypatch: pytest.MonkeyPatch, tmp_path, use_cv2: bool) -> None:
+    if not use_cv2:
+        monkeypatch.setattr(images_mod, "_cv2_checked", True)
+        monkeypatch.setattr(images_mod, "_cv2", None)
+    elif images_mod._get_cv2() is None:
+        pytest.skip("cv2 not installed")
+    arr = rgb(48, 64)
+    for src in (arr, arr[:, :, 0], Image.fromarray(arr), np.dstack([arr, arr[:, :, :1]])):
+        data = encode_image(src, quality=85)
+        with Image.open(io.BytesIO(data)) as im:
+            assert (im.format, im.size) == ("JPEG", (64, 48))
+    path = tmp_path / "frame.png"
+    Image.fromarray(arr).save(path)
+    with Image.open(io.BytesIO(encode_image(path, max_side=32))) as im:
+        assert im.size == (32, 24)
+    with Image.open(io.BytesIO(encode_image(str(path), fmt="png"))) as im:
+        assert (im.format, im.size) == ("PNG", (64, 48))
+        assert np.array_equal(np.asarray(im.convert("RGB")), arr)  # PNG is lossless
+    jpeg = encode_image(arr)
+    assert encode_image(jpeg) is jpeg or encode_image(jpeg) == jpeg  # already-encoded bytes pass through
+    with Image.open(io.BytesIO(encode_image(jpeg, max_side=16))) as im:
+        assert im.size == (16, 12)
+    assert jpeg_size(to_data_url(arr, max_side=1000)) == (64, 48)  # never upscales
+
+
+def test_image_errors_name_the_path(tmp_path) -> None:
+    missing = tmp_path / "nope.jpg"
+    with pytest.raises(MediaError, match=r"nope\.jpg"):
+        load_image(missing)
+    with pytest.raises(MediaError, match=r"nope\.jpg"):
+        encode_image(missing)
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(MediaError, match=r"corrupt\.jpg"):
+        load_image(bad)
+    with pytest.raises(MediaError, match="uint8"):
+        encode_image(np.zeros((8, 8, 3), dtype=np.float32))
+    with pytest.raises(MediaError, match="shape"):
+        encode_image(np.zeros((3, 8, 8, 2), dtype=np.uint8))
+    with pytest.raises(MediaError, match="remote"):
+        encode_image("https://example.com/a.jpg")
+    assert load_image(_write_png(tmp_path)).mode == "RGB"
+
+
+def _write_png(tmp_path) -> str:
+    p = tmp_path / "grey.png"
+    Image.fromarray(np.zeros((4, 5), dtype=np.uint8)).save(p)
+    return str(p)
+
+
+# ----------------------------------------------------------------------------------------------- messages
+
+
+def test_build_messages_text_before_images_by_default() -> None:
+    frames = [rgb(480, 640), rgb(100, 50)]
+    msgs = build_messages("pick the cube", images=frames, system="You are a robot.", max_side=320)
+    assert msgs[0] == {"role": "system", "content": "You are a robot."}
+    user = msgs[1]
+    assert user["role"] == "user"
+    assert [p["type"] for p in user["content"]] == ["text", "image_url", "image_url"]
+    assert user["content"][0]["text"] == "pick the cube"
+    urls = [p["image_url"]["url"] for p in user["content"][1:]]
+    assert all(u.startswith("data:image/jpeg;base64,") for u in urls)
+    assert jpeg_size(urls[0]) == (320, 240)
+    assert jpeg_size(urls[1]) == (50, 100)
+
+
+def test_build_messages_variants() -> None:
+    first = build_messages("q", images=rgb(8, 8), images_first=True)  # a single image, not a sequence
+    assert [p["type"] for p in first[0]["content"]] == ["image_url", "text"]
+    assert build_messages("just text") == [{"role": "user", "content": "just text"}]
+    url = to_data_url(rgb(8, 8))
+    assert build_messages("", images=[url])[0]["content"] == [{"type": "image_url", "image_url": {"url": url}}]
+
+
+# ------------------------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"base_url": "127.0.0.1:8000"}, "http"),
+        ({"base_url": "http://127.0.0.1:8000/v1/chat/completions"}, "API root 'http://127.0.0.1:8000/v1'"),
+        ({"model": ""}, "served model name"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"timeout_s": 0}, "timeout_s"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"temperature": 5.0}, "temperature"),
+        ({"extra_body": {"messages": []}}, "extra_body"),
+    ],
+)
+def test_config_validation(kw: dict, match: str) -> None:
+    base = {"base_url": "http://127.0.0.1:8000/v1", "model": "m"}
+    with pytest.raises(ConfigError, match=match):
+        ClientConfig(**{**base, **kw})
+
+
+def test_config_from_dict_and_key_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = ClientConfig.from_dict({"base_url": "http://127.0.0.1:8000/v1/", "model": "m"})
+    assert cfg.base_url == "http://127.0.0.1:8000/v1" and cfg.api_root == "http://127.0.0.1:8000"
+    with pytest.raises(ConfigError, match="unknown client key"):
+        ClientConfig.from_dict({"base_url": "http://x/v1", "model": "m", "timeout": 3}, source="eval.yaml")
+    assert cfg.resolved_api_key() is None
+    monkeypatch.setenv("OPENAI_API_KEY", "openai")
+    assert cfg.resolved_api_key() == "openai"
+    monkeypatch.setenv("DPPO_API_KEY", "dppo")
+    assert cfg.resolved_api_key() == "dppo"
+    assert "sk-secret" not in repr(ClientConfig(base_url="http://x/v1", model="m", api_key="sk-secret"))
+
+
+# ----------------------------------------------------------------------------------------------- requests
+
+
+def test_round_trip(server: FakeOpenAIServer) -> None:
+    seen = {}
+
+    def responder(req: dict) -> str:
+        seen["req"] = req
+        return f"ok: {last_user_text(req)} ({len(image_urls(req))} image)"
+
+    server.responder = responder
+    cfg_kw = {"extra_body": {"structured_outputs": {"choice": ["a", "b"]}}, "max_tokens": 64}
+    with make_client(server.url, **cfg_kw) as client:
+        msgs = build_messages("hello", images=[rgb(16, 16)], system="sys")
+        r = client.chat(msgs, temperature=0.2, stop="\n", seed=7, extra_body={"top_k": 5})
+        assert isinstance(r, ChatResponse)
+        assert (r.text, r.finish_reason, r.attempts) == ("ok: hello (1 image)", "stop", 1)
+        assert r.usage["total_tokens"] > 0 and r.raw["choices"][0]["message"]["role"] == "assistant"
+        assert 0 < r.latency_s < 5
+        req = seen["req"]
+        assert req["model"] == "fake-model" and req["messages"] == msgs
+        assert (req["max_tokens"], req["temperature"], req["stop"], req["seed"]) == (64, 0.2, ["\n"], 7)
+        assert req["structured_outputs"] == {"choice": ["a", "b"]} and req["top_k"] == 5
+        for _ in range(2):
+            client.chat(msgs)
+    ports = {r["client_port"] for r in server.chat_requests}
+    assert len(ports) == 1  # one keep-alive connection served all sequential requests
+
+
+def test_api_key_from_env(server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.api_key = "sekrit"
+    monkeypatch.setenv("DPPO_API_KEY", "sekrit")
+    with make_client(server.url) as client:
+        assert client.chat(build_messages("hi")).text == "hi"
+        assert client.list_models() == ["fake-model"]
+    assert server.chat_requests[-1]["headers"]["authorization"] == "Bearer sekrit"
+
+
+def test_unauthorized_is_not_retried(server: FakeOpenAIServer) -> None:
+    server.api_key = "right"
+    with make_client(server.url, api_key="wrong", max_retries=3) as client, pytest.raises(ServerError) as ei:
+        client.chat(build_messages("hi"))
+    assert "401" in str(ei.value) and "DPPO_API_KEY" in str(ei.value) and ei.value.status == 401
+    assert len(server.chat_requests) == 1
+
+
+def test_bad_request_is_not_retried(server: FakeOpenAIServer) -> None:
+    with make_client(server.url) as client, pytest.raises(ServerError, match="404"):
+        client._request("POST", server.url + "/nope", b"{}", lambda d: d, None, None)
+    assert len(server.requests) == 1
+
+
+def test_retry_then_success(server: FakeOpenAIServer) -> None:
+    server.fail_first = 2
+    with make_client(server.url, max_retries=3) as client:
+        r = client.chat(build_messages("again"))
+    assert (r.text, r.attempts) == ("again", 3)
+    assert len(server.chat_requests) == 3
+
+
+def test_gives_up_after_max_retries(server: FakeOpenAIServer) -> None:
+    server.mode = "error500"
+    with make_client(server.url, max_retries=2) as client, pytest.raises(ClientError) as ei:
+        client.chat(build_messages("x"))
+    msg = str(ei.value)
+    assert f"{server.url}/chat/completions" in msg and "3 attempt" in msg and "HTTP 500" in msg
+    assert isinstance(ei.value, ServerError)
+    assert len(server.chat_requests) == 3
+    server.mode = "ok"  # the server recovers; the same client works again
+    with make_client(server.url) as client:
+        assert client.chat(build_messages("back")).text == "back"
+
+
+def test_server_down_names_url_and_fix() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    with make_client(url, max_retries=1) as client:
+        t0 = time.monotonic()
+        with pytest.raises(ClientError) as ei:
+            client.chat(build_messages("x"))
+        assert time.monotonic() - t0 < 5
+        assert not client.health()
+    msg = str(ei.value)
+    assert url in msg and "dppo serve" in msg and "vllm serve" in msg and "2 attempt" in msg
+    assert not isinstance(ei.value, ServerError)
+
+
+def test_closed_server_refuses_even_kept_alive_connections() -> None:
+    srv = FakeOpenAIServer()
+    with make_client(srv.url, max_retries=0) as client:
+        assert client.chat(build_messages("a")).text == "a"
+        srv.close()
+        srv.close()  # idempotent
+        with pytest.raises(ClientError):
+            client.chat(build_messages("b"))
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated", "drop"])
+def test_bad_responses_are_retried_then_fail(server: FakeOpenAIServer, mode: str) -> None:
+    server.mode = mode
+    with make_client(server.url, max_retries=2) as client, pytest.raises(ClientError) as ei:
+        client.chat(build_messages("x"))
+    assert server.url in str(ei.value)
+    assert len(server.chat_requests) == 3
+
+
+def test_empty_content_is_empty_text(server: FakeOpenAIServer) -> None:
+    server.mode = "empty_content"
+    with make_client(server.url) as client:
+        r = client.chat(build_messages("x"))
+    assert (r.text, r.finish_reason) == ("", "length")
+
+
+def test_timeout_gives_up_quickly(server: FakeOpenAIServer) -> None:
+    server.latency_s = 1.0
+    with make_client(server.url, timeout_s=0.2, max_retries=1) as client:
+        t0 = time.monotonic()
+        with pytest.raises(ClientError, match="timed out") as ei:
+            client.chat(build_messages("x"))
+        assert time.monotonic() - t0 < 2.0
+    assert server.url in str(ei.value)
+
+
+def test_deadline_bounds_the_whole_call(server: FakeOpenAIServer) -> None:
+    server.mode = "slow"
+    server.latency_s = 1.0
+    with make_client(server.url, timeout_s=10, max_retries=5) as client:
+        t0 = time.monotonic()
+        with pytest.raises(ClientError, match="timed out"):
+            client.chat(build_messages("x"), deadline_s=0.3)
+        assert time.monotonic() - t0 < 1.0
+
+
+def test_retry_after_is_honoured(server: FakeOpenAIServer) -> None:
+    server.fail_first, server.fail_status, server.retry_after = 1, 429, "0.5"
+    with make_client(server.url, backoff_s=0.0) as client:
+        assert client.chat(build_messages("x")).attempts == 2
+    t = [r["time"] for r in server.chat_requests]
+    assert t[1] - t[0] >= 0.45  # waited as asked although the jittered backoff would be 0
+    server.clear()
+    server.fail_first, server.fail_status, server.retry_after = 1, 503, "0"
+    with make_client(server.url, backoff_s=30.0) as client:
+        t0 = time.monotonic()
+        assert client.chat(build_messages("x")).attempts == 2
+        assert time.monotonic() - t0 < 2.0  # Retry-After replaces the (long) backoff
+
+
+def test_chat_many_preserves_order_and_returns_errors(server: FakeOpenAIServer) -> None:
+    def responder(req: dict) -> str | dict:
+        text = last_user_text(req)
+        time.sleep(0.01 * (hash(text) % 5))
+        if text == "bad":
+            return {"not": "a completion"}
+        return text.upper()
+
+    server.responder = responder
+    prompts = [f"p{i}" for i in range(10)]
+    prompts[3] = "bad"
+    seen: list[int] = []
+    with make_client(server.url, max_retries=1, concurrency=4) as client:
+        out = client.chat_many([build_messages(p) for p in prompts], on_result=lambda i, r: seen.append(i))
+        assert client.chat_many([]) == []
+    assert sorted(seen) == list(range(10))
+    assert isinstance(out[3], ClientError) and "no choices" in str(out[3])
+    assert [r.text for i, r in enumerate(out) if i != 3] == [p.upper() for i, p in enumerate(prompts) if i != 3]
+
+
+def test_chat_many_overlaps_requests(server: FakeOpenAIServer) -> None:
+    server.latency_s = 0.2
+    batch = [build_messages(f"q{i}") for i in range(8)]
+
+    def elapsed(concurrency: int) -> float:
+        with make_client(server.url, concurrency=concurrency) as client:
+            t0 = time.monotonic()
+            out = client.chat_many(batch)
+            dt = time.monotonic() - t0
+        assert [r.text for r in out] == [f"q{i}" for i in range(8)]
+        return dt
+
+    sequential, concurrent = elapsed(1), elapsed(8)
+    assert concurrent < sequential / 2.5, (sequential, concurrent)
+
+
+def test_list_models_and_health(server: FakeOpenAIServer) -> None:
+    with make_client(server.url) as client:
+        assert client.list_models() == ["fake-model"]
+        assert client.health()
+        server.mode = "error500"
+        assert not client.health()
+    assert not client.health()  # closed client
+    with pytest.raises(ClientError, match="closed"):
+        client.chat(build_messages("x"))
+
+
+def test_loopback_ignores_proxy_env(server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead_proxy = f"http://127.0.0.1:{closed_port()}"
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, dead_proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with make_client(server.url, max_retries=0) as client:
+        assert client.chat(build_messages("direct")).text == "direct"
+
+
+def test_fake_server_stops_itself() -> None:
+    srv = FakeOpenAIServer(lifetime_s=0.2)
+    deadline = time.monotonic() + 5
+    while not srv.closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.closed
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
+
+
+def test_fake_server_handles_concurrent_requests(server: FakeOpenAIServer) -> None:
+    peak, live, lock = [0], [0], threading.Lock()
+
+    def responder(req: dict) -> str:
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.1)
+        with lock:
+            live[0] -= 1
+        return "ok"
+
+    server.responder = responder
+    with make_client(server.url, concurrency=4) as client:
+        assert all(r.text == "ok" for r in client.chat_many([build_messages("x")] * 4))
+    assert peak[0] >= 2
