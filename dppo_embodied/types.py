@@ -158,7 +158,9 @@ def _check_answer(s: EmbodiedSample) -> None:
             bad = f"mcq answer must be one of {s.option_letters}"
     elif t is AnswerType.YES_NO and a not in ("yes", "no"):
         bad = "yes_no answer must be 'yes' or 'no'"
-    elif t is AnswerType.NUMBER and not (isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)):
+    elif t is AnswerType.NUMBER and not (
+        isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+    ):
         bad = "number answer must be a finite number"
     elif t is AnswerType.COUNT and not (isinstance(a, int) and not isinstance(a, bool) and a >= 0):
         bad = "count answer must be a non-negative integer"

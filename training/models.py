@@ -21,8 +21,12 @@ logger = logging.getLogger(__name__)
 
 require("transformers", extra="train")
 
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor  # noqa: E402
-from transformers import Qwen2_5_VLProcessor  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    Qwen2_5_VLProcessor,
+)
 from transformers.processing_utils import ProcessorMixin  # noqa: E402
 
 
@@ -60,7 +64,6 @@ def load_processor(path: str | os.PathLike[str], min_pixels: int | None = None, 
     """
     from transformers import AutoTokenizer
 
-    overrides: dict[str, Any] = {}
     size: dict[str, int] = {}
     if min_pixels is not None:
         size["shortest_edge"] = int(min_pixels)
@@ -124,5 +127,6 @@ def load_vlm(
         model = model.to(device)
     model.eval()
     processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
-    logger.info("loaded %s (%s, %.2fM params)", path, config.model_type, sum(p.numel() for p in model.parameters()) / 1e6)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("loaded %s (%s, %.2fM params)", path, config.model_type, n_params / 1e6)
     return model, processor

@@ -10,7 +10,7 @@ def test_nine_dimensions_four_groups() -> None:
     assert len(CAPABILITIES) == 9
     assert len(GROUPS) == 4
     assert {c.group for c in CAPABILITIES} == set(GROUPS)
-    assert [c.name for c in CAPABILITIES][0] == "Physical & Causal"
+    assert CAPABILITIES[0].name == "Physical & Causal"
 
 
 def test_lookup_and_validation() -> None:

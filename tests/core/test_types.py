@@ -26,8 +26,10 @@ def _samples(tmp: Path) -> list[EmbodiedSample]:
     return [
         EmbodiedSample("s/0", "unit", "Which object is left?", "B", "mcq", images=[str(img)],
                        options=["red cube", "blue ball"], capabilities=["Spatial & Geometric"],
-                       reasoning="The blue ball is at x=0.2, the red cube at x=0.7.", metadata={"image_size": [96, 96]}),
-        EmbodiedSample("s/1", "unit", "Is the cup full?", "no", AnswerType.YES_NO, capabilities=["perception_grounding"]),
+                       reasoning="The blue ball is at x=0.2, the red cube at x=0.7.",
+                       metadata={"image_size": [96, 96]}),
+        EmbodiedSample("s/1", "unit", "Is the cup full?", "no", AnswerType.YES_NO,
+                       capabilities=["perception_grounding"]),
         EmbodiedSample("s/2", "unit", "How far apart (cm)?", 12.5, "number", metadata={"unit": "cm"},
                        video=VideoRef(str(tmp / "media" / "v.mp4"), fps=10, start=1.0, end=4.0, num_frames=30)),
         EmbodiedSample("s/3", "unit", "How many cubes?", 3, "count"),
