@@ -84,7 +84,7 @@ class EmbodiedSample:
         options: option texts for ``mcq`` (letters are implicit: A, B, ...).
         capabilities: capability slugs from :mod:`dppo_embodied.taxonomy`.
         reasoning: optional oracle chain of thought, true by construction.
-        metadata: free-form extras (``image_size`` as ``[W, H]``, ``mask``, ``horizon_s``, ``unit``, ``difficulty``...).
+        metadata: free-form extras (``image_size`` as ``[W, H]``, ``mask``, ``horizon_s``, ``unit``, ...).
     """
 
     id: str
