@@ -1,0 +1,48 @@
+"""EgoSchema (``lmms-lab/egoschema``): ~3-minute egocentric clips with 5-way questions.
+
+Layout: one folder per config with ``test-*.parquet`` (``Subset/`` = the 500 answered questions, task
+``egoschema_subset``; ``GENERATION/`` = all 5,031 with hidden answers, task ``egoschema``), rows
+``{question_idx, question, video_idx, option (5 strings "A. ..."), answer ("0".."4")}``, and the clips
+``videos/<video_idx>.mp4`` (``all_videos/`` and ``.MP4`` are also looked at). Sample ids are ``video_idx``.
+Prompt: question, then each option on its own line, then the post prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.adapters import failed_doc, make_doc
+from benchmarks.data import split_rows
+from benchmarks.doc import Doc
+from benchmarks.task import TaskSpec
+from dppo_embodied.types import VideoRef
+
+
+def _video(root: Path, video_idx: str) -> Path:
+    for folder in ("videos", "all_videos", "."):
+        for ext in (".mp4", ".MP4"):
+            p = root / folder / f"{video_idx}{ext}"
+            if p.exists():
+                return p
+    return root / "videos" / f"{video_idx}.mp4"
+
+
+def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
+    """The EgoSchema docs of the configured subset (``adapter_options.config``)."""
+    config = str(spec.adapter_options.get("config", "Subset"))
+    rows = split_rows(spec.task, root, "test", spec.layout, spec.dataset_id, config=config,
+                      exts=(".parquet", ".jsonl"))
+    docs: list[Doc] = []
+    for i, row in enumerate(rows):
+        vid = str(row.get("video_idx", f"{config}/{i}"))
+        try:
+            options = [str(o) for o in row["option"]]
+            text = str(row["question"]) + "".join("\n" + o for o in options)
+            answer = row.get("answer")
+            target = None if answer in (None, "") else str(answer)
+        except (KeyError, TypeError) as e:
+            docs.append(failed_doc(spec, vid, f"malformed row {i}: {type(e).__name__}: {e}"))
+            continue
+        docs.append(make_doc(spec, vid, spec.apply_prompt(text), target, video=VideoRef(str(_video(root, vid))),
+                             meta={"options": options, "video_idx": vid}))
+    return docs

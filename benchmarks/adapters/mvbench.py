@@ -1,0 +1,75 @@
+"""MVBench (``OpenGVLab/MVBench``): 20 video multiple-choice tasks.
+
+Layout: ``json/<task>.json`` (a list of ``{video, question, candidates, answer[, start, end]}``; ``answer`` is the
+text of the right candidate) and the videos under ``video/<source folder>/<video>`` (the folders of the
+``video`` branch, e.g. ``video/star/Charades_segment``; a ``video/data0613/<folder>`` copy is also looked at).
+A video may be a file or a folder of frames (``fps`` 3 for the tvqa frame folders). Sample ids are
+``<task>/<row>``. Prompt (lmms-eval/Pelican): ``Question:{q}\\nOption:\\n(A) ...\\n(B) ...\\n`` + post prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.adapters import LETTERS, failed_doc, make_doc, want
+from benchmarks.data import layout_error, read_json, require_dir
+from benchmarks.doc import Doc
+from benchmarks.task import TaskSpec
+from dppo_embodied.errors import DataError
+from dppo_embodied.types import VideoRef
+
+#: task -> folder under video/ (the official DATA_LIST).
+VIDEO_FOLDERS = {
+    "object_interaction": "star/Charades_segment", "action_sequence": "star/Charades_segment",
+    "action_prediction": "star/Charades_segment", "action_localization": "sta/sta_video_segment",
+    "moving_count": "clevrer/video_validation", "fine_grained_pose": "nturgbd_convert",
+    "character_order": "perception/videos", "object_shuffle": "perception/videos",
+    "egocentric_navigation": "vlnqa", "moving_direction": "clevrer/video_validation",
+    "episodic_reasoning": "tvqa/video_fps3_hq_segment", "fine_grained_action": "Moments_in_Time_Raw/videos",
+    "scene_transition": "scene_qa/video", "state_change": "perception/videos",
+    "moving_attribute": "clevrer/video_validation", "action_antonym": "ssv2_video_mp4",
+    "unexpected_action": "FunQA_test/test", "counterfactual_inference": "clevrer/video_validation",
+    "object_existence": "clevrer/video_validation", "action_count": "perception/videos",
+}
+
+
+def _video_path(root: Path, subtask: str, name: str) -> Path:
+    folder = VIDEO_FOLDERS.get(subtask, subtask)
+    for cand in (root / "video" / folder / name, root / "video" / "data0613" / folder / name):
+        if cand.exists():
+            return cand
+    return root / "video" / folder / name
+
+
+def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
+    """The docs of the selected MVBench tasks, task by task in the official order."""
+    require_dir(spec.task, root, spec.layout, spec.dataset_id)
+    docs: list[Doc] = []
+    for sub in spec.subtasks:
+        if not want(subtasks, sub):
+            continue
+        path = root / "json" / f"{sub}.json"
+        if not path.is_file():
+            raise layout_error(spec.task, root, spec.layout, spec.dataset_id, f"missing {path.name}")
+        rows = read_json(path)
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: expected a JSON list of questions")
+        for i, row in enumerate(rows):
+            doc_id = f"{sub}/{i}"
+            try:
+                cands = [str(c) for c in row["candidates"]]
+                target = LETTERS[cands.index(str(row["answer"]))]
+                options = "".join(f"({LETTERS[k]}) {c}\n" for k, c in enumerate(cands))
+                prompt = f"{spec.prompt.pre}Question:{row['question']}\nOption:\n{options}{spec.prompt.post}"
+                start, end = row.get("start"), row.get("end")
+                video = VideoRef(str(_video_path(root, sub, str(row["video"]))),
+                                 fps=3.0 if "fps3" in VIDEO_FOLDERS.get(sub, "") else None,
+                                 start=float(start) if start is not None else None,
+                                 end=float(end) if end is not None else None)
+            except (KeyError, TypeError, ValueError) as e:
+                docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {path.name}: {type(e).__name__}: {e}",
+                                       sub))
+                continue
+            docs.append(make_doc(spec, doc_id, prompt, target, sub, video=video,
+                                 meta={"candidates": cands}))
+    return docs

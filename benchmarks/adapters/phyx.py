@@ -1,0 +1,34 @@
+"""PhyX (``Cloudriver/PhyX``), the ``phyx_mini_mc`` split of the ``data_for_llms_eval`` config (1,000 multiple
+choice questions): rows ``{index, question, image (base64), answer, category}``. The question text already holds
+the options and the instruction (the official prompt is the question alone). Sample ids are ``index``.
+
+Layout: ``data_for_llms_eval/phyx_mini_mc-*.parquet`` (or any parquet/TSV whose name contains the split).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.adapters import failed_doc, make_doc
+from benchmarks.data import image_value, split_rows
+from benchmarks.doc import Doc
+from benchmarks.task import TaskSpec
+from dppo_embodied.errors import DataError
+
+
+def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
+    """The PhyX MC docs."""
+    split = str(spec.adapter_options.get("split", "phyx_mini_mc"))
+    rows = split_rows(spec.task, root, split, spec.layout, spec.dataset_id, config=spec.dataset_config,
+                      exts=(".parquet", ".tsv", ".jsonl"))
+    docs: list[Doc] = []
+    for i, row in enumerate(rows):
+        doc_id = str(row.get("index", f"{split}/{i}"))
+        try:
+            image = image_value(row["image"], root)
+            meta = {"category": row.get("category")}
+            docs.append(make_doc(spec, doc_id, spec.apply_prompt(str(row["question"])), str(row["answer"]),
+                                 images=[image], meta=meta))
+        except (KeyError, TypeError, DataError) as e:
+            docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {split}: {type(e).__name__}: {e}"))
+    return docs

@@ -1,0 +1,55 @@
+"""VSI-Bench (``nyu-visionx/VSI-Bench``): 5,130 questions on 288 scene videos.
+
+Layout: ``test-*.parquet`` (or ``test.jsonl``) with ``id, dataset, scene_name, question_type, question,
+ground_truth, options`` and the videos ``<dataset>/<scene_name>.mp4`` (from ``arkitscenes.zip``, ``scannet.zip``,
+``scannetpp.zip``). Sample ids are ``id``. Prompt (lmms-eval/Pelican): ``These are frames of a video.\\n{q}`` then
+``\\nPlease answer the question using a single word or phrase.`` for numeric questions, or
+``\\nOptions:\\n{options}\\nAnswer with the option's letter from the given choices directly.`` for multiple choice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.adapters import failed_doc, make_doc, want
+from benchmarks.data import split_rows
+from benchmarks.doc import Doc
+from benchmarks.scoring.spatial import MCA_TYPES, NA_TYPES
+from benchmarks.task import TaskSpec
+from dppo_embodied.types import VideoRef
+
+NA_POST = "Please answer the question using a single word or phrase."
+MCA_POST = "Answer with the option's letter from the given choices directly."
+
+
+def build_prompt(spec: TaskSpec, question: str, qtype: str, options: list[str] | None) -> str:
+    """The official prompt of one question."""
+    pre = spec.prompt.pre or "These are frames of a video."
+    if qtype in NA_TYPES:
+        return pre + "\n" + question + "\n" + str(spec.adapter_options.get("na_post_prompt", NA_POST))
+    opts = "Options:\n" + "\n".join(options or [])
+    return "\n".join([pre, question, opts, str(spec.adapter_options.get("mca_post_prompt", MCA_POST))])
+
+
+def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
+    """The VSI-Bench docs (subtask = question type)."""
+    rows = split_rows(spec.task, root, "test", spec.layout, spec.dataset_id, exts=(".parquet", ".jsonl"))
+    docs: list[Doc] = []
+    for i, row in enumerate(rows):
+        doc_id = str(row.get("id", f"test/{i}"))
+        qtype = str(row.get("question_type"))
+        if not want(subtasks, qtype):
+            continue
+        if qtype not in MCA_TYPES and qtype not in NA_TYPES:
+            docs.append(failed_doc(spec, doc_id, f"row {i}: unknown question_type {qtype!r}"))
+            continue
+        try:
+            options = list(row["options"]) if row.get("options") is not None else None
+            prompt = build_prompt(spec, str(row["question"]), qtype, options)
+            video = VideoRef(str(root / str(row["dataset"]) / f"{row['scene_name']}.mp4"))
+            target = row["ground_truth"]
+        except (KeyError, TypeError) as e:
+            docs.append(failed_doc(spec, doc_id, f"malformed row {i}: {type(e).__name__}: {e}", qtype))
+            continue
+        docs.append(make_doc(spec, doc_id, prompt, target, qtype, video=video, meta={"question_type": qtype}))
+    return docs

@@ -1,0 +1,88 @@
+"""The ``hf`` backend: a local transformers image-text-to-text model, batched greedy generation.
+
+The model is reached through the entry point ``"training.policy:load_policy"`` resolved at run time (benchmarks
+never import training statically), so any checkpoint that :func:`training.models.load_vlm` loads works: our own
+checkpoints, the tiny VLM and real Qwen2.5-VL. Under ``accelerate launch`` each process loads the model on its
+own GPU (``LOCAL_RANK``) and the runner shards the samples across processes (``RANK``/``WORLD_SIZE``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.backends.base import Backend, Request, ResultCallback
+from dppo_embodied.registry import load_entry_point
+
+logger = logging.getLogger(__name__)
+
+POLICY_ENTRY_POINT = "training.policy:load_policy"
+REQUEST_ENTRY_POINT = "training.policy:ChatRequest"
+
+
+def _auto_device() -> str | None:
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return None
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % max(1, torch.cuda.device_count())}"
+    return None
+
+
+class HFBackend(Backend):
+    """Local model backend.
+
+    Args:
+        model: checkpoint folder.
+        batch_size: requests per forward batch.
+        dtype: ``float32``, ``bfloat16``, ``float16`` or ``auto``.
+        device: ``auto`` (the process's GPU when CUDA is available, else CPU), ``cpu``, ``cuda:0``...
+        max_pixels: optional image budget of the processor.
+    """
+
+    name = "hf"
+
+    def __init__(self, model: str, batch_size: int = 8, dtype: str = "auto", device: str = "auto",
+                 max_pixels: int | None = None) -> None:
+        super().__init__(model)
+        dev = _auto_device() if device == "auto" else (None if device == "cpu" else device)
+        if dtype == "auto":
+            dtype = "bfloat16" if dev and dev.startswith("cuda") else "float32"
+        load_policy = load_entry_point(POLICY_ENTRY_POINT)
+        self.chat_request = load_entry_point(REQUEST_ENTRY_POINT)
+        self.policy = load_policy(model, dtype=dtype, device=dev, max_pixels=max_pixels, batch_size=batch_size)
+        self.batch_size = batch_size
+        self.chunk_size = max(batch_size, 4 * batch_size)
+        logger.info("hf backend: %s on %s (%s), batch %d", model, dev or "cpu", dtype, batch_size)
+
+    def generate(self, requests: Sequence[Request], on_result: ResultCallback) -> None:
+        groups: dict[tuple[int, float], list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[(r.max_new_tokens, r.temperature)].append(i)
+        for (max_new_tokens, temperature), idx in groups.items():
+            for start in range(0, len(idx), self.batch_size):
+                batch = idx[start: start + self.batch_size]
+                reqs = [self.chat_request(requests[i].prompt, list(requests[i].images), requests[i].system)
+                        for i in batch]
+                try:
+                    texts: list[Any] = list(self.policy.generate(reqs, max_new_tokens=max_new_tokens,
+                                                                 temperature=temperature))
+                except Exception as e:  # one bad sample must not sink the batch: retry one by one
+                    if len(batch) == 1:
+                        on_result(batch[0], e)
+                        continue
+                    logger.warning("batch of %d failed (%s); retrying one by one", len(batch), e)
+                    for i, req in zip(batch, reqs, strict=False):
+                        try:
+                            on_result(i, self.policy.generate([req], max_new_tokens=max_new_tokens,
+                                                              temperature=temperature)[0])
+                        except Exception as e1:
+                            on_result(i, e1)
+                    continue
+                for i, text in zip(batch, texts, strict=False):
+                    on_result(i, str(text))

@@ -1,0 +1,65 @@
+"""The ``openai`` backend: any OpenAI-compatible chat server (``vllm serve``, SGLang, hosted APIs), concurrently.
+
+Requests go through :class:`dppo_embodied.client.ChatClient` (retries, timeouts, ordered results); images are
+sent as JPEG data URLs before the text, like the official evaluation orders visuals. Throughput scales with
+``concurrency`` up to what the server batches (vLLM tensor/data parallel behind one URL).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.backends.base import Backend, Request, ResultCallback
+from dppo_embodied.client import ChatClient, ChatResponse, ClientConfig, build_messages
+from dppo_embodied.errors import MediaError
+
+
+class OpenAIBackend(Backend):
+    """Chat-completions client backend.
+
+    Args:
+        model: served model name.
+        base_url: API root with ``/v1`` (default ``http://127.0.0.1:8000/v1``).
+        concurrency: parallel requests.
+        api_key: bearer token (default: ``DPPO_API_KEY`` / ``OPENAI_API_KEY``).
+        timeout_s: per-attempt timeout.
+        max_retries: retries per request.
+        image_max_side: optional downscale bound of images (pixels).
+        extra_body: extra request fields (e.g. ``{"chat_template_kwargs": {"enable_thinking": false}}``).
+    """
+
+    name = "openai"
+
+    def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1", concurrency: int = 8,
+                 api_key: str | None = None, timeout_s: float = 600.0, max_retries: int = 3,
+                 image_max_side: int | None = None, extra_body: dict[str, Any] | None = None) -> None:
+        super().__init__(model)
+        self.config = ClientConfig(base_url=base_url, model=model, api_key=api_key, concurrency=concurrency,
+                                   timeout_s=timeout_s, max_retries=max_retries, extra_body=extra_body or {})
+        self.client = ChatClient(self.config)
+        self.image_max_side = image_max_side
+        self.chunk_size = max(8, 4 * concurrency)
+
+    def generate(self, requests: Sequence[Request], on_result: ResultCallback) -> None:
+        groups: dict[tuple[int, float], list[int]] = defaultdict(list)
+        messages: dict[int, Any] = {}
+        for i, r in enumerate(requests):
+            try:
+                messages[i] = build_messages(r.prompt, r.images, system=r.system, max_side=self.image_max_side,
+                                             images_first=True)
+            except MediaError as e:
+                on_result(i, e)
+                continue
+            groups[(r.max_new_tokens, r.temperature)].append(i)
+        for (max_tokens, temperature), idx in groups.items():
+
+            def done(k: int, res: ChatResponse | Exception, idx: list[int] = idx) -> None:
+                on_result(idx[k], res.text if isinstance(res, ChatResponse) else res)
+
+            self.client.chat_many([messages[i] for i in idx], on_result=done, max_tokens=max_tokens,
+                                  temperature=temperature)
+
+    def close(self) -> None:
+        self.client.close()
