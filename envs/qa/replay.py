@@ -1,0 +1,134 @@
+"""The "replay" suite: plain, non-embodied perception questions on flat drawings, for forgetting checks.
+
+Images are 2-D drawings (PIL) of 1-4 coloured shapes (square, circle, triangle) on a light background; the answer
+comes from the drawing's own description, so it is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from dppo_embodied.types import AnswerType, EmbodiedSample
+from envs.qa.common import QAContext
+
+FLAT_COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30), "green": (30, 170, 50), "blue": (30, 70, 220), "yellow": (235, 205, 20),
+    "purple": (140, 40, 190), "orange": (250, 130, 0), "black": (20, 20, 20),
+}
+FLAT_SHAPES = ("square", "circle", "triangle")
+PG, QN, SG = "perception_grounding", "quantitative_numerical", "spatial_geometric"
+
+
+@dataclass
+class Flat:
+    """One drawn shape: centre and size in pixels."""
+
+    color: str
+    shape: str
+    cx: float
+    cy: float
+    size: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.color} {self.shape}"
+
+
+def _draw(ctx: QAContext, lo: int = 1, hi: int = 4) -> tuple[list[Flat], str]:
+    w, h = ctx.scene.width, ctx.scene.height
+    rng = ctx.rng
+    n = int(rng.integers(lo, hi + 1))
+    pairs = [(c, s) for c in FLAT_COLORS for s in FLAT_SHAPES]
+    chosen = [pairs[int(k)] for k in rng.choice(len(pairs), size=n, replace=False)]
+    shapes: list[Flat] = []
+    for c, s in chosen:
+        for _ in range(100):
+            size = float(rng.uniform(0.12, 0.26) * min(w, h))
+            cx, cy = float(rng.uniform(size, w - size)), float(rng.uniform(size, h - size))
+            if all(np.hypot(cx - o.cx, cy - o.cy) > size + o.size + 2 for o in shapes):
+                shapes.append(Flat(c, s, cx, cy, size))
+                break
+    bg = tuple(int(v) for v in rng.integers(200, 246, size=3))
+    img = Image.new("RGB", (w, h), bg)
+    dr = ImageDraw.Draw(img)
+    for f in shapes:
+        box = (f.cx - f.size, f.cy - f.size, f.cx + f.size, f.cy + f.size)
+        if f.shape == "square":
+            dr.rectangle(box, fill=FLAT_COLORS[f.color])
+        elif f.shape == "circle":
+            dr.ellipse(box, fill=FLAT_COLORS[f.color])
+        else:
+            dr.polygon([(f.cx, f.cy - f.size), (f.cx - f.size, f.cy + f.size), (f.cx + f.size, f.cy + f.size)],
+                       fill=FLAT_COLORS[f.color])
+    return shapes, ctx.save_image(np.asarray(img))
+
+
+def _listing(shapes: list[Flat]) -> str:
+    return ", ".join(f"a {f.name}" for f in shapes)
+
+
+def flat_color(ctx: QAContext) -> EmbodiedSample | None:
+    """What colour is the <shape>? (mcq; the shape is unique in the drawing)"""
+    shapes, img = _draw(ctx)
+    kinds = [f.shape for f in shapes]
+    unique = [s for s in FLAT_SHAPES if kinds.count(s) == 1]
+    if not unique:
+        return None
+    f = shapes[kinds.index(ctx.pick(unique))]
+    opts, ans = ctx.mcq(f.color, list(FLAT_COLORS))
+    return ctx.sample("flat_color", [PG], f"What colour is the {f.shape}?", ans, AnswerType.MCQ, [img],
+                      f"The image shows {_listing(shapes)}; the {f.shape} is {f.color}.", opts)
+
+
+def flat_count(ctx: QAContext) -> EmbodiedSample | None:
+    """How many shapes are in the image? (count)"""
+    shapes, img = _draw(ctx)
+    return ctx.sample("flat_count", [QN], "How many shapes are in the image?", len(shapes), AnswerType.COUNT, [img],
+                      f"The image shows {_listing(shapes)}; that is {len(shapes)}.")
+
+
+def flat_largest(ctx: QAContext) -> EmbodiedSample | None:
+    """Which shape is the largest? (mcq; sizes differ by >= 15 %)"""
+    shapes, img = _draw(ctx, 2, 4)
+    if len(shapes) < 2:
+        return None
+    order = sorted(shapes, key=lambda f: -f.size)
+    if order[0].size < 1.15 * order[1].size:
+        return None
+    opts, ans = ctx.mcq(order[0].name, [f.name for f in order[1:]])
+    return ctx.sample("flat_largest", [PG], "Which shape is the largest?", ans, AnswerType.MCQ, [img],
+                      f"The {order[0].name} is clearly bigger than the {order[1].name}.", opts)
+
+
+def flat_above(ctx: QAContext) -> EmbodiedSample | None:
+    """Is the <A> above the <B>? (yes/no; vertical centres differ by >= 8 % of the height)"""
+    shapes, img = _draw(ctx, 2, 4)
+    if len(shapes) < 2:
+        return None
+    a, b = ctx.pick(shapes, 2)
+    if abs(a.cy - b.cy) < 0.08 * ctx.scene.height:
+        return None
+    ans = "yes" if a.cy < b.cy else "no"
+    why = f"The {a.name} is {'higher' if a.cy < b.cy else 'lower'} in the image than the {b.name}."
+    return ctx.sample("flat_above", [SG], f"Is the {a.name} above the {b.name}?", ans, AnswerType.YES_NO, [img], why)
+
+
+def flat_describe(ctx: QAContext) -> EmbodiedSample | None:
+    """Which description matches the image? (mcq of listings)"""
+    shapes, img = _draw(ctx, 1, 3)
+    names = sorted(f.name for f in shapes)
+    correct = " and ".join(f"a {n}" for n in names)
+    dist = []
+    for _ in range(6):
+        k = int(ctx.rng.integers(len(names)))
+        alt = list(names)
+        c, s = alt[k].split()
+        alt[k] = f"{ctx.pick([x for x in FLAT_COLORS if x != c])} {s}" if ctx.rng.random() < 0.5 else \
+            f"{c} {ctx.pick([x for x in FLAT_SHAPES if x != s])}"
+        dist.append(" and ".join(f"a {n}" for n in sorted(alt)))
+    opts, ans = ctx.mcq(correct, dist)
+    return ctx.sample("flat_describe", [PG], "Which description matches the image?", ans, AnswerType.MCQ, [img],
+                      f"The image shows {correct}.", opts)

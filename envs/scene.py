@@ -1,0 +1,479 @@
+"""The MuJoCo tabletop: one asset-free MJCF with fixed object slots, reconfigured per :class:`SceneSpec`.
+
+Compiling a model and creating a renderer costs ~15 ms (the first EGL context ~200 ms), so a
+:class:`TabletopScene` compiles **one** model with :data:`~envs.spec.MAX_OBJECTS` object slots (each a free body
+holding a box, a cylinder and a sphere geom) and :meth:`TabletopScene.load` switches geoms on and off, resizes them
+and sets masses in place. Unused slots are parked, invisible, collision-free and gravity-compensated.
+
+The end effector is a mocap gripper (palm and two fingers) whose tool centre point (TCP) is the mocap position,
+between the finger tips. Grasping is kinematic: :meth:`TabletopScene.attach` makes an object follow the TCP
+until :meth:`TabletopScene.detach`; pushing is physical (the closed fingers collide with objects).
+
+Cameras: ``front`` (oblique, the default) and ``top`` (overhead). Renders are RGB ``(H, W, 3) uint8``, depth
+``(H, W) float32`` metres (z-depth along the optical axis) and segmentation ``(H, W) int16`` object indices
+(:data:`SEG_TABLE`, :data:`SEG_GRIPPER`, :data:`SEG_NONE` for the rest). Shadows are off by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from dppo_embodied.errors import ConfigError, EnvError
+from dppo_embodied.geometry import CameraCalibration, mujoco_to_opencv_rotation
+from envs._mujoco import mujoco_module
+from envs.spec import COLORS, MAX_OBJECTS, SHAPES, TABLE_HALF, SceneSpec
+
+logger = logging.getLogger(__name__)
+
+SEG_NONE, SEG_TABLE, SEG_GRIPPER, SEG_TARGET = -1, -2, -3, -4
+#: radius of the flat target marker (a white disc on the table), metres
+TARGET_RADIUS = 0.03
+#: camera name -> (position, look-at point, fovy degrees)
+CAMERAS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], float]] = {
+    "front": ((0.0, -0.38, 0.50), (0.0, 0.03, 0.0), 55.0),
+    "top": ((0.0, 0.0, 0.65), (0.0, 0.0001, 0.0), 45.0),
+}
+TIMESTEP = 0.004
+#: the gripper TCP rests here between tasks
+GRIPPER_HOME = (0.0, 0.21, 0.16)
+FINGER_OPEN, FINGER_CLOSED = 0.044, 0.009
+_PARK = (5.0, 5.0, 1.0)
+_GEOM_ORDER = tuple(SHAPES.values())  # box, cylinder, sphere
+
+
+def _xyaxes(pos: tuple[float, float, float], target: tuple[float, float, float]) -> str:
+    f = np.subtract(target, pos, dtype=float)
+    f /= np.linalg.norm(f)
+    x = np.cross(f, [0.0, 0.0, 1.0])
+    x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-9 else np.array([1.0, 0.0, 0.0])
+    y = np.cross(-f, x)
+    return " ".join(f"{v:.6f}" for v in (*x, *y))
+
+
+def build_mjcf(image_size: int = 96, shadows: bool = False) -> str:
+    """The tabletop MJCF (asset-free), with :data:`MAX_OBJECTS` object slots and both cameras."""
+    cams = "\n".join(
+        f'    <camera name="{n}" pos="{p[0]} {p[1]} {p[2]}" xyaxes="{_xyaxes(p, t)}" fovy="{fovy}"/>'
+        for n, (p, t, fovy) in CAMERAS.items())
+    slots = []
+    for i in range(MAX_OBJECTS):
+        slots.append(
+            f'    <body name="obj{i}" pos="{_PARK[0] + i * 0.2} {_PARK[1]} {_PARK[2]}" gravcomp="1">\n'
+            f'      <freejoint name="obj{i}_joint"/>\n'
+            f'      <geom name="obj{i}_box" type="box" size="0.02 0.02 0.02" group="3" contype="0" conaffinity="0" '
+            f'mass="0.1"/>\n'
+            f'      <geom name="obj{i}_cylinder" type="cylinder" size="0.02 0.02" group="3" contype="0" '
+            f'conaffinity="0" mass="0"/>\n'
+            f'      <geom name="obj{i}_sphere" type="sphere" size="0.02" group="3" contype="0" conaffinity="0" '
+            f'mass="0" condim="6" friction="0.8 0.01 0.003"/>\n'
+            f'    </body>')
+    hx, hy = TABLE_HALF
+    shadow = "true" if shadows else "false"
+    return f"""<mujoco model="dppo_tabletop">
+  <option timestep="{TIMESTEP}" integrator="implicitfast" cone="elliptic">
+    <!-- geom sizes and finger positions change at run time: the compile-time per-body BVH would be stale -->
+    <flag midphase="disable"/>
+  </option>
+  <visual>
+    <quality shadowsize="{2048 if shadows else 0}"/>
+    <global offwidth="{max(image_size, 64)}" offheight="{max(image_size, 64)}"/>
+    <headlight ambient="0.4 0.4 0.4" diffuse="0.35 0.35 0.35" specular="0.05 0.05 0.05"/>
+    <map znear="0.01" zfar="50"/>
+  </visual>
+  <default>
+    <geom friction="0.7 0.01 0.001" solref="0.01 1" condim="3"/>
+  </default>
+  <worldbody>
+    <light name="sun" pos="0.2 -0.3 1.5" dir="-0.1 0.2 -1" directional="true" castshadow="{shadow}"
+           diffuse="0.35 0.35 0.35"/>
+    <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.4" rgba="0.22 0.23 0.26 1"/>
+    <geom name="table" type="box" size="{hx} {hy} 0.02" pos="0 0 -0.02" rgba="0.62 0.52 0.40 1"/>
+    <geom name="target" type="cylinder" size="{TARGET_RADIUS} 0.0005" pos="0 0 0.0006" rgba="0.97 0.97 0.97 1"
+          contype="0" conaffinity="0" group="3"/>
+{cams}
+    <body name="gripper" mocap="true" pos="{GRIPPER_HOME[0]} {GRIPPER_HOME[1]} {GRIPPER_HOME[2]}">
+      <geom name="palm" type="box" size="0.055 0.014 0.010" pos="0 0 0.080" rgba="0.25 0.25 0.28 1"
+            contype="2" conaffinity="2" group="2"/>
+      <geom name="wrist" type="cylinder" size="0.010 0.04" pos="0 0 0.127" rgba="0.35 0.35 0.38 1"
+            contype="0" conaffinity="0" group="2"/>
+      <geom name="finger_l" type="box" size="0.006 0.012 0.035" pos="-{FINGER_OPEN} 0 0.035"
+            rgba="0.15 0.15 0.17 1" contype="0" conaffinity="0" group="2"/>
+      <geom name="finger_r" type="box" size="0.006 0.012 0.035" pos="{FINGER_OPEN} 0 0.035"
+            rgba="0.15 0.15 0.17 1" contype="0" conaffinity="0" group="2"/>
+      <!-- the closed fingers collide as one solid paddle (two thin boxes squeeze round objects sideways) -->
+      <geom name="pusher" type="box" size="0.015 0.012 0.035" pos="0 0 0.035" contype="0" conaffinity="0"
+            group="3" rgba="0 0 0 0"/>
+    </body>
+{chr(10).join(slots)}
+  </worldbody>
+</mujoco>
+"""
+
+
+class TabletopScene:
+    """A reusable MuJoCo tabletop: load a :class:`SceneSpec`, step physics, move the gripper, render.
+
+    Args:
+        image_size: square render size in pixels (also ``(width, height)`` as a tuple).
+        shadows: render shadows (5-30x slower on CPU rasterizers).
+
+    Raises:
+        ConfigError: on a bad image size.
+    """
+
+    def __init__(self, image_size: int | tuple[int, int] = 96, shadows: bool = False) -> None:
+        w, h = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if not (16 <= w <= 2048 and 16 <= h <= 2048):
+            raise ConfigError(f"image_size must be 16..2048 pixels, got {image_size!r}")
+        self.width, self.height = int(w), int(h)
+        self.mj = mujoco_module()
+        self.model = self.mj.MjModel.from_xml_string(build_mjcf(max(w, h), shadows))
+        self.data = self.mj.MjData(self.model)
+        self._renderer: Any = None
+        self._scene_option = self.mj.MjvOption()
+        m, name2id = self.model, self.mj.mj_name2id
+        g = self.mj.mjtObj.mjOBJ_GEOM
+        self._body = [name2id(m, self.mj.mjtObj.mjOBJ_BODY, f"obj{i}") for i in range(MAX_OBJECTS)]
+        self._geoms = [[name2id(m, g, f"obj{i}_{t}") for t in _GEOM_ORDER] for i in range(MAX_OBJECTS)]
+        self._qadr = [int(m.jnt_qposadr[m.body_jntadr[b]]) for b in self._body]
+        self._vadr = [int(m.jnt_dofadr[m.body_jntadr[b]]) for b in self._body]
+        self._fingers = [name2id(m, g, "finger_l"), name2id(m, g, "finger_r")]
+        self._pusher = name2id(m, g, "pusher")
+        self._cam = {n: name2id(m, self.mj.mjtObj.mjOBJ_CAMERA, n) for n in CAMERAS}
+        self._geom_label = np.full(m.ngeom, SEG_NONE, dtype=np.int16)
+        self._geom_label[name2id(m, g, "table")] = SEG_TABLE
+        self._target = name2id(m, g, "target")
+        self._geom_label[self._target] = SEG_TARGET
+        self.target: np.ndarray | None = None
+        for n in ("palm", "wrist", "finger_l", "finger_r", "pusher"):
+            self._geom_label[name2id(m, g, n)] = SEG_GRIPPER
+        self.spec: SceneSpec | None = None
+        self.held: int | None = None
+        self._held_offset = np.zeros(3)
+        self.gripper_closed = False
+        self.time_s = 0.0
+
+    # ------------------------------------------------------------------------------------------- configuration
+    @property
+    def n_objects(self) -> int:
+        """Number of objects of the loaded scene."""
+        return 0 if self.spec is None else len(self.spec.objects)
+
+    def load(self, spec: SceneSpec) -> None:
+        """Reset the simulation to ``spec`` (objects at rest, gripper home and open, nothing held)."""
+        m, d, mj = self.model, self.data, self.mj
+        mj.mj_resetData(m, d)
+        self._geom_label[self._geom_label >= 0] = SEG_NONE
+        for i in range(MAX_OBJECTS):
+            b = self._body[i]
+            for gid in self._geoms[i]:
+                m.geom_contype[gid] = m.geom_conaffinity[gid] = 0
+                m.geom_group[gid] = 3
+                m.geom_rgba[gid] = (0, 0, 0, 0)
+            if i >= len(spec.objects):
+                m.body_gravcomp[b] = 1.0
+                m.body_mass[b] = 0.1
+                m.body_inertia[b] = (1e-4, 1e-4, 1e-4)
+                continue
+            o = spec.objects[i]
+            gid = self._geoms[i][_GEOM_ORDER.index(SHAPES[o.shape])]
+            r, hh = o.half_width, o.half_height
+            if o.shape == "block":
+                size = (r, r, hh)
+                inertia = (o.mass * (r * r + hh * hh) / 3,) * 2 + (o.mass * 2 * r * r / 3,)
+                aabb = (r, r, hh)
+            elif o.shape == "cylinder":
+                size = (r, hh, 0.0)
+                inertia = (o.mass * (3 * r * r + 4 * hh * hh) / 12,) * 2 + (o.mass * r * r / 2,)
+                aabb = (r, r, hh)
+            else:
+                size = (r, 0.0, 0.0)
+                inertia = (0.4 * o.mass * r * r,) * 3
+                aabb = (r, r, r)
+            m.geom_size[gid] = size
+            m.geom_rbound[gid] = float(np.linalg.norm(aabb))
+            m.geom_aabb[gid] = (0, 0, 0, *aabb)
+            m.geom_rgba[gid] = (*COLORS[o.color], 1.0)
+            m.geom_group[gid] = 0
+            m.geom_contype[gid] = m.geom_conaffinity[gid] = 3
+            m.body_gravcomp[b] = 0.0
+            m.body_mass[b] = o.mass
+            m.body_inertia[b] = inertia
+            self._geom_label[gid] = i
+        mj.mj_setConst(m, d)  # mass-dependent constants; it also resets qpos to qpos0
+        for i in range(MAX_OBJECTS):
+            q = self._qadr[i]
+            if i < len(spec.objects):
+                o = spec.objects[i]
+                c, s = math.cos(o.yaw / 2), math.sin(o.yaw / 2)
+                d.qpos[q: q + 7] = (o.x, o.y, spec.center_z(i) + 1e-4, c, 0, 0, s)
+            else:
+                d.qpos[q: q + 7] = (_PARK[0] + i * 0.2, _PARK[1], _PARK[2], 1, 0, 0, 0)
+        d.qvel[:] = 0.0
+        self.spec = spec
+        self.held = None
+        self.time_s = 0.0
+        self.set_target(None)
+        self.set_gripper(np.array(GRIPPER_HOME), closed=False)
+        mj.mj_forward(m, d)
+
+    # ------------------------------------------------------------------------------------------------- physics
+    def step(self, n: int = 1) -> None:
+        """Advance physics ``n`` timesteps of :data:`TIMESTEP` seconds, carrying any held object."""
+        mj, m, d = self.mj, self.model, self.data
+        for _ in range(n):
+            if self.held is not None:
+                self._carry()
+            mj.mj_step(m, d)
+        if self.held is not None:
+            self._carry()
+            mj.mj_forward(m, d)
+        self.time_s += n * TIMESTEP
+
+    def forward(self) -> None:
+        """Recompute positions (after editing state) without advancing time."""
+        self.mj.mj_forward(self.model, self.data)
+
+    def settle(self, max_s: float = 1.0, tol: float = 1e-3) -> float:
+        """Step until every object is (nearly) at rest or ``max_s`` elapses; returns the simulated seconds."""
+        t = 0.0
+        while t < max_s:
+            self.step(25)
+            t += 25 * TIMESTEP
+            if self.max_speed() < tol:
+                break
+        return t
+
+    def max_speed(self) -> float:
+        """Largest linear speed (m/s) of any active object."""
+        v = [np.linalg.norm(self.data.qvel[a: a + 3]) for a in self._vadr[: self.n_objects]]
+        return float(max(v, default=0.0))
+
+    # ------------------------------------------------------------------------------------------------- gripper
+    @property
+    def gripper_pos(self) -> np.ndarray:
+        """TCP position (3,), metres, world frame."""
+        return self.data.mocap_pos[0].copy()
+
+    def set_gripper(self, pos: np.ndarray, closed: bool | None = None) -> None:
+        """Teleport the TCP to ``pos`` (and open/close the fingers); use :mod:`envs.control` for motion."""
+        self.data.mocap_pos[0] = pos
+        if closed is not None:
+            self.gripper_closed = bool(closed)
+            width = FINGER_OPEN
+            if closed:
+                width = FINGER_CLOSED
+                if self.held is not None and self.spec is not None:
+                    width = self.spec.objects[self.held].half_width + 0.006
+            self.model.geom_pos[self._fingers[0]][0] = -width
+            self.model.geom_pos[self._fingers[1]][0] = width
+            solid = 2 if closed and self.held is None else 0
+            self.model.geom_contype[self._pusher] = self.model.geom_conaffinity[self._pusher] = solid
+
+    def set_target(self, xy: tuple[float, float] | None) -> None:
+        """Show the flat target marker centred at ``xy`` on the table (None hides it)."""
+        if xy is None:
+            self.target = None
+            self.model.geom_group[self._target] = 3
+            return
+        self.target = np.array([float(xy[0]), float(xy[1])])
+        self.model.geom_pos[self._target][:2] = self.target
+        self.model.geom_group[self._target] = 0
+
+    def attach(self, i: int) -> None:
+        """Grasp object ``i``: it follows the TCP (collisions with the gripper off) until :meth:`detach`."""
+        self._check_index(i)
+        self.held = i
+        self._held_offset = self.object_pos(i) - self.gripper_pos
+        for gid in self._geoms[i]:
+            if self.model.geom_contype[gid]:
+                self.model.geom_contype[gid] = self.model.geom_conaffinity[gid] = 1
+        self.set_gripper(self.gripper_pos, closed=True)
+
+    def detach(self) -> int | None:
+        """Release the held object (it keeps colliding normally); returns its index or None."""
+        i, self.held = self.held, None
+        if i is not None:
+            for gid in self._geoms[i]:
+                if self.model.geom_contype[gid]:
+                    self.model.geom_contype[gid] = self.model.geom_conaffinity[gid] = 3
+            v = self._vadr[i]
+            self.data.qvel[v: v + 6] = 0.0
+        self.set_gripper(self.gripper_pos, closed=False)
+        return i
+
+    def _carry(self) -> None:
+        i = self.held
+        q, v = self._qadr[i], self._vadr[i]  # type: ignore[index]
+        self.data.qpos[q: q + 3] = self.data.mocap_pos[0] + self._held_offset
+        self.data.qvel[v: v + 6] = 0.0
+
+    # ------------------------------------------------------------------------------------------------- objects
+    def _check_index(self, i: int) -> None:
+        if not 0 <= i < self.n_objects:
+            raise EnvError(f"object index {i} out of range; the scene has {self.n_objects} objects")
+
+    def object_pos(self, i: int) -> np.ndarray:
+        """Centre of object ``i`` (3,), metres, world frame."""
+        self._check_index(i)
+        return self.data.xpos[self._body[i]].copy()
+
+    def object_quat(self, i: int) -> np.ndarray:
+        """Orientation quaternion (w, x, y, z) of object ``i``."""
+        self._check_index(i)
+        return self.data.xquat[self._body[i]].copy()
+
+    def object_positions(self) -> np.ndarray:
+        """``(n_objects, 3)`` centres."""
+        return self.data.xpos[self._body[: self.n_objects]].copy()
+
+    def set_object_pose(self, i: int, pos: np.ndarray, quat: np.ndarray | None = None) -> None:
+        """Teleport object ``i`` (velocity zeroed); call :meth:`forward` afterwards."""
+        self._check_index(i)
+        q, v = self._qadr[i], self._vadr[i]
+        self.data.qpos[q: q + 3] = pos
+        if quat is not None:
+            self.data.qpos[q + 3: q + 7] = quat
+        self.data.qvel[v: v + 6] = 0.0
+
+    def set_object_velocity(self, i: int, lin: np.ndarray) -> None:
+        """Set object ``i``'s linear velocity (m/s), e.g. to poke it."""
+        self._check_index(i)
+        v = self._vadr[i]
+        self.data.qvel[v: v + 3] = lin
+
+    def is_upright(self, i: int, tol_deg: float = 20.0) -> bool:
+        """True when object ``i``'s z axis is within ``tol_deg`` of vertical (balls are always upright)."""
+        if self.spec is not None and self.spec.objects[i].shape == "ball":
+            return True
+        zaxis = self.data.xmat[self._body[i]].reshape(3, 3)[:, 2]
+        return bool(zaxis[2] >= math.cos(math.radians(tol_deg)))
+
+    def on_table(self, i: int) -> bool:
+        """True when object ``i``'s centre is above the table top (not fallen to the floor)."""
+        p = self.object_pos(i)
+        return bool(p[2] > -0.005 and abs(p[0]) <= TABLE_HALF[0] and abs(p[1]) <= TABLE_HALF[1])
+
+    def contacts(self) -> set[tuple[int, int]]:
+        """Pairs ``(i, j)`` (i < j) of objects in contact now; the table is -2 and the gripper -3."""
+        out = set()
+        for k in range(self.data.ncon):
+            c = self.data.contact[k]
+            a, b = int(self._geom_label[c.geom1]), int(self._geom_label[c.geom2])
+            if a != b and a != SEG_NONE and b != SEG_NONE:
+                out.add((min(a, b), max(a, b)))
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """Compact JSON-ready state: gripper, held object and every object's pose."""
+        return {
+            "gripper": [round(float(v), 4) for v in self.gripper_pos],
+            "gripper_closed": self.gripper_closed,
+            "held": self.held,
+            "objects": {o.slug: [round(float(v), 4) for v in self.object_pos(i)]
+                        for i, o in enumerate(self.spec.objects)} if self.spec else {},
+        }
+
+    # ----------------------------------------------------------------------------------------------- rendering
+    @property
+    def renderer(self) -> Any:
+        """The (lazily created) MuJoCo renderer, shared by all cameras."""
+        if self._renderer is None:
+            try:
+                self._renderer = self.mj.Renderer(self.model, self.height, self.width)
+            except Exception as e:  # no usable headless GL
+                gl = os.environ.get("MUJOCO_GL", "(unset)")
+                raise EnvError(f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={gl} ({e}); install "
+                               "EGL (apt-get install libegl1 libegl-mesa0) or use MUJOCO_GL=osmesa with "
+                               "libosmesa6") from e
+        return self._renderer
+
+    def _check_camera(self, camera: str) -> None:
+        if camera not in CAMERAS:
+            raise ConfigError(f"unknown camera {camera!r}; valid: {', '.join(CAMERAS)}")
+
+    def render(self, camera: str = "front") -> np.ndarray:
+        """RGB image ``(H, W, 3) uint8``."""
+        self._check_camera(camera)
+        r = self.renderer
+        r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+        return r.render().copy()
+
+    def render_depth(self, camera: str = "front", hide_robot: bool = False) -> np.ndarray:
+        """Depth ``(H, W) float32`` in metres (z-depth along the optical axis).
+
+        Args:
+            camera: camera name.
+            hide_robot: leave out the gripper and the object it holds (what is *behind* the robot), as used to
+                turn a pointed pixel into a 3-D target.
+        """
+        self._check_camera(camera)
+        r = self.renderer
+        r.enable_depth_rendering()
+        opt, hidden = self._scene_option, []
+        if hide_robot:
+            opt = self.mj.MjvOption()
+            opt.geomgroup[2] = 0
+            if self.held is not None:
+                hidden = [g for g in self._geoms[self.held] if self.model.geom_group[g] == 0]
+                for g in hidden:
+                    self.model.geom_group[g] = 3
+        try:
+            r.update_scene(self.data, camera=camera, scene_option=opt)
+            return r.render().astype(np.float32)
+        finally:
+            r.disable_depth_rendering()
+            for g in hidden:
+                self.model.geom_group[g] = 0
+
+    def render_segmentation(self, camera: str = "front") -> np.ndarray:
+        """``(H, W) int16`` labels: object index, or :data:`SEG_TABLE` / :data:`SEG_GRIPPER` / :data:`SEG_TARGET` /
+        :data:`SEG_NONE`."""
+        self._check_camera(camera)
+        r = self.renderer
+        r.enable_segmentation_rendering()
+        try:
+            r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+            seg = r.render()
+        finally:
+            r.disable_segmentation_rendering()
+        ids, types = seg[..., 0], seg[..., 1]
+        out = np.full(ids.shape, SEG_NONE, dtype=np.int16)
+        geom = (types == int(self.mj.mjtObj.mjOBJ_GEOM)) & (ids >= 0)
+        out[geom] = self._geom_label[ids[geom]]
+        return out
+
+    def calibration(self, camera: str = "front") -> CameraCalibration:
+        """Intrinsics and extrinsics of ``camera`` (OpenCV convention, metres)."""
+        self._check_camera(camera)
+        cid = self._cam[camera]
+        rot = mujoco_to_opencv_rotation(self.data.cam_xmat[cid])
+        return CameraCalibration.from_fovy(self.width, self.height, float(self.model.cam_fovy[cid]),
+                                           self.data.cam_xpos[cid].copy(), rot)
+
+    def project(self, point: np.ndarray, camera: str = "front") -> tuple[float, float]:
+        """World point -> normalized image ``(x, y)``."""
+        x, y, _ = self.calibration(camera).project(point)
+        return x, y
+
+    def close(self) -> None:
+        """Free the renderer (GL context); safe to call twice."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __enter__(self) -> TabletopScene:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
