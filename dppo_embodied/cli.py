@@ -16,6 +16,10 @@ from dppo_embodied import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("dppo_embodied.listing", "list capabilities, commands and the registered catalogues"),
     "train": ("training.cli", "train: build-tiny (an offline tiny Qwen2.5-VL)"),
+    "eval": ("benchmarks.cli", "evaluate: run benchmarks, re-score responses, report and compare runs"),
+    "data": ("envs.cli", "data: generate procedural embodied QA from the simulator (generate, list)"),
+    "serve": ("training.serving.cli", "serve a checkpoint behind an OpenAI-compatible API (transformers or vLLM)"),
+    "bridge": ("robot_bridge.cli", "drive a robot (sim twin or LeRobot arm) with a served VLM, safely"),
 }
 
 

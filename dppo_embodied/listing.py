@@ -35,6 +35,10 @@ CATALOGUES: dict[str, Callable[[], list[tuple[str, str]]] | str] = {
     "capabilities": _capabilities,
     "answer-types": _answer_types,
     "commands": _commands,
+    "envs": "envs.catalogue:envs",
+    "qa-suites": "envs.catalogue:qa_suites",
+    "tasks": "benchmarks.task:catalogue",
+    "robots": "robot_bridge.robots:robot_names",
 }
 
 
