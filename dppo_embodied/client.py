@@ -12,6 +12,9 @@ torch-free, thread-safe and predictable under a latency budget:
 * every failure is a :class:`~dppo_embodied.errors.ClientError` whose message names the URL, the last error and
   what to do.
 
+Settings live in :mod:`dppo_embodied.client_config`, message building in :mod:`dppo_embodied.messages` and the
+retry policy and response decoding in :mod:`dppo_embodied.http_retry`; their public names are re-exported here.
+
 Example::
 
     cfg = ClientConfig(base_url="http://127.0.0.1:8000/v1", model="Qwen/Qwen2.5-VL-7B-Instruct")
@@ -23,252 +26,45 @@ Example::
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import os
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import numpy as np
-from PIL import Image
 
 from dppo_embodied import __version__
+from dppo_embodied.client_config import API_KEY_ENV_VARS as API_KEY_ENV_VARS
+from dppo_embodied.client_config import ClientConfig
 from dppo_embodied.errors import ClientError, ConfigError, ServerError
-from dppo_embodied.images import ImageLike, to_data_url
+from dppo_embodied.http_retry import (
+    MAX_RETRY_AFTER_S,
+    RETRY_STATUSES,
+    _parse_chat,
+    _retry_after,
+    _Retryable,
+    _snippet,
+    _status_hint,
+)
+from dppo_embodied.images import ImageLike as ImageLike
+from dppo_embodied.images import to_data_url as to_data_url
+from dppo_embodied.messages import Message
+from dppo_embodied.messages import build_messages as build_messages
+from dppo_embodied.messages import image_part as image_part
 
 logger = logging.getLogger(__name__)
-
-Message = dict[str, Any]
-"""One OpenAI chat message: ``{"role": ..., "content": str | list[content part]}``."""
-
-API_KEY_ENV_VARS = ("DPPO_API_KEY", "OPENAI_API_KEY")
-"""Environment variables read, in order, when :attr:`ClientConfig.api_key` is ``None``."""
-
-RETRY_STATUSES = frozenset({408, 429})
-"""HTTP statuses retried besides every 5xx."""
-
-MAX_RETRY_AFTER_S = 60.0
-"""A server's ``Retry-After`` is honoured up to this many seconds."""
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _START_HINT = (
     "Is the server running? Start one with `dppo serve ...` or `vllm serve <model> ...`, "
     "and check base_url (host, port, trailing /v1)"
 )
-
-
-# --------------------------------------------------------------------------------------------------- config
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-@dataclass
-class ClientConfig:
-    """Settings of a :class:`ChatClient`. Validated on construction; errors say how to fix the value.
-
-    Attributes:
-        base_url: API root including ``/v1``, e.g. ``"http://127.0.0.1:8000/v1"`` (trailing ``/`` removed).
-        model: served model name sent in every request (``GET {base_url}/models`` lists them).
-        api_key: bearer token; when ``None`` it is read from ``DPPO_API_KEY`` then ``OPENAI_API_KEY`` (at
-            client construction). Never shown in ``repr``.
-        timeout_s: limit for each attempt (read/write/pool), in seconds.
-        connect_timeout_s: limit for opening a connection, in seconds.
-        max_retries: retries after the first attempt (``0`` = a single attempt).
-        backoff_s: base of the exponential backoff; attempt ``n`` sleeps ``uniform(0, min(cap, backoff_s * 2**n))``.
-        backoff_cap_s: cap of one backoff sleep.
-        deadline_s: optional budget for a whole call including retries and backoff (``None`` = unbounded).
-        concurrency: worker threads of :meth:`ChatClient.chat_many`; also sizes the connection pool.
-        max_tokens: default ``max_tokens`` (``None`` = server default).
-        temperature: default ``temperature`` (``None`` = server default).
-        extra_body: extra JSON fields merged into every request body, e.g.
-            ``{"structured_outputs": {"json": schema}}`` or ``{"chat_template_kwargs": {"enable_thinking": False}}``.
-    """
-
-    base_url: str
-    model: str
-    api_key: str | None = field(default=None, repr=False)
-    timeout_s: float = 60.0
-    connect_timeout_s: float = 5.0
-    max_retries: int = 3
-    backoff_s: float = 0.5
-    backoff_cap_s: float = 8.0
-    deadline_s: float | None = None
-    concurrency: int = 8
-    max_tokens: int | None = 512
-    temperature: float | None = 0.0
-    extra_body: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.base_url, str) or not self.base_url.strip():
-            raise ConfigError("client base_url is empty; set it to the API root, e.g. 'http://127.0.0.1:8000/v1'")
-        url = self.base_url.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"client base_url {self.base_url!r} is not an http(s) URL; use e.g. 'http://127.0.0.1:8000/v1'"
-            )
-        for suffix in ("/chat/completions", "/completions", "/models"):
-            if url.endswith(suffix):
-                raise ConfigError(
-                    f"client base_url {self.base_url!r} names an endpoint; use the API root {url[: -len(suffix)]!r}"
-                )
-        self.base_url = url
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError(f"client model is empty; set it to the served model name (see GET {url}/models)")
-        if self.api_key is not None and not isinstance(self.api_key, str):
-            raise ConfigError("client api_key must be a string or None (None reads DPPO_API_KEY / OPENAI_API_KEY)")
-        for name in ("timeout_s", "connect_timeout_s"):
-            v = getattr(self, name)
-            if not _is_number(v) or v <= 0:
-                raise ConfigError(f"client {name} must be a positive number of seconds, got {v!r}")
-        for name in ("backoff_s", "backoff_cap_s"):
-            v = getattr(self, name)
-            if not _is_number(v) or v < 0:
-                raise ConfigError(f"client {name} must be a number of seconds >= 0, got {v!r}")
-        if self.deadline_s is not None and (not _is_number(self.deadline_s) or self.deadline_s <= 0):
-            raise ConfigError(
-                f"client deadline_s must be a positive number of seconds or None, got {self.deadline_s!r}"
-            )
-        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
-            raise ConfigError(f"client max_retries must be an integer >= 0 (0 = no retry), got {self.max_retries!r}")
-        if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
-            raise ConfigError(f"client concurrency must be an integer >= 1, got {self.concurrency!r}")
-        if self.max_tokens is not None and (
-            not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool) or self.max_tokens < 1
-        ):
-            raise ConfigError(f"client max_tokens must be a positive integer or None, got {self.max_tokens!r}")
-        if self.temperature is not None and (not _is_number(self.temperature) or not 0 <= self.temperature <= 2):
-            raise ConfigError(f"client temperature must be in [0, 2] or None, got {self.temperature!r}")
-        if not isinstance(self.extra_body, Mapping):
-            raise ConfigError(
-                f"client extra_body must be a mapping of JSON fields, got {type(self.extra_body).__name__}"
-            )
-        self.extra_body = dict(self.extra_body)
-        reserved = {"model", "messages"} & set(self.extra_body)
-        if reserved:
-            raise ConfigError(f"client extra_body must not set {sorted(reserved)}; use the model field and chat()")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "client config") -> ClientConfig:
-        """Build a config from a mapping (e.g. a YAML section), rejecting unknown keys.
-
-        Args:
-            data: the key/value pairs.
-            source: where they came from (file and section), used in error messages.
-
-        Returns:
-            The validated config.
-
-        Raises:
-            ConfigError: unknown or missing key, or invalid value; the message names ``source``.
-        """
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ConfigError(f"{source}: unknown client key(s) {unknown}; valid keys: {', '.join(valid)}")
-        missing = [k for k in ("base_url", "model") if k not in data]
-        if missing:
-            raise ConfigError(f"{source}: missing client key(s) {missing}; e.g. base_url: http://127.0.0.1:8000/v1")
-        try:
-            return cls(**data)
-        except ConfigError as e:
-            raise ConfigError(f"{source}: {e}") from None
-
-    def resolved_api_key(self) -> str | None:
-        """The API key to send: :attr:`api_key`, else ``$DPPO_API_KEY``, else ``$OPENAI_API_KEY``, else ``None``."""
-        if self.api_key:
-            return self.api_key
-        for var in API_KEY_ENV_VARS:
-            v = os.environ.get(var, "").strip()
-            if v:
-                return v
-        return None
-
-    @property
-    def api_root(self) -> str:
-        """:attr:`base_url` without a trailing ``/v1`` (where vLLM serves ``/health``)."""
-        return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
-
-
-# ------------------------------------------------------------------------------------------------- messages
-
-
-def _is_single_image(x: Any) -> bool:
-    return isinstance(x, (np.ndarray, Image.Image, str, bytes, bytearray, os.PathLike))
-
-
-def image_part(image: ImageLike, quality: int = 90, max_side: int | None = None) -> dict[str, Any]:
-    """One OpenAI ``image_url`` content part holding ``image`` as a base64 JPEG data URL.
-
-    Args:
-        image: anything :func:`dppo_embodied.images.encode_image` accepts, or a ready ``data:image/...`` URL
-            (passed through unchanged).
-        quality: JPEG quality.
-        max_side: optional downscale bound on the longest side, in pixels.
-
-    Returns:
-        ``{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}``.
-
-    Raises:
-        MediaError: the image cannot be read or encoded (remote ``http(s)`` URLs are refused).
-    """
-    if isinstance(image, str) and image.startswith("data:image/"):
-        url = image
-    else:
-        url = to_data_url(image, quality=quality, max_side=max_side)
-    return {"type": "image_url", "image_url": {"url": url}}
-
-
-def build_messages(
-    prompt: str,
-    images: Sequence[ImageLike] | ImageLike = (),
-    system: str | None = None,
-    image_quality: int = 90,
-    max_side: int | None = None,
-    images_first: bool = False,
-) -> list[Message]:
-    """Build OpenAI chat messages: an optional system message and one user message with text and images.
-
-    Static text goes before the images by default, so a server's prefix cache (vLLM) can reuse it across
-    frames; pass ``images_first=True`` for models prompted image-first.
-
-    Args:
-        prompt: the user text (may be empty when images are given).
-        images: images in order (a single image is accepted too); see :func:`image_part`.
-        system: optional system prompt.
-        image_quality: JPEG quality of the images.
-        max_side: optional downscale bound on each image's longest side, in pixels.
-        images_first: put the images before the text in the user message.
-
-    Returns:
-        The message list. Without images the user content is a plain string.
-
-    Raises:
-        MediaError: an image cannot be read or encoded.
-    """
-    messages: list[Message] = []
-    if system:
-        messages.append({"role": "system", "content": system})
-    imgs = [images] if _is_single_image(images) else list(images)  # type: ignore[arg-type]
-    if not imgs:
-        messages.append({"role": "user", "content": prompt})
-        return messages
-    img_parts = [image_part(im, quality=image_quality, max_side=max_side) for im in imgs]
-    text_parts = [{"type": "text", "text": prompt}] if prompt else []
-    content = img_parts + text_parts if images_first else text_parts + img_parts
-    messages.append({"role": "user", "content": content})
-    return messages
 
 
 # ------------------------------------------------------------------------------------------------- response
@@ -296,92 +92,6 @@ class ChatResponse:
     raw: dict[str, Any]
     reasoning: str | None = None
     attempts: int = 1
-
-
-class _Retryable(Exception):
-    """One failed attempt that may succeed if repeated."""
-
-    def __init__(self, message: str, kind: str, retry_after: float | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.kind, self.retry_after, self.status = kind, retry_after, status
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # some servers return content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    raise _Retryable(f"malformed response: message.content is {type(content).__name__}", "bad_response")
-
-
-def _parse_chat(data: Any) -> tuple[str, str | None, str | None]:
-    if not isinstance(data, dict):
-        raise _Retryable(f"malformed response: expected a JSON object, got {type(data).__name__}", "bad_response")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        err = data.get("error")
-        detail = f" (server error: {_snippet(json.dumps(err))})" if err else f" (keys: {sorted(data)[:8]})"
-        raise _Retryable(f"malformed response: no choices{detail}", "bad_response")
-    msg = choices[0].get("message")
-    if not isinstance(msg, dict):
-        raise _Retryable("malformed response: choices[0] has no message object", "bad_response")
-    reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-    return (
-        _content_text(msg.get("content")),
-        choices[0].get("finish_reason"),
-        reasoning if isinstance(reasoning, str) else None,
-    )
-
-
-def _snippet(text: str, n: int = 300) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= n else text[:n] + "..."
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    """Seconds asked by ``Retry-After-Ms`` / ``Retry-After`` (number or HTTP date), or ``None``."""
-    ms = resp.headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = resp.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _status_hint(status: int, config: ClientConfig) -> str:
-    if status in (401, 403):
-        return (
-            "check the API key: set DPPO_API_KEY (or OPENAI_API_KEY, or ClientConfig.api_key) to the server's "
-            "--api-key"
-        )
-    if status == 404:
-        return (
-            f"check base_url (it should end with /v1, e.g. http://127.0.0.1:8000/v1) and that model "
-            f"{config.model!r} is served (GET {config.base_url}/models lists them)"
-        )
-    if status == 413:
-        return "the request is too large: send fewer or smaller images (max_side, image_quality)"
-    if status in (400, 422):
-        return (
-            "the server rejected the request: check max_tokens against its --max-model-len, the image count "
-            "against --limit-mm-per-prompt and the extra_body keys (vLLM >= 0.12 uses structured_outputs, "
-            "not guided_*)"
-        )
-    return "see the response body above"
 
 
 # --------------------------------------------------------------------------------------------------- client
