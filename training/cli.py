@@ -1,4 +1,7 @@
-"""``dppo train``: model building and (with the metaloop) training. Subcommands load lazily."""
+"""``dppo train``: the DPPO metaloop, ablations and model building. Subcommands load lazily.
+
+``dppo train --config RECIPE`` (no subcommand) runs the metaloop, like ``dppo train run --config RECIPE``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import sys
 #: subcommand -> (module, help). Each module exposes ``main(argv) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build-tiny": ("training.tiny_vlm", "build an offline tiny Qwen2.5-VL checkpoint (random weights)"),
+    "run": ("training.run", "run or resume the DPPO metaloop (--config RECIPE [--resume] [--dry-run])"),
+    "compare": ("training.compare", "ablations at equal compute: dppo vs grpo_only vs sft_only (table + plot)"),
 }
 
 
@@ -15,7 +20,8 @@ def usage() -> str:
     """Help text of ``dppo train``."""
     width = max(len(n) for n in SUBCOMMANDS)
     rows = "\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in SUBCOMMANDS.items())
-    return f"usage: dppo train <subcommand> [args...]\n\nsubcommands:\n{rows}"
+    return (f"usage: dppo train <subcommand> [args...]\n       dppo train --config RECIPE [--resume] (= run)\n\n"
+            f"subcommands:\n{rows}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return 0
+    if args[0].startswith("--"):  # `dppo train --config X ...`: the metaloop
+        args = ["run", *args]
     if args[0] not in SUBCOMMANDS:
         print(f"dppo train: unknown subcommand {args[0]!r}; valid: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2

@@ -1,0 +1,94 @@
+"""Data plumbing: prompts/targets, media loading, the SFT mix, generator calls, horizon filter."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dppo_embodied.errors import DataError, MediaError
+from dppo_embodied.types import AnswerType, EmbodiedSample
+from training.data_sources import generate, prepare_data, read_data
+from training.metaloop_config import DataSettings
+from training.sample_io import MediaLoader, conversation, horizon_of, loadable, prompt_text, target_text, task_of
+from training.sft_phase import mix
+
+
+def test_prompt_and_target(samples: list) -> None:
+    mcq = next(s for s in samples if s.answer_type is AnswerType.MCQ)
+    text = prompt_text(mcq)
+    assert text.startswith(mcq.question) and "(A) red" in text and text.endswith("Answer in <answer></answer>.")
+    assert target_text(mcq) == f"<answer>{mcq.answer}</answer>"
+    assert target_text(mcq, "because") == f"<think>because</think><answer>{mcq.answer}</answer>"
+    conv = conversation(mcq, 2)
+    assert [p["type"] for p in conv[-1]["content"]] == ["image", "image", "text"]
+    assert task_of(mcq) == "colour"
+
+
+def test_media_loader_errors(samples: list, tmp_path: Path) -> None:
+    loader = MediaLoader()
+    assert loader.load(samples[0])[0].size == (64, 64)
+    missing = EmbodiedSample("m", "t", "q", "yes", AnswerType.YES_NO, images=[str(tmp_path / "nope.png")])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"xx")
+    corrupt = EmbodiedSample("c", "t", "q", "yes", AnswerType.YES_NO, images=[str(bad)])
+    with pytest.raises(MediaError, match="does not exist"):
+        loader.load(missing)
+    skipped: list = []
+    assert loadable([samples[0], missing, corrupt], loader, skipped) == [samples[0]]
+    assert [s["id"] for s in skipped] == ["m", "c"]
+
+
+def test_mix_ratios_and_empty_sources(samples: list) -> None:
+    weak = [(samples[0], "<answer>A</answer>")]
+    out = mix(weak, samples[1:4], samples[4:6], [1, 2, 1], size=400, seed=0)
+    assert len(out) == 400
+    c = Counter("weak" if t == "<answer>A</answer>" and s is samples[0] else
+                "gen" if s in samples[4:6] else "assoc" for s, t in out)
+    assert c == {"weak": 100, "assoc": 200, "gen": 100}
+    only = mix([], samples[1:4], [], [1, 2, 1], size=30, seed=0)  # empty sources give their share away
+    assert len(only) == 30 and mix([], [], [], [1, 1, 1], 10, 0) == []
+
+
+def test_generate_keywords_templates_and_heldout(tmp_path: Path) -> None:
+    name = "tests.training.synthetic:generate"
+    a = generate(name, suite="tabletop-qa", n=9, seed=0, out_dir=tmp_path / "a", templates=["count"])
+    assert len(a) == 9 and {s.metadata["template"] for s in a} == {"count"}
+    held = generate(name, suite="tabletop-qa", n=6, seed=0, out_dir=tmp_path / "h", split="heldout")
+    assert not {s.id for s in held} & {s.id for s in generate(name, suite="tabletop-qa", n=6, seed=0,
+                                                              out_dir=tmp_path / "t")}
+    with pytest.raises(DataError, match="templates"):
+        generate(name, suite="replay", n=3, seed=0, out_dir=tmp_path / "r", templates=["count"])
+
+
+def test_prepare_and_read_data(tmp_path: Path) -> None:
+    cfg = DataSettings(generator="tests.training.synthetic:generate", n_train=6, n_heldout=3, n_general=2,
+                       image_size=64)
+    prepare_data(cfg, tmp_path / "data", progress=False)
+    d = read_data(tmp_path / "data")
+    assert [len(d[k]) for k in ("train", "heldout", "general")] == [6, 3, 2]
+    assert all(s.metadata["template"] == "colour" for s in d["general"])  # the replay suite
+    assert Path(d["train"][0].images[0]).is_file()
+
+
+def test_horizon_units(samples: list) -> None:
+    s = samples[0]
+    assert horizon_of(s, "seconds") == s.metadata["horizon_s"]
+    assert horizon_of(s, "frames") is None
+    s.metadata["num_frames"] = 12
+    assert horizon_of(s, "frames") == 12.0
+
+
+def test_horizon_filter_in_the_loop(tmp_path: Path) -> None:
+    from tests.training.conftest import TINY_OVERRIDES
+    from training.metaloop import Metaloop
+    from training.metaloop_config import load_metaloop_config
+
+    cfg = load_metaloop_config(None, [*TINY_OVERRIDES, f"output_dir={tmp_path / 'h'}", "horizon_schedule=[30, 60]",
+                                      "loops=2"])
+    loop = Metaloop(cfg, progress=False)
+    loop._step("prepare", loop._prepare)
+    first, second = loop._candidates(1), loop._candidates(2)
+    assert all(s.metadata["horizon_s"] <= 30 for s in first) and len(first) < len(second) < 24
+    assert all(s.metadata["horizon_s"] <= 60 for s in second)

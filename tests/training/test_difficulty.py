@@ -1,0 +1,107 @@
+"""Difficulty estimation and the RL buffer rules: trivial dropped, intractable routed, caps respected, random."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from dppo_embodied.types import AnswerType, EmbodiedSample
+from training.difficulty import SRRecord, build_buffer, estimate_success_rates, table_from_json, table_to_json
+from training.metaloop_config import DifficultySettings
+
+
+def _sample(i: int, task: str, cap: str) -> EmbodiedSample:
+    return EmbodiedSample(f"s{i}", "t", "q", "yes", AnswerType.YES_NO, capabilities=[cap], metadata={"template": task})
+
+
+def _table(srs: dict[str, tuple[float, str, str]]) -> dict[str, SRRecord]:
+    return {i: SRRecord(sr=sr, n=4, mean_reward=sr, task=t, capability=c) for i, (sr, t, c) in srs.items()}
+
+
+def test_trivial_dropped_intractable_routed_informative_first() -> None:
+    caps = ["spatial_geometric", "perception_grounding", "quantitative_numerical"]
+    samples = [_sample(i, f"t{i % 3}", caps[i % 3]) for i in range(12)]
+    srs = [1.0, 0.0, 0.5, 0.25, 0.75, 1.0, 0.0, 0.5, 0.25, 0.75, 0.5, 0.5]
+    table = _table({s.id: (sr, s.metadata["template"], s.capabilities[0])
+                    for s, sr in zip(samples, srs, strict=True)})
+    buf = build_buffer(samples, table, DifficultySettings(max_task_share=1.0, max_capability_share=1.0))
+    assert set(buf.trivial) == {"s0", "s5"}
+    assert set(buf.weak) == {"s1", "s6"}
+    assert set(buf.rl) == {s.id for s, sr in zip(samples, srs, strict=False) if 0 < sr < 1}
+    assert not set(buf.rl) & (set(buf.trivial) | set(buf.weak))
+    # SR closest to 1/2 first (the largest GRPO reward variance)
+    assert all(table[i].sr == 0.5 for i in buf.rl[:4])
+    # a lower intractable threshold is respected
+    buf2 = build_buffer(samples, table, DifficultySettings(intractable_sr=0.25, max_task_share=1.0,
+                                                           max_capability_share=1.0))
+    assert {"s3", "s8"} <= set(buf2.weak) and not {"s3", "s8"} & set(buf2.rl)
+
+
+@pytest.mark.parametrize("task_share,cap_share", [(0.35, 1.0), (1.0, 0.35), (0.4, 0.4), (0.2, 0.5)])
+def test_caps_respected(task_share: float, cap_share: float) -> None:
+    caps = ["spatial_geometric", "perception_grounding", "quantitative_numerical", "temporal_sequential"]
+    # task 0 dominates the candidates: 40 of 70
+    samples = [_sample(i, "t0" if i < 40 else f"t{1 + i % 3}", caps[0] if i < 40 else caps[1 + i % 3])
+               for i in range(70)]
+    table = _table({s.id: (0.5, s.metadata["template"], s.capabilities[0]) for s in samples})
+    cfg = DifficultySettings(max_task_share=task_share, max_capability_share=cap_share, buffer_size=50)
+    buf = build_buffer(samples, table, cfg)
+    assert 0 < len(buf.rl) <= 50
+    n = len(buf.rl)
+    for key, share in (("task", task_share), ("capability", cap_share)):
+        eff = buf.caps[key]
+        assert eff >= share
+        counts = Counter(getattr(table[i], key) for i in buf.rl)
+        assert max(counts.values()) <= max(1, int(eff * n + 1e-9)), (key, counts, n)
+    assert set(buf.capped) == {s.id for s in samples} - set(buf.rl)
+
+
+def test_infeasible_cap_is_raised_to_one_over_groups() -> None:
+    samples = [_sample(i, f"t{i % 2}", "spatial_geometric") for i in range(10)]
+    table = _table({s.id: (0.5, s.metadata["template"], "spatial_geometric") for s in samples})
+    buf = build_buffer(samples, table, DifficultySettings(max_task_share=0.3, max_capability_share=0.3))
+    assert buf.caps == {"task": 0.5, "capability": 1.0}
+    assert Counter(table[i].task for i in buf.rl) == {"t0": 5, "t1": 5}
+
+
+def test_random_sampling_same_size_ignores_sr() -> None:
+    samples = [_sample(i, f"t{i % 4}", "spatial_geometric") for i in range(40)]
+    table = _table({s.id: ([0.0, 1.0, 0.5, 0.25][i % 4], s.metadata["template"], "spatial_geometric")
+                    for i, s in enumerate(samples)})
+    cfg = DifficultySettings(max_task_share=1.0, max_capability_share=1.0)
+    diff = build_buffer(samples, table, cfg, sampling="difficulty", seed=3)
+    rnd = build_buffer(samples, table, cfg, sampling="random", seed=3)
+    assert len(rnd.rl) == len(diff.rl) == 20
+    assert any(table[i].sr in (0.0, 1.0) for i in rnd.rl)  # random draws ignore SR
+    assert all(0 < table[i].sr < 1 for i in diff.rl)
+    assert build_buffer(samples, table, cfg, sampling="random", seed=3).rl == rnd.rl  # deterministic
+    with pytest.raises(ValueError, match="sampling"):
+        build_buffer(samples, table, cfg, sampling="greedy")
+
+
+def test_estimate_success_rates_with_a_roller(samples: list) -> None:
+    calls = []
+
+    def roller(batch, n, temperature):
+        calls.append((len(batch), n, temperature))
+        return [[(1.0, True)] * (i % (n + 1)) + [(0.0, False)] * (n - i % (n + 1)) for i, _ in enumerate(batch)]
+
+    table = estimate_success_rates(samples, roller, rollouts=4, temperature=1.0, chunk=5, progress=False)
+    assert set(table) == {s.id for s in samples}
+    assert [c[0] for c in calls] == [5, 5, 2] and all(c[1:] == (4, 1.0) for c in calls)
+    assert all(r.n == 4 and 0 <= r.sr <= 1 and r.difficulty == 1 - r.sr for r in table.values())
+    assert table_from_json(table_to_json(table)) == table
+
+
+def test_qa_roller_scores_with_the_metric(samples: list) -> None:
+    from training.difficulty import QARoller
+    from training.sample_io import MediaLoader
+
+    class Echo:  # a policy that always answers the right letter / count / yes-no for the first sample only
+        def generate(self, reqs, max_new_tokens=None, temperature=0.0, num_return_sequences=1):
+            return [[f"<answer>{samples[0].answer}</answer>"] * num_return_sequences for _ in reqs]
+
+    out = QARoller(Echo(), MediaLoader())(samples[:2], 3, 1.0)
+    assert out[0] == [(1.0, True)] * 3
+    assert all(not ok for _, ok in out[1])

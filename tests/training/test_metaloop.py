@@ -1,0 +1,148 @@
+"""The metaloop end to end on the tiny model: artifacts, ablation modes, NaN loss, bad media, teacher down, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dppo_embodied.errors import TrainingError
+from tests.training.conftest import TINY_OVERRIDES
+from training.metaloop import Metaloop
+from training.metaloop_config import load_metaloop_config
+from training.state import read_json
+
+DPPO_STEPS = ["prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval_rl", "k1/diagnosis", "k1/sft", "k1/eval"]
+
+
+def _cfg(out: Path, *extra: str):
+    return load_metaloop_config(None, [*TINY_OVERRIDES, f"output_dir={out}", *extra])
+
+
+def test_tiny_metaloop_end_to_end_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training.cli import main
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("name: tiny\nloops: 1\n")
+    out = tmp_path / "run"
+    assert main(["--config", str(recipe), "--output-dir", str(out), "--no-progress", *TINY_OVERRIDES]) == 0
+    assert "held-out success: base" in capsys.readouterr().out
+    summary = read_json(out / "summary.json")
+    assert set(summary["base"]) == set(summary["final"]) and "overall" in summary["base"]
+    caps = {"perception_grounding", "quantitative_numerical", "spatial_geometric"}
+    assert set(summary["base"]) - {"overall"} == caps
+    assert summary["n_heldout"] == 24 and [p["step"] for p in summary["curve"]] == ["base", "k1-rl", "k1"]
+    state = read_json(out / "state.json")
+    assert state["completed"] == DPPO_STEPS
+    # SR table and buffer persisted; RL rewards captured by sample id for buffer samples only
+    table, buf = read_json(out / "sr" / "k1.json"), read_json(out / "buffers" / "k1.json")
+    assert len(table) == 24 and all(0 <= r["sr"] <= 1 and r["n"] == 4 for r in table.values())
+    assert set(buf["rl"]) | set(buf["weak"]) | set(buf["trivial"]) | set(buf["capped"]) == set(table)
+    recs = [json.loads(x) for x in (out / "rl" / "k1" / "rewards.rank0.jsonl").read_text().splitlines()]
+    if buf["rl"]:
+        assert recs and {r["sample_id"] for r in recs} <= set(buf["rl"])
+    phase = read_json(out / "rl" / "k1" / "phase.json")
+    assert phase["reports"] and all("ts_per_task" in r for r in phase["reports"])
+    assert (out / "reports" / "weakness_k1.md").read_text().startswith("# Weakness report, loop 1")
+    assert (out / "curve.png").stat().st_size > 1000 and (out / "summary.md").is_file()
+    assert Path(state["model_path"]).name == "k1-sft" and (Path(state["model_path"]) / "config.json").is_file()
+    # finished runs refuse to start again without --resume; with it they return at once
+    with pytest.raises(TrainingError, match="--resume"):
+        Metaloop(_cfg(out, "name=tiny"))
+    with pytest.raises(TrainingError, match="belongs to run 'tiny'"):
+        Metaloop(_cfg(out), resume=True)
+    assert Metaloop(_cfg(out, "name=tiny"), resume=True, progress=False).run()["final"] == summary["final"]
+
+
+@pytest.mark.parametrize("mode,steps", [
+    ("grpo_only", ["prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval"]),
+    ("sft_only", ["prepare", "eval_base", "k1/sft", "k1/eval"]),
+])
+def test_ablation_modes(tmp_path: Path, mode: str, steps: list[str]) -> None:
+    out = tmp_path / mode
+    Metaloop(_cfg(out, f"mode={mode}"), progress=False).run()
+    assert read_json(out / "state.json")["completed"] == steps
+
+
+def test_lora_phases_merge_back(tmp_path: Path) -> None:
+    import torch
+
+    from training.models import load_vlm
+
+    out = tmp_path / "lora"
+    loop = Metaloop(_cfg(out, "model.lora.enabled=true", "model.lora.r=4", "sft.learning_rate=1e-2"), progress=False)
+    loop.run()
+    model, _ = load_vlm(read_json(out / "state.json")["model_path"])
+    base, _ = load_vlm(out / "base_model")
+    assert not [n for n, _ in model.named_modules() if "lora" in n.lower()]  # adapters merged into the weights
+    changed = [n for (n, p), (_, q) in zip(model.named_parameters(), base.named_parameters(), strict=True)
+               if not torch.equal(p, q)]
+    assert changed
+
+
+def test_nan_loss_stops_with_a_clear_error_and_stays_resumable(tmp_path: Path) -> None:
+    import torch
+
+    out = tmp_path / "nan"
+    loop = Metaloop(_cfg(out), progress=False)
+
+    def poison(step: str) -> None:
+        if step == "k1/diagnosis":
+            with torch.no_grad():
+                for p in loop.model.parameters():
+                    p.fill_(float("nan"))
+
+    loop.on_step = poison
+    with pytest.raises(TrainingError, match=r"SFT phase: (loss|grad_norm) is nan.*--resume"):
+        loop.run()
+    state = read_json(out / "state.json")
+    assert state["completed"][-1] == "k1/diagnosis" and Path(state["model_path"]).name == "k1-rl"
+    summary = Metaloop(_cfg(out), resume=True, progress=False).run()  # restarts SFT from the good checkpoint
+    assert read_json(out / "state.json")["completed"] == DPPO_STEPS
+    assert summary["final"]["overall"] >= 0
+
+
+def test_missing_and_corrupt_media_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from dppo_embodied.types import load_samples
+
+    out = tmp_path / "media"
+    loop = Metaloop(_cfg(out), progress=False)
+    broken: list[str] = []
+
+    def damage(step: str) -> None:
+        if step == "prepare":
+            train = load_samples(out / "data" / "train.jsonl")[0]
+            Path(train[0].images[0]).unlink()
+            Path(train[1].images[0]).write_bytes(b"not a png")
+            broken.extend([train[0].id, train[1].id])
+
+    loop.on_step = damage
+    with caplog.at_level("WARNING"):
+        loop.run()
+    diff = read_json(out / "state.json")["values"]["k1/difficulty"]
+    skipped = {d["id"]: d["reason"] for d in diff["skipped_media"]}
+    assert set(skipped) == set(broken)
+    assert "does not exist" in skipped[broken[0]] and "unreadable" in skipped[broken[1]]
+    assert diff["candidates"] == 22
+    assert any("skipping sample" in r.message for r in caplog.records)
+
+
+@pytest.mark.network
+def test_teacher_down_keeps_the_rl_phase(tmp_path: Path) -> None:
+    from tests.helpers.fake_openai_server import FakeOpenAIServer
+
+    out = tmp_path / "teacher"
+    with FakeOpenAIServer(mode="error500") as srv:
+        cfg = _cfg(out, "teacher.kind=openai", f"teacher.base_url={srv.url}", "teacher.model=fake-model",
+                   "teacher.max_retries=1", "teacher.timeout_s=5")
+        with pytest.raises(TrainingError, match=r"teacher server .*failed.*--resume"):
+            Metaloop(cfg, progress=False).run()
+        assert srv.chat_requests  # it was asked (and retried)
+    state = read_json(out / "state.json")
+    assert "k1/rl" in state["completed"] and "k1/sft" not in state["completed"]
+    assert (out / "ckpt" / "k1-rl" / "config.json").is_file() and (out / "rl" / "k1" / "phase.json").is_file()
+    # the run resumes from there with a reachable teacher, without redoing the RL phase
+    Metaloop(_cfg(out), resume=True, progress=False).run()
+    journal = [json.loads(x)["step"] for x in (out / "journal.jsonl").read_text().splitlines()]
+    assert journal == DPPO_STEPS

@@ -1,0 +1,79 @@
+"""Rewards call benchmarks.metrics.score_sample (one definition of success) and the recorder captures ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from benchmarks.metrics import score_sample
+from training import rewards
+from training.rewards import FormatReward, RewardRecorder, SampleIndex, TaskReward, completion_text, qa_rewards
+
+
+def _c(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def test_task_and_format_rewards_equal_score_sample(samples: list) -> None:
+    index = SampleIndex(samples)
+    texts = ["<answer>A</answer>", "<answer>2</answer>", "yes", "<think>hm</think><answer>no</answer>",
+             "<answer></answer>", "", "<answer>B</answer> trailing", "<answer>3</answer>"]
+    ids = [samples[i % len(samples)].id for i in range(len(texts))]
+    task = TaskReward(index)(completions=[_c(t) for t in texts], sample_id=ids)
+    fmt = FormatReward(index)(completions=[_c(t) for t in texts], sample_id=ids)
+    for t, sid, r, f in zip(texts, ids, task, fmt, strict=False):
+        s = score_sample(index[sid], t)
+        assert r == s.value
+        assert f == float(s.format_ok)
+    assert fmt[0] == 1.0 and fmt[2] == 0.0 and fmt[4] == 0.0  # bare text and empty answers get no format reward
+
+
+def test_rewards_go_through_score_sample(samples: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake(sample, response, count_metric=None):
+        calls.append((sample.id, response))
+        return score_sample(sample, response)
+
+    monkeypatch.setattr(rewards, "score_sample", fake)
+    funcs, weights = qa_rewards(SampleIndex(samples), None, 0.1, 1.0)
+    assert weights == [0.1, 1.0] and [f.__name__ for f in funcs] == ["format", "task"]
+    comps = [_c("<answer>A</answer>"), _c("<answer>no</answer>")]
+    ids = [samples[0].id, samples[2].id]
+    for f in funcs:
+        f(completions=comps, sample_id=ids)
+    # both functions share one cache: each completion is scored once
+    assert sorted(calls) == sorted([(ids[0], "<answer>A</answer>"), (ids[1], "<answer>no</answer>")])
+
+
+def test_recorder_captures_step_and_sample_ids(samples: list, tmp_path: Path) -> None:
+    rec = RewardRecorder(tmp_path, rank=1)
+    task = TaskReward(SampleIndex(samples), rec)
+    gt = next(s for s in samples if s.metadata["template"] == "left_of")
+    comps = [_c(f"<answer>{gt.answer}</answer>"), _c("<answer>maybe</answer>")]
+    task(completions=comps, sample_id=[gt.id, gt.id], trainer_state=SimpleNamespace(global_step=7))
+    assert [(r.step, r.sample_id, r.reward, r.success, r.rank) for r in rec.records] == [
+        (7, gt.id, 1.0, True, 1), (7, gt.id, 0.0, False, 1)]
+    lines = [json.loads(x) for x in (tmp_path / "rewards.rank1.jsonl").read_text().splitlines()]
+    assert [d["sample_id"] for d in lines] == [gt.id, gt.id] and lines[0]["step"] == 7
+    assert len(rec.since(7)) == 2 and rec.since(8) == []
+
+
+def test_episode_and_unknown_samples_get_none(samples: list) -> None:
+    from dppo_embodied.types import AnswerType, EmbodiedSample
+
+    ep = EmbodiedSample("ep/1", "dppo/TabletopPick-v0", "pick", {"action": {"type": "done"}}, AnswerType.ACTION,
+                        metadata={"env_id": "dppo/TabletopPick-v0", "seed": 1})
+    index = SampleIndex([*samples, ep])
+    assert TaskReward(index)(completions=[_c("x"), _c("y")], sample_id=["ep/1", "missing"]) == [None, None]
+
+
+def test_completion_text_forms() -> None:
+    assert completion_text("plain") == "plain"
+    assert completion_text(_c("conv")) == "conv"
+    assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text",
+                                                                                              "text": "b"}]}]) == "ab"
+    assert completion_text(None) == ""
