@@ -72,7 +72,7 @@ def compare(config: str, out: Path, variants: list[str], overrides: list[str], t
         run_dir = out / name
         extra = list(VARIANTS[name])
         if name != "dppo":
-            extra += [f"compute_budget_s={budget}", f"loops={base_cfg.loops * 4}"]
+            extra += [f"compute_budget_s={budget}", f"loops={max(base_cfg.loops * 4, 40)}"]
         cfg = load_metaloop_config(config, [*overrides, *extra], str(run_dir))
         if not (run_dir / "state.json").is_file():
             shutil.copytree(base_dir, run_dir, ignore=shutil.ignore_patterns("summary*", "curve.png", "runs"))

@@ -24,7 +24,7 @@ def test_compare_runs_variants_at_equal_compute(tmp_path: Path, capsys) -> None:
     for name, v in res["variants"].items():
         assert v["curve"][0]["step"] == "base" and v["curve"][0]["overall"] == base  # one shared start
         if name != "dppo":  # each ablation stops once it has spent DPPO's compute (one phase of slack)
-            assert v["compute_s"] >= budget * 0.5 or v["loops"] == 4
+            assert v["compute_s"] >= budget * 0.5 or v["loops"] == 40
     assert (out / "compare.png").stat().st_size > 1000
     assert (out / "compare.md").read_text().count("\n| ") == 4
     assert read_json(out / "grpo_only" / "state.json")["completed"][:3] == ["prepare", "eval_base", "k1/difficulty"]

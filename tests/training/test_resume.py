@@ -35,20 +35,21 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     try:
         journal = out / "journal.jsonl"
         deadline = time.time() + 120
-        target = rng.randint(1, len(DPPO_STEPS) - 2)  # kill after this many steps, plus a random delay
+        target = rng.randint(1, len(DPPO_STEPS) - 3)  # kill after this many steps, plus a random delay
         while time.time() < deadline and proc.poll() is None:
             if journal.is_file() and len(journal.read_text().splitlines()) >= target:
                 break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.0))
+        time.sleep(rng.uniform(0.0, 0.4))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, (seed, "the run ended before it could be killed")
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         log.close()
     before = read_json(out / "state.json")["completed"]  # the state file is never half-written
-    assert before == DPPO_STEPS[:len(before)], (seed, before)
+    assert before == DPPO_STEPS[:len(before)] and len(before) < len(DPPO_STEPS), (seed, before)
     done = subprocess.run(_cmd(recipe, out, "--resume"), cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, (seed, done.stdout[-2000:], done.stderr[-4000:])
