@@ -6,7 +6,8 @@
 Targets: bridge overhead per decision (capture → encode → request build → parse → safety, server time excluded)
 <= 3 ms p50; executor period jitter p99 <= 5 ms at 30 Hz while every model request takes 500 ms; server
 requests/s and latency of the transformers backend with 1, 4 and 8 concurrent clients on the tiny VLM (reported).
-Figures are printed and stored in ``benchmark.extra_info``; docs/performance/bridge.md records them.
+Figures are printed and stored in ``benchmark.extra_info``;
+docs/performance.md (Serving and the robot bridge) records them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     .venv/bin/pytest -m bench --benchmark-enable --benchmark-only tests/benchmarks/test_bench_training.py
 
-Figures are recorded in docs/performance/training.md. Nothing here asserts a timing: the benchmarks measure, the
+Figures are recorded in docs/performance.md (Training). Nothing here asserts a timing: the benchmarks measure, the
 numbers are read from pytest-benchmark's table and ``extra_info``.
 """
 
