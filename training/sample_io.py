@@ -13,23 +13,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from benchmarks.adapters.tabletop_qa import prompt_text  # one prompt for eval and training
 from dppo_embodied.errors import MediaError
-from dppo_embodied.types import AnswerType, EmbodiedSample, format_answer
+from dppo_embodied.types import EmbodiedSample, format_answer
 
 logger = logging.getLogger(__name__)
-
-#: Appended to every question: the answer goes inside the tags that the format reward checks.
-ANSWER_INSTRUCTION = "Answer in <answer></answer>."
-
-
-def prompt_text(sample: EmbodiedSample) -> str:
-    """The user text of a sample: question, lettered options for ``mcq``, and the answer instruction."""
-    parts = [sample.question.strip()]
-    if sample.answer_type is AnswerType.MCQ and sample.options:
-        parts += [f"({letter}) {text}" for letter, text in zip(sample.option_letters, sample.options, strict=False)]
-    parts.append(ANSWER_INSTRUCTION)
-    return "\n".join(parts)
-
 
 def target_text(sample: EmbodiedSample, reasoning: str | None = None, answer: str | None = None) -> str:
     """The SFT target: ``<think>reasoning</think><answer>answer</answer>`` (think part only with reasoning)."""
