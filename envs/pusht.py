@@ -20,10 +20,11 @@ import numpy as np
 from gymnasium import spaces
 
 from dppo_embodied.actions import DoneAction, MoveAction, PointAction, action_to_json, parse_action
-from dppo_embodied.errors import ConfigError, EnvError
+from dppo_embodied.errors import ConfigError
 from dppo_embodied.imports import require
 from dppo_embodied.parsing import NoAnswer
-from envs.tabletop import CHARSET, MAX_TEXT, _ascii
+from envs.text_action import CHARSET, MAX_TEXT, begin_step
+from envs.text_action import ascii_text as _ascii
 
 WORKSPACE = 512.0
 UNITS_PER_CM = 8.0
@@ -100,11 +101,7 @@ class PushTTextEnv(gym.Env[dict[str, Any], str]):
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Parse one text action and drive the pusher (any text is accepted)."""
-        if not self._reset_done:
-            raise EnvError("call reset() before step()")
-        if self._over:
-            raise EnvError("the episode is over; call reset() to start a new one")
-        text = action if isinstance(action, str) else ("" if action is None else repr(action))
+        text = begin_step(action, self._reset_done, self._over)
         self.steps += 1
         parsed = parse_action(text, image_size=(self.image_size, self.image_size))
         parse_ok, parse_error, command, executed, done = False, None, None, False, False

@@ -15,7 +15,6 @@ Reward: the change in task progress (dense, potential-based) plus ``success_bonu
 from __future__ import annotations
 
 import logging
-import string
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -31,20 +30,14 @@ from envs.executor import Executor, Result
 from envs.scene import CAMERAS, TARGET_RADIUS, TabletopScene
 from envs.spec import MAX_OBJECTS, SceneSpec, free_position, sample_scene
 from envs.tasks import Task, evaluate
+from envs.text_action import CHARSET, MAX_TEXT, begin_step
+from envs.text_action import ascii_text as _ascii
 
 logger = logging.getLogger(__name__)
 
-MAX_TEXT = 1024
-CHARSET = string.printable
 STATE_SIZE = 3 + 2 + 3 * MAX_OBJECTS + 2
 #: depth beyond this (the far clipping plane, metres) is reported as this value
 MAX_DEPTH = 50.0
-
-
-def _ascii(text: str, limit: int = MAX_TEXT) -> str:
-    t = text.encode("ascii", "replace").decode("ascii")
-    t = "".join(c if c in CHARSET else "?" for c in t)
-    return t[:limit]
 
 
 class TabletopEnv(gym.Env[dict[str, Any], str]):
@@ -203,11 +196,7 @@ class TabletopEnv(gym.Env[dict[str, Any], str]):
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Parse and execute one text action (any input is accepted; nothing the model writes raises)."""
-        if not self._reset_done:
-            raise EnvError("call reset() before step()")
-        if self._over:
-            raise EnvError("the episode is over; call reset() to start a new one")
-        text = action if isinstance(action, str) else ("" if action is None else repr(action))
+        text = begin_step(action, self._reset_done, self._over)
         self.steps += 1
         parsed = parse_action(text, image_size=(self.image_size, self.image_size), skills=self.skills)
         parse_ok, parse_error, command, executed, done = False, None, None, False, False
