@@ -200,6 +200,17 @@ def _resolve(p: str, base: Path) -> str:
     return p if os.path.isabs(p) else str((base / p).resolve())
 
 
+def resolve_media_paths(sample: EmbodiedSample, base: str | os.PathLike[str]) -> EmbodiedSample:
+    """Make the sample's relative media paths (images, video, mask) absolute against ``base``, in place."""
+    base = Path(base)
+    sample.images = [_resolve(p, base) for p in sample.images]
+    if sample.video is not None:
+        sample.video.path = _resolve(sample.video.path, base)
+    if isinstance(sample.metadata.get("mask"), str):
+        sample.metadata["mask"] = _resolve(sample.metadata["mask"], base)
+    return sample
+
+
 def _relativize(p: str, base: Path) -> str:
     try:
         return str(Path(p).resolve().relative_to(base.resolve()))
@@ -234,12 +245,7 @@ def _iter(path: Path, resolve_paths: bool, strict: bool) -> Iterator[tuple[Embod
                 yield None, str(err)
                 continue
             if resolve_paths:
-                s.images = [_resolve(p, base) for p in s.images]
-                if s.video is not None:
-                    s.video.path = _resolve(s.video.path, base)
-                for key in ("mask",):
-                    if isinstance(s.metadata.get(key), str):
-                        s.metadata[key] = _resolve(s.metadata[key], base)
+                resolve_media_paths(s, base)
             yield s, None
 
 

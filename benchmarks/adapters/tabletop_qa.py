@@ -18,7 +18,7 @@ from benchmarks.data import layout_error, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
 from dppo_embodied.errors import DataError
-from dppo_embodied.types import AnswerType, EmbodiedSample
+from dppo_embodied.types import AnswerType, EmbodiedSample, resolve_media_paths
 
 ANSWER_INSTRUCTION = "Answer in <answer></answer>."
 
@@ -30,10 +30,6 @@ def prompt_text(sample: EmbodiedSample) -> str:
         parts += [f"({letter}) {text}" for letter, text in zip(sample.option_letters, sample.options, strict=False)]
     parts.append(ANSWER_INSTRUCTION)
     return "\n".join(parts)
-
-
-def _resolve(p: str, base: Path) -> str:
-    return p if Path(p).is_absolute() else str((base / p).resolve())
 
 
 def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
@@ -57,11 +53,7 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
                 if s.id in seen:
                     raise DataError(f"{path}:{lineno}: duplicate sample id {s.id!r}; ids must be unique")
                 seen.add(s.id)
-                s.images = [_resolve(p, path.parent) for p in s.images]
-                if s.video is not None:
-                    s.video.path = _resolve(s.video.path, path.parent)
-                if isinstance(s.metadata.get("mask"), str):
-                    s.metadata["mask"] = _resolve(s.metadata["mask"], path.parent)
+                resolve_media_paths(s, path.parent)
                 if subtasks is not None and s.answer_type.value not in subtasks:
                     continue
                 docs.append(make_doc(spec, s.id, prompt_text(s), s, s.answer_type.value, images=list(s.images),
