@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,14 +312,3 @@ def _sent_shape(shape: tuple[int, ...], max_side: int | None) -> tuple[int, int,
         s = max_side / max(h, w)
         h, w = max(1, round(h * s)), max(1, round(w * s))
     return h, w, 3
-
-
-def wait_for(predicate: Any, timeout_s: float, poll_s: float = 0.02) -> bool:
-    """Poll ``predicate()`` until true or the timeout (helper for tests and the CLI)."""
-    t_end = time.monotonic() + timeout_s
-    while time.monotonic() < t_end:
-        if predicate():
-            return True
-        time.sleep(poll_s)
-    return bool(predicate())
-
