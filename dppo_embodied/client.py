@@ -46,6 +46,7 @@ from dppo_embodied.errors import ClientError, ConfigError, ServerError
 from dppo_embodied.http_retry import (
     MAX_RETRY_AFTER_S,
     RETRY_STATUSES,
+    _decode_json,
     _parse_chat,
     _retry_after,
     _Retryable,
@@ -208,13 +209,7 @@ class ChatClient:
                 logger.debug("%s %s -> %d in %.3f s (attempt %d)", method, url, status, dt, attempts)
                 if 200 <= status < 300:
                     try:
-                        return parse(resp.json()), attempts
-                    except ValueError:
-                        last = _Retryable(
-                            f"malformed JSON in a {status} response ({len(resp.content)} bytes): "
-                            f"{_snippet(resp.text, 120)!r}",
-                            "bad_response",
-                        )
+                        return parse(_decode_json(resp)), attempts
                     except _Retryable as e:
                         last = e
                 elif status in RETRY_STATUSES or status >= 500:
@@ -432,7 +427,7 @@ class ChatClient:
             items = data.get("data") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise _Retryable("malformed /models response: no 'data' list", "bad_response")
-            return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
+            return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
         models, _ = self._request("GET", f"{self.config.base_url}/models", None, parse, timeout_s, None)
         return models

@@ -33,6 +33,19 @@ class _Retryable(Exception):
         self.kind, self.retry_after, self.status = kind, retry_after, status
 
 
+def _decode_json(resp: httpx.Response) -> Any:
+    """The JSON of a 2xx response body; a body that cannot be decoded (not JSON, not UTF-8, or nested too deeply
+    for the decoder: ``RecursionError``) is a retryable ``bad_response``, never an exception of another type."""
+    try:
+        return json.loads(resp.content)
+    except (ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else "malformed JSON"
+        raise _Retryable(
+            f"{why} in a {resp.status_code} response ({len(resp.content)} bytes): {_snippet(resp.text, 120)!r}",
+            "bad_response",
+        ) from None
+
+
 def _content_text(content: Any) -> str:
     if content is None:
         return ""
@@ -49,17 +62,25 @@ def _parse_chat(data: Any) -> tuple[str, str | None, str | None]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         err = data.get("error")
-        detail = f" (server error: {_snippet(json.dumps(err))})" if err else f" (keys: {sorted(data)[:8]})"
+        detail = f" (server error: {_snippet(_dumps(err))})" if err else f" (keys: {sorted(data)[:8]})"
         raise _Retryable(f"malformed response: no choices{detail}", "bad_response")
     msg = choices[0].get("message")
     if not isinstance(msg, dict):
         raise _Retryable("malformed response: choices[0] has no message object", "bad_response")
     reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+    finish = choices[0].get("finish_reason")
     return (
         _content_text(msg.get("content")),
-        choices[0].get("finish_reason"),
+        finish if isinstance(finish, str) else None,
         reasoning if isinstance(reasoning, str) else None,
     )
+
+
+def _dumps(obj: Any) -> str:
+    try:
+        return json.dumps(obj)
+    except (TypeError, ValueError, RecursionError):
+        return f"(unprintable {type(obj).__name__})"
 
 
 def _snippet(text: str, n: int = 300) -> str:
