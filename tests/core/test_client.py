@@ -418,7 +418,7 @@ def test_undecodable_reply_is_a_failed_request(name: str) -> None:
     from tests.helpers.raw_reply_server import RawReplyServer
 
     with RawReplyServer(UNDECODABLE[name]) as srv, make_client(srv.url, max_retries=1) as client:
-        with pytest.raises(ClientError, match="nested too deeply|malformed") as err:
+        with pytest.raises(ClientError, match=r"nested too deeply|malformed") as err:
             client.chat(build_messages("hi"))
         assert type(err.value) is ClientError and srv.hits == 2  # retried once, like any bad response
         with pytest.raises(ClientError):
