@@ -57,7 +57,7 @@ def read_records(path: Path) -> dict[str, dict[str, Any]]:
                 continue
             try:
                 rec = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 bad += int(bool(line.strip()))
                 continue
             if isinstance(rec, dict) and isinstance(rec.get("id"), str):

@@ -8,8 +8,9 @@ For every selected task:
    an id wins) and their ids skipped.
 3. Under ``accelerate launch`` (``RANK``/``WORLD_SIZE`` set) each process takes every WORLD_SIZE-th remaining doc
    and appends to ``samples.rank<R>.jsonl``; otherwise to ``samples.jsonl``.
-4. Docs are handed to the backend in chunks; media are decoded just before (a missing or corrupt file, or a
-   malformed row, makes that sample a failed record with the reason). Each result is appended and flushed as it
+4. Docs are handed to the backend in chunks; media are decoded just before (a missing, corrupt or oversized file,
+   a malformed row or a repeated id makes that sample a failed record with the reason, and the run goes on; only a
+   missing dataset folder or an unreadable question file stops it). Each result is appended and flushed as it
    arrives; every chunk is fsynced.
 5. Rank 0 waits for the other ranks, merges all records, scores them **in dataset order** with a fresh scorer
    (so the numbers do not depend on completion order), rewrites ``samples.jsonl`` atomically and updates
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.adapters import fail_duplicates
 from benchmarks.backends.base import Backend, Request
 from benchmarks.doc import Doc
 from benchmarks.media import load_media
@@ -102,13 +104,9 @@ def dataset_root(spec: TaskSpec, settings: RunSettings) -> Path:
 
 def load_docs(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None, limit: int | None = None
               ) -> list[Doc]:
-    """Build a task's docs with its adapter (checks that ids are unique)."""
+    """Build a task's docs with its adapter; a repeated id fails alone (see :func:`fail_duplicates`)."""
     adapter = load_entry_point(spec.adapter) if ":" in spec.adapter else ADAPTERS.get(spec.adapter)
-    docs: list[Doc] = list(adapter(spec, root, subtasks))
-    ids = [d.id for d in docs]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise DppoError(f"task {spec.task}: duplicate sample id {dup!r} in {root}; ids must be unique")
+    docs = fail_duplicates(list(adapter(spec, root, subtasks)), root)
     return docs[:limit] if limit else docs
 
 
@@ -185,6 +183,9 @@ class _TaskRun:
             images = load_media(doc, self.settings.frames)
         except DppoError as e:
             return f"media: {e}"
+        except Exception as e:  # the one per-doc guard: whatever one doc's media raise, that doc fails alone
+            logger.debug("%s: loading the media of %s failed", doc.task, doc.id, exc_info=True)
+            return f"media: {type(e).__name__}: {e}"
         return Request(doc.id, doc.prompt, images, doc.system, self.max_new_tokens, self.spec.generation.temperature)
 
     def run_chunk(self, chunk: Sequence[Doc], tick: Callable[[int], None]) -> None:
