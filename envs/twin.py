@@ -9,8 +9,9 @@ rehearse a deployment without hardware. It is an end-effector robot:
 * every :meth:`send_action` moves the TCP at most ``max_relative_target`` metres per axis toward the target
   (clipped to the workspace box), simulates one control period of ``1 / fps`` seconds and returns the action it
   actually applied;
-* observations: the same keys with measured values, ``<camera>`` RGB ``(H, W, 3) uint8`` and ``<camera>.depth``
-  ``(H, W) float32`` metres for each camera (``front`` by default).
+* observations: the same keys with measured values (exact; also :meth:`get_state`, without rendering),
+  ``<camera>`` RGB ``(H, W, 3) uint8`` and ``<camera>.depth`` ``(H, W) float32`` metres for each camera
+  (``front`` by default).
 
 World frame: table top at z = 0, x right and y away from the ``front`` camera, z up. Example::
 
@@ -141,14 +142,19 @@ class TabletopTwinRobot:
     def get_observation(self) -> dict[str, Any]:
         """Flat observation following :attr:`observation_features`."""
         sc = self.scene
-        p = sc.gripper_pos
-        obs: dict[str, Any] = {"ee.x": float(p[0]), "ee.y": float(p[1]), "ee.z": float(p[2]),
-                               "gripper.pos": 1.0 if sc.gripper_closed else 0.0}
+        obs: dict[str, Any] = self.get_state()
         for c in self.cameras:
             obs[c] = sc.render(c)
             if self.depth:
                 obs[f"{c}.depth"] = sc.render_depth(c)
         return obs
+
+    def get_state(self) -> dict[str, float]:
+        """The ``ee.*``/``gripper.pos`` keys of :meth:`get_observation`, exact (unrounded) and without rendering."""
+        sc = self.scene
+        p = sc.gripper_pos
+        return {"ee.x": float(p[0]), "ee.y": float(p[1]), "ee.z": float(p[2]),
+                "gripper.pos": 1.0 if sc.gripper_closed else 0.0}
 
     def send_action(self, action: dict[str, float]) -> dict[str, float]:
         """Move toward the target with per-call limits, simulate ``1 / fps`` s; return the action applied.

@@ -89,8 +89,8 @@ class BridgeRobot:
     """Thread-safe facade over a robot: one lock serialises every call (the camera thread renders while the
     executor steps), plus the cheap accessors the bridge needs.
 
-    * :meth:`get_state`: end-effector keys without rendering (the robot's ``get_state()``, else the twin's
-      ``scene_state()``, else ``get_observation()``);
+    * :meth:`get_state`: end-effector keys without rendering (the robot's ``get_state()``, else
+      ``get_observation()``); never a rounded copy: the per-tick safety caps are computed from it;
     * :meth:`render`: one camera (the twin's renderer, else ``get_observation()``);
     * :attr:`workspace`, :attr:`home`, :meth:`calibration`.
 
@@ -149,12 +149,6 @@ class BridgeRobot:
             fn = getattr(self.robot, "get_state", None)
             if callable(fn):
                 return fn()
-            scene_state = getattr(self.robot, "scene_state", None)
-            if callable(scene_state):
-                st = scene_state()
-                g = st["gripper"]
-                return {"ee.x": float(g[0]), "ee.y": float(g[1]), "ee.z": float(g[2]),
-                        "gripper.pos": 1.0 if st.get("gripper_closed") else 0.0}
             return self.robot.get_observation()
 
     def holding(self) -> bool | None:
