@@ -1,6 +1,8 @@
 """``dppo train --config RECIPE --dry-run``: validate a whole recipe and build everything up to loading the weights.
 
-Checked, in order: the recipe itself (typed keys and values); the accelerate config file; the TRL ``GRPOConfig``
+Checked, in order: the recipe itself (typed keys and values, QA template names and image size included); the output
+folder (a folder, or creatable: not a file, not under a file, writable); the accelerate config file (a relative
+path in a recipe is relative to the recipe's folder); the TRL ``GRPOConfig``
 and ``SFTConfig`` the phases will use (every ``trainer:`` key by name and value); the LoRA config; the teacher
 client settings (no request is sent); the data sources (files readable, generator importable, env ids
 registered); the model config (the checkpoint's own, or the published shape when offline) and the model skeleton
@@ -12,6 +14,7 @@ installed on this machine) are reported as warnings.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ def _accelerate(path: str | None, warnings: list[str]) -> dict[str, Any] | None:
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"accelerate_config: {path} does not exist")
+        raise ConfigError(f"accelerate_config: {path} does not exist (a relative path in a recipe is relative to the "
+                          "recipe's folder; on the command line, to the working directory)")
     try:
         acc = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
@@ -45,6 +49,30 @@ def _accelerate(path: str | None, warnings: list[str]) -> dict[str, Any] | None:
         warnings.append(f"{path}: fsdp_version is not 2 (FSDP2 is the tested path)")
     return {"file": str(p), "distributed_type": dist, "num_processes": int(acc.get("num_processes", 1)),
             "mixed_precision": acc.get("mixed_precision")}
+
+
+def check_output_dir(output_dir: str | os.PathLike[str]) -> Path:
+    """Check that the run folder is a folder or can be created as one (before any work is done).
+
+    Returns:
+        The folder as an absolute path.
+
+    Raises:
+        ConfigError: it is a file, lies under a file, or its first existing parent is not writable; the message
+            names the path.
+    """
+    p = Path(output_dir).expanduser().absolute()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"output_dir: {p} exists and is not a folder; pass --output-dir (or output_dir=) a new or "
+                          "existing folder")
+    parent = p
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"output_dir: {p} cannot be created because {parent} is a file; choose another folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_dir: {p} cannot be written: {parent} is not writable by this user")
+    return p
 
 
 def _model(cfg: MetaloopConfig, processes: int, warnings: list[str]) -> dict[str, Any]:
@@ -93,7 +121,8 @@ def dry_run(cfg: MetaloopConfig) -> dict[str, Any]:
     from training.sft_phase import common_args, make_args
 
     warnings: list[str] = []
-    report: dict[str, Any] = {"name": cfg.name, "mode": cfg.mode, "sampling": cfg.sampling, "loops": cfg.loops}
+    report: dict[str, Any] = {"name": cfg.name, "mode": cfg.mode, "sampling": cfg.sampling, "loops": cfg.loops,
+                              "output_dir": str(check_output_dir(cfg.output_dir))}
     acc = _accelerate(cfg.accelerate_config, warnings)
     report["accelerate"] = acc
     processes = acc["num_processes"] if acc else 1

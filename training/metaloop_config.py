@@ -25,9 +25,33 @@ Mode = Literal["dppo", "grpo_only", "sft_only"]
 Sampling = Literal["difficulty", "random"]
 
 
+IMAGE_SIZE_RANGE = (32, 1024)
+"""Generated image sides (pixels) that ``envs.qa.generate`` accepts; checked here so a recipe fails when loaded."""
+
+
 def _check(cond: bool, key: str, msg: str) -> None:
     if not cond:
         raise ConfigError(f"{key}: {msg}")
+
+
+def _check_templates(suite: str | None, templates: list[str], capabilities: list[str]) -> None:
+    """``data.templates`` against the templates of an ``envs.qa`` suite (skipped for custom generators)."""
+    if not templates or not suite or ":" in suite:
+        return
+    try:
+        from envs.qa import SUITES, templates_for
+    except ImportError:  # envs (the sim extra) not installed: --dry-run warns, the run fails when generating
+        return
+    if suite not in SUITES:
+        return
+    valid = templates_for(suite)
+    names = sorted(t for group in valid.values() for t in group)
+    for i, t in enumerate(templates):
+        _check(t in names, f"data.templates[{i}]", f"unknown template {t!r} of suite {suite!r}; valid: "
+               f"{', '.join(names)}")
+    if capabilities:
+        usable = [t for c in capabilities for t in valid.get(c, []) if t in templates]
+        _check(bool(usable), "data.templates", f"none of {templates} belongs to data.capabilities {capabilities}")
 
 
 @dataclass
@@ -140,9 +164,15 @@ class DataSettings:
         for key in ("n_train", "n_heldout", "n_general", "env_seeds", "env_heldout_seeds", "env_max_steps"):
             v = getattr(self, key)
             _check(isinstance(v, int) and v >= 0, f"data.{key}", f"must be a non-negative integer, got {v!r}")
-        _check(self.image_size >= 28, "data.image_size", f"must be >= 28 pixels, got {self.image_size}")
+        lo, hi = IMAGE_SIZE_RANGE
+        _check(isinstance(self.image_size, int) and lo <= self.image_size <= hi, "data.image_size",
+               f"must be an integer number of pixels in {lo}..{hi}, got {self.image_size!r}")
         for i, c in enumerate(self.capabilities):
             _check(c in SLUGS, f"data.capabilities[{i}]", f"unknown capability {c!r}; valid: {', '.join(SLUGS)}")
+        for i, t in enumerate(self.templates):
+            _check(isinstance(t, str) and bool(t.strip()), f"data.templates[{i}]",
+                   f"must be a template name, got {t!r}")
+        _check_templates(self.generator, self.templates, self.capabilities)
 
 
 @dataclass
@@ -385,7 +415,9 @@ class MetaloopConfig:
             ``dppo train compare`` to give every ablation the same budget.
         report_to: transformers loggers (``tensorboard``; empty for none).
         accelerate_config: accelerate config file this recipe is meant to be launched with (documentation and
-            ``--dry-run`` validation).
+            ``--dry-run`` validation). A relative path in a recipe file is resolved against the recipe's folder
+            (so the recipe works from any working directory); given as a ``key=value`` override on the command
+            line, against the working directory.
         model: model settings.
         data: data settings.
         difficulty: difficulty estimation and buffer settings.
@@ -454,7 +486,12 @@ def load_metaloop_config(path: str | os.PathLike[str] | None, overrides: list[st
     ov = list(overrides or [])
     if output_dir:
         ov.append(f"output_dir={output_dir}")
-    return load_config(MetaloopConfig, path, ov)
+    cfg = load_config(MetaloopConfig, path, ov)
+    from_command_line = any(o.partition("=")[0].strip() == "accelerate_config" for o in ov)
+    if path is not None and cfg.accelerate_config and not from_command_line \
+            and not os.path.isabs(cfg.accelerate_config):
+        cfg.accelerate_config = str(Path(path).resolve().parent / cfg.accelerate_config)
+    return cfg
 
 
 def check_trainer_overrides(cls: type, overrides: dict[str, Any], key: str) -> None:

@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             report = dry_run(cfg)
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
             return 0
+        from training.dry_run import check_output_dir
         from training.metaloop import run_metaloop
 
+        check_output_dir(cfg.output_dir)  # fail now, not after the data and the model are built
         summary = run_metaloop(cfg, resume=args.resume, progress=not args.no_progress)
     except DppoError as e:
         sys.stderr.write(f"dppo train: {e}\n")
