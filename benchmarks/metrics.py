@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -320,12 +319,20 @@ def load_mask(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ format check
-_FORMAT = re.compile(r"\s*(?:<think>.*?</think>\s*)?<answer>(.*?)</answer>\s*", re.S)
-
-
 def format_ok(response: str | None) -> bool:
-    """True when the response is ``<think>...</think><answer>...</answer>`` or ``<answer>...</answer>`` only."""
-    return isinstance(response, str) and _FORMAT.fullmatch(response) is not None and response.count("<answer>") == 1
+    """True when the response is ``<think>...</think><answer>...</answer>`` or ``<answer>...</answer>`` only.
+
+    Exactly ``re.fullmatch(r"\\s*(?:<think>.*?</think>\\s*)?<answer>(.*?)</answer>\\s*", response, re.S)`` with
+    a single ``<answer>``, in linear time (the regex backtracks over every ``</think>``/``</answer>`` pair):
+    the one ``<answer>`` splits the response into a head (blank, or ``<think>...</think>`` between blanks) and a
+    tail ending with ``</answer>`` and blanks. Blanks are what ``\\s`` and ``str.strip`` both call whitespace.
+    """
+    if not isinstance(response, str) or response.count("<answer>") != 1:
+        return False
+    head, _, tail = response.partition("<answer>")
+    head = head.strip()
+    think = len(head) >= len("<think></think>") and head.startswith("<think>") and head.endswith("</think>")
+    return (not head or think) and tail.rstrip().endswith("</answer>")
 
 
 # ------------------------------------------------------------------------------------------------ score_sample
