@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def to_jsonable(value: Any) -> Any:
-    """A JSON-safe version of ``value`` (tuples -> lists, numpy scalars -> numbers, other objects -> repr)."""
+    """A JSON-safe version of ``value`` (tuples -> lists, numpy scalars -> numbers, NaN/infinity -> "nan"/"inf",
+    other objects -> repr)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):
@@ -37,11 +41,18 @@ def to_jsonable(value: Any) -> Any:
 
 
 def dumps(record: dict[str, Any]) -> str:
-    """One JSONL line (no trailing newline)."""
+    """One JSONL line (no trailing newline) that encodes as UTF-8: text with a lone surrogate (a response read
+    from a ``\\ud800`` JSON escape) is written ASCII-escaped, which reads back identical."""
     try:
-        return json.dumps(record, ensure_ascii=False, allow_nan=False)
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
-        return json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False, default=repr)
+        record = to_jsonable(record)
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=repr)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record, ensure_ascii=True, allow_nan=False, default=repr)
+    return line
 
 
 def read_records(path: Path) -> dict[str, dict[str, Any]]:

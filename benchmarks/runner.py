@@ -42,6 +42,7 @@ from benchmarks.scoring import Row, make_scorer
 from benchmarks.task import ADAPTERS, Selection, TaskSpec
 from dppo_embodied.errors import ConfigError, DppoError
 from dppo_embodied.registry import load_entry_point
+from dppo_embodied.types import iter_json_lines
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +148,13 @@ def score_records(spec: TaskSpec, docs: Sequence[Doc], records: dict[str, dict[s
         else:
             try:
                 s = scorer.score(doc, rec.get("response") or "")
-            except (DppoError, ValueError, TypeError, KeyError) as e:  # bad scoring data (a missing mask, a
-                # malformed target): a failed sample with the reason, not a crashed run
-                rec.update(error=f"scoring failed: {e}", score=0.0, parsed=None)
+            except Exception as e:  # the one per-sample scoring guard: bad scoring data (a missing mask, a
+                # malformed target) or a response no rule can read is a failed sample with the reason, never a
+                # crashed run that writes nothing
+                logger.debug("%s: scoring %s failed", spec.task, doc.id, exc_info=True)
+                reason = str(e) if isinstance(e, DppoError) else f"{type(e).__name__}: {e}"
+                reason = reason[:300].encode("utf-8", "backslashreplace").decode("utf-8")  # bounded, encodable
+                rec.update(error=f"scoring failed: {reason}", score=0.0, parsed=None)
                 rows.append(Row(doc.id, doc.subtask, 0.0, failed=True, meta=doc.meta))
                 failures.append({"id": doc.id, "error": rec["error"]})
             else:
@@ -342,26 +347,26 @@ def read_responses(path: Path) -> tuple[dict[str, str], int]:
     Returns:
         ``(responses, bad_lines)``; a later row of an id replaces an earlier one.
     """
-    import json
-
     if not path.is_file():
         raise DppoError(f"responses file {path} does not exist; expected JSONL rows "
                         '{"id": ..., "response": ...}')
     out: dict[str, str] = {}
-    bad = 0
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
+    bad: list[str] = []
+    for lineno, rec, error in iter_json_lines(path):  # each line decoded alone: a bad byte spoils that line only
+        if error is None:
             try:
-                rec = json.loads(line)
                 rid = rec["id"]
                 text = next(rec[k] for k in ("response", "text", "prediction") if k in rec)
-            except (ValueError, KeyError, TypeError, StopIteration):
-                bad += 1
+            except (KeyError, TypeError, StopIteration):
+                error = 'not an object with "id" and "response"'
+            else:
+                out[str(rid)] = "" if text is None else str(text)
                 continue
-            out[str(rid)] = "" if text is None else str(text)
-    return out, bad
+        bad.append(f"line {lineno}: {error}")
+    if bad:
+        logger.warning("%s: %d malformed line(s) skipped: %s", path, len(bad),
+                       "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
+    return out, len(bad)
 
 
 def score_responses(spec: TaskSpec, root: Path, responses: Path, out: Path,
