@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,15 @@ class VLMPolicy:
 
     def generate(self, requests: Sequence[ChatRequest], max_new_tokens: int | None = None,
                  temperature: float = 0.0, num_return_sequences: int = 1, top_p: float = 1.0,
-                 stop: Sequence[str] | None = None) -> list[list[str]] | list[str]:
+                 stop: Sequence[str] | None = None,
+                 stopping_criteria: Callable[[list[int]], Any] | None = None) -> list[list[str]] | list[str]:
         """Generate for every request.
+
+        Args:
+            stopping_criteria: optional factory called once per generation batch with the indices (into
+                ``requests``) of that batch's requests; it returns a ``transformers.StoppingCriteriaList`` for the
+                batch, whose rows are those requests each repeated ``num_return_sequences`` times (``dppo serve``
+                stops each row at its request's deadline this way).
 
         Returns:
             One string per request when ``num_return_sequences == 1``, else one list of ``n`` strings per request.
@@ -139,8 +146,9 @@ class VLMPolicy:
             gen_kwargs["tokenizer"] = self.processor.tokenizer
         for idx in groups:
             inputs = self._encode([requests[i] for i in idx])
+            extra = {"stopping_criteria": stopping_criteria(idx)} if stopping_criteria is not None else {}
             with torch.inference_mode():
-                ids = self.model.generate(**inputs, **gen_kwargs)
+                ids = self.model.generate(**inputs, **gen_kwargs, **extra)
             texts = self.processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
             for j, i in enumerate(idx):
                 out[i] = [t.strip() for t in texts[j * n:(j + 1) * n]]

@@ -47,8 +47,8 @@ def test_key_checked_on_every_request(echo_server) -> None:  # type: ignore[no-u
     srv, backend, _ = echo_server(api_key=KEY)
     body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
     good = {"Authorization": f"Bearer {KEY}"}
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": f"bearer {KEY}"},
-                    {"X-Api-Key": KEY}):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"},
+                    {"Authorization": f"Bearer{KEY}"}, {"X-Api-Key": KEY}):
         r = httpx.post(f"{srv.url}/chat/completions", json=body, headers=headers)
         assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
         assert httpx.get(f"{srv.url}/models", headers=headers).status_code == 401
@@ -71,6 +71,8 @@ def test_no_pickle_on_the_wire(echo_server) -> None:  # type: ignore[no-untyped-
     payload = pickle.dumps({"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
     r = httpx.post(f"{srv.url}/chat/completions", content=payload,
                    headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 415 and backend.batches == []
+    r = httpx.post(f"{srv.url}/chat/completions", content=payload, headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and backend.batches == []
     r = httpx.post(f"{srv.url}/chat/completions", json={"messages": [{"role": "user", "content": "__import__('os')"}]})
     assert r.json()["choices"][0]["message"]["content"] == "echo: __import__('os') [0]"  # returned, never run

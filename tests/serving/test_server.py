@@ -27,7 +27,8 @@ def test_routes_and_echo(echo_server) -> None:  # type: ignore[no-untyped-def]
         assert c.health() and c.list_models() == ["echo"]
         r = c.chat(build_messages("where is the cube", images=[IMG, IMG], system="be brief"), max_tokens=50)
         assert r.text == "echo: where is the cube [2]" and r.finish_reason == "stop"
-        assert r.usage["prompt_tokens"] == 4 and r.usage["total_tokens"] == 4 + r.usage["completion_tokens"]
+        assert r.usage["prompt_tokens"] == 4 + 2 + 2  # words of both messages + one token per image (the fake)
+        assert r.usage["total_tokens"] == 8 + r.usage["completion_tokens"]
         r = c.chat(build_messages("a b c d e f"), max_tokens=3)
         assert r.text == "echo: a b" and r.finish_reason == "length"
         r = c.chat(build_messages("cut here please"), stop=["here"])
@@ -35,7 +36,8 @@ def test_routes_and_echo(echo_server) -> None:  # type: ignore[no-untyped-def]
         with pytest.raises(ServerError, match="404"):
             c.chat(build_messages("x"), model="other-model")
     root = srv.url[:-3]
-    assert httpx.get(f"{root}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{root}/health").json() == {"status": "ok", "queue_depth": 0, "oldest_wait_s": 0.0,
+                                                  "running": 0, "running_for_s": 0.0, "max_queue": 256}
     for path in ("/docs", "/openapi.json", "/redoc"):
         assert httpx.get(f"{root}{path}").status_code == 404
 
@@ -59,7 +61,8 @@ def test_bad_requests_are_400_json(echo_server) -> None:  # type: ignore[no-unty
     r = httpx.post(f"{srv.url}/chat/completions", json={"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]})
     assert r.status_code == 400 and "data URL" in r.json()["error"]["message"]
-    r = httpx.post(f"{srv.url}/chat/completions", content=b"x" * (3 * 1024 * 1024))
+    r = httpx.post(f"{srv.url}/chat/completions", content=b"x" * (3 * 1024 * 1024),
+                   headers={"Content-Type": "application/json"})
     assert r.status_code == 413
 
 
@@ -90,7 +93,9 @@ def test_backend_failure_isolated_per_request() -> None:
     from training.serving.protocol import Completion
 
     class Picky:
-        def generate(self, requests, params):  # type: ignore[no-untyped-def]
+        max_model_len, keep_pixels = None, None
+
+        def generate(self, requests, params, deadlines):  # type: ignore[no-untyped-def]
             if any(r.text == "boom" for r in requests):
                 raise ValueError("cannot handle boom")
             return [[Completion("ok", "stop", 1)] for _ in requests]

@@ -38,6 +38,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", dest="default_max_tokens", type=int, help="default max_tokens (default 256)")
     p.add_argument("--max-tokens-cap", dest="max_tokens_cap", type=int, help="largest max_tokens accepted")
     p.add_argument("--max-images", dest="max_images", type=int, help="images per request (default 8)")
+    p.add_argument("--max-image-pixels", dest="max_image_pixels", type=int,
+                   help="decoded pixels per image, larger ones get 413 (default 4096*4096)")
+    p.add_argument("--max-request-pixels", dest="max_request_pixels", type=int,
+                   help="decoded pixels of all images of a request (default 4096*4096)")
+    p.add_argument("--max-work-tokens", dest="max_work_tokens", type=int,
+                   help="the most n * max_tokens per request (default 8192)")
+    p.add_argument("--max-model-len", dest="max_model_len", type=int,
+                   help="context length for prompt + max_tokens (default: the model's max_position_embeddings)")
+    p.add_argument("--request-timeout", dest="request_timeout_s", type=float,
+                   help="seconds a request may take from arrival, queueing included (default 60)")
+    p.add_argument("--max-request-timeout", dest="max_request_timeout_s", type=float,
+                   help="largest timeout_s a request may ask for (default 600)")
+    p.add_argument("--allow-origin", dest="allowed_origins", action="append",
+                   help="browser origin allowed besides loopback when there is no key (repeatable)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="model dtype (default float32)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--max-pixels", dest="max_pixels", type=int, help="max pixels per image (vision tokens)")
@@ -50,7 +64,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv: list[str] | None) -> tuple[Any, int]:
     """Parse ``argv`` into a :class:`~training.serving.server.ServeConfig` (and the verbosity)."""
-    from training.serving.server import ServeConfig
+    from training.serving.config import ServeConfig
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -103,12 +117,14 @@ def _serve_transformers(cfg: Any) -> int:
         raise
     try:
         app = create_app(batcher, cfg.model_name, api_key=cfg.api_key, limits=cfg.limits(),
-                         max_body_bytes=int(cfg.max_body_mb * 1024 * 1024))
+                         max_body_bytes=int(cfg.max_body_mb * 1024 * 1024), decode_slots=cfg.decode_slots,
+                         allowed_origins=cfg.allowed_origins)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         auth = "API key required" if cfg.api_key else "no API key (loopback only)"
         print(f"dppo serve: model {cfg.model_name!r} on http://{shown}:{port}/v1 (transformers backend, "
-              f"batch <= {cfg.max_batch_size}, {auth})", flush=True)
+              f"batch <= {cfg.max_batch_size}, context {batcher.backend.max_model_len} tokens, "
+              f"request timeout {cfg.request_timeout_s:g} s, {auth})", flush=True)
         make_uvicorn(app, cfg.log_level).run(sockets=[sock])
     finally:
         batcher.close()

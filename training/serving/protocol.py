@@ -1,16 +1,20 @@
 """The OpenAI chat-completions wire format of ``dppo serve``: request validation and response bodies.
 
 JSON only (no pickle anywhere). Images arrive as ``data:image/...;base64,...`` URLs inside ``image_url`` content
-parts; remote ``http(s)`` URLs and local paths are refused (no server-side fetching: latency and SSRF). Every
-problem with a request becomes a :class:`RequestError` carrying the HTTP status and an OpenAI-style error body
-whose message says how to fix the request.
+parts; remote ``http(s)`` URLs and local paths are refused (no server-side fetching: latency and SSRF), and each is
+decoded within the pixel budgets of :mod:`training.serving.images`. Every problem with a request becomes a
+:class:`RequestError` carrying the HTTP status and an OpenAI-style error body whose message says how to fix the
+request.
+
+Work budgets: ``n * max_tokens`` is capped (``Limits.max_work_tokens``); the prompt (text and image tokens) plus
+``max_tokens`` must fit the model's context (:func:`check_context`); every request has a deadline, the server's
+default or the request's ``timeout_s`` (an extension field, at most ``Limits.max_timeout_s``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import math
 import time
 import uuid
@@ -20,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from training.policy import ChatRequest
+from training.serving.images import ImageRefused, PixelBudget
 
 ROLES = ("system", "user", "assistant")
 """Message roles accepted (``tool``/``function`` messages are refused: this server does not call tools)."""
@@ -58,19 +63,30 @@ class Limits:
         default_max_tokens: ``max_tokens`` when the request gives none.
         max_tokens_cap: the largest ``max_tokens`` accepted.
         max_images: images per request (all messages together).
-        max_image_pixels: pixels per decoded image (width × height).
+        max_image_pixels: pixels per decoded image (width × height); larger images are refused (413).
+        max_request_pixels: decoded pixels of all the images of a request together (413 above).
+        keep_pixels: decoded images above this many pixels are downscaled to it (the processor's ``max_pixels``;
+            ``None``: kept as sent).
         max_messages: messages per request.
         max_stop: stop strings per request.
         max_n: completions per request (``n``).
+        max_work_tokens: the most ``n * max_tokens`` one request may ask for.
+        default_timeout_s: a request's deadline (queueing and generation) when it sends no ``timeout_s``.
+        max_timeout_s: the largest ``timeout_s`` accepted.
     """
 
     default_max_tokens: int = 256
     max_tokens_cap: int = 4096
     max_images: int = 8
     max_image_pixels: int = 4096 * 4096
+    max_request_pixels: int = 4096 * 4096
+    keep_pixels: int | None = None
     max_messages: int = 256
     max_stop: int = 8
     max_n: int = 8
+    max_work_tokens: int = 8192
+    default_timeout_s: float = 60.0
+    max_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -106,12 +122,25 @@ class ConversationRequest(ChatRequest):
 
 @dataclass
 class ParsedChat:
-    """A validated chat request."""
+    """A validated chat request.
+
+    Attributes:
+        request: the conversation and its decoded images.
+        params: generation settings.
+        model: the served model id.
+        stream: answer as server-sent events.
+        timeout_s: the request's time budget from arrival (queueing and generation).
+        pixels: decoded pixels of its images (after downscaling), what it holds in memory while queued.
+        text_chars: characters of text in the conversation (a cheap bound before tokenizing).
+    """
 
     request: ConversationRequest
     params: GenParams
     model: str
     stream: bool = False
+    timeout_s: float = 60.0
+    pixels: int = 0
+    text_chars: int = 0
 
 
 def _number(body: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
@@ -132,12 +161,8 @@ def _integer(body: dict[str, Any], name: str, default: int, lo: int, hi: int) ->
     return v
 
 
-def decode_image_url(url: Any, limits: Limits) -> Image.Image:
-    """Decode a ``data:image/...;base64,...`` URL into an RGB PIL image.
-
-    Raises:
-        RequestError: not a data URL (remote URLs are never fetched), bad base64, not an image, too large.
-    """
+def _data_url_bytes(url: Any) -> bytes:
+    """The encoded image of a ``data:image/...;base64,...`` URL (remote URLs and files are never fetched)."""
     if not isinstance(url, str):
         raise RequestError("image_url.url must be a string data URL", param="messages")
     if url.startswith(("http://", "https://", "file:", "/")):
@@ -149,25 +174,35 @@ def decode_image_url(url: Any, limits: Limits) -> Image.Image:
         raise RequestError(f"image_url.url must look like 'data:image/jpeg;base64,...', got {url[:40]!r}",
                            param="messages")
     try:
-        raw = base64.b64decode(payload, validate=True)
+        return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as e:
         raise RequestError(f"image data URL is not valid base64 ({e})", param="messages") from None
+
+
+def _decode_images(raws: list[bytes], limits: Limits) -> list[Image.Image]:
     try:
-        im = Image.open(io.BytesIO(raw))
-        w, h = im.size
-        if w * h > limits.max_image_pixels:
-            raise RequestError(
-                f"image of {w}x{h} pixels exceeds the limit of {limits.max_image_pixels} pixels; downscale it "
-                "(e.g. build_messages(..., max_side=448))", status=413, param="messages")
-        return im.convert("RGB")
-    except RequestError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise RequestError(f"image data URL does not decode as an image ({e})", param="messages") from None
+        return pixel_budget(limits).decode_all(raws)
+    except ImageRefused as e:
+        raise RequestError(str(e), status=e.status, param="messages") from None
 
 
-def _content_parts(content: Any, where: str, limits: Limits, images: list[Image.Image]) -> list[dict[str, Any]]:
-    """OpenAI content (string or parts) → template parts; images decoded and appended to ``images``."""
+def decode_image_url(url: Any, limits: Limits) -> Image.Image:
+    """Decode a ``data:image/...;base64,...`` URL into an RGB PIL image within the pixel budgets.
+
+    Raises:
+        RequestError: not a data URL (remote URLs are never fetched), bad base64, not an image, too large (413).
+    """
+    return _decode_images([_data_url_bytes(url)], limits)[0]
+
+
+def pixel_budget(limits: Limits) -> PixelBudget:
+    """A fresh per-request pixel budget from ``limits``."""
+    return PixelBudget(max_image_pixels=limits.max_image_pixels, max_request_pixels=limits.max_request_pixels,
+                       keep_pixels=limits.keep_pixels)
+
+
+def _content_parts(content: Any, where: str, limits: Limits, images: list[bytes]) -> list[dict[str, Any]]:
+    """OpenAI content (string or parts) → template parts; encoded images appended to ``images``."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if content is None:
@@ -189,7 +224,7 @@ def _content_parts(content: Any, where: str, limits: Limits, images: list[Image.
             url = ref.get("url") if isinstance(ref, dict) else ref
             if len(images) >= limits.max_images:
                 raise RequestError(f"too many images: at most {limits.max_images} per request", param="messages")
-            images.append(decode_image_url(url, limits))
+            images.append(_data_url_bytes(url))
             parts.append({"type": "image"})
         else:
             raise RequestError(
@@ -225,7 +260,7 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
         raise RequestError("messages must be a non-empty list of {role, content} objects", param="messages")
     if len(messages) > limits.max_messages:
         raise RequestError(f"too many messages: at most {limits.max_messages}", param="messages")
-    images: list[Image.Image] = []
+    raws: list[bytes] = []
     conversation: list[dict[str, Any]] = []
     system_texts: list[str] = []
     for i, msg in enumerate(messages):
@@ -235,7 +270,7 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
         if role not in ROLES:
             raise RequestError(f"messages[{i}].role {role!r} is not supported; use one of {list(ROLES)}",
                                param="messages")
-        parts = _content_parts(msg.get("content"), f"messages[{i}]", limits, images)
+        parts = _content_parts(msg.get("content"), f"messages[{i}]", limits, raws)
         if role == "system":
             if any(p["type"] != "text" for p in parts):
                 raise RequestError(f"messages[{i}]: a system message holds text only", param="messages")
@@ -248,7 +283,6 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
     if system is not None:
         conversation.insert(0, {"role": "system", "content": system})
     last_text = " ".join(p.get("text", "") for p in conversation[-1]["content"] if p["type"] == "text")
-    request = ConversationRequest(text=last_text, images=images, system=system, conversation=conversation)
 
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     mt = _integer({"max_tokens": max_tokens}, "max_tokens", limits.default_max_tokens, 1, limits.max_tokens_cap)
@@ -270,19 +304,33 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
         stop=stop,
         n=_integer(body, "n", 1, 1, limits.max_n),
     )
+    if params.n * params.max_tokens > limits.max_work_tokens:
+        raise RequestError(f"n * max_tokens = {params.n} * {params.max_tokens} = {params.n * params.max_tokens} "
+                           f"exceeds this server's limit of {limits.max_work_tokens} tokens per request; lower n "
+                           "or max_tokens (or send several requests)", param="max_tokens")
+    timeout_s = _number(body, "timeout_s", limits.default_timeout_s, 1e-3, limits.max_timeout_s)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError("stream must be true or false", param="stream")
-    return ParsedChat(request=request, params=params, model=served_model, stream=stream)
+    chars = sum(len(m["content"]) if isinstance(m["content"], str) else
+                sum(len(p.get("text", "")) for p in m["content"]) for m in conversation)
+    images = _decode_images(raws, limits)  # last: a request that is invalid otherwise costs no decoding
+    request = ConversationRequest(text=last_text, images=images, system=system, conversation=conversation)
+    return ParsedChat(request=request, params=params, model=served_model, stream=stream, timeout_s=timeout_s,
+                      pixels=sum(im.width * im.height for im in images), text_chars=chars)
 
 
 @dataclass
 class Completion:
-    """One generated choice: the text (stop string removed), why it ended, and its token count."""
+    """One generated choice: the text (stop string removed), why it ended, and its token count.
+
+    ``deadline_hit`` marks a choice cut by the request's deadline (its ``finish_reason`` is then ``"length"``).
+    """
 
     text: str
     finish_reason: str
     completion_tokens: int
+    deadline_hit: bool = False
 
 
 def apply_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:

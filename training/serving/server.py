@@ -1,13 +1,30 @@
 """The ``transformers`` backend of ``dppo serve``: an OpenAI-compatible FastAPI app over a local VLM.
 
 Routes: ``POST /v1/chat/completions`` (text + ``data:`` image URLs, ``max_tokens``, ``temperature``, ``top_p``,
-``stop``, ``n``, ``stream``), ``GET /v1/models``, ``GET /health``. Concurrent requests are micro-batched
-(:mod:`training.serving.batching`).
+``stop``, ``n``, ``stream``, and the extension ``timeout_s``), ``GET /v1/models``, ``GET /health``. Concurrent
+requests are micro-batched and scheduled fairly (:mod:`training.serving.batching`).
 
-Security: binds 127.0.0.1 by default; a non-loopback host is refused without an API key; when a key is set,
-every route except ``/health`` checks ``Authorization: Bearer <key>`` (constant-time compare); bodies are JSON
-with a size cap; images are inline data URLs only (nothing is fetched); no pickle; model text is returned, never
-executed. ``/health`` answers ``{"status": "ok"}`` and nothing else, so load balancers can probe it.
+Security (:mod:`training.serving.security`): binds 127.0.0.1 by default; a non-loopback host is refused without an
+API key; when a key is set, every route except ``/health`` checks ``Authorization: Bearer <key>`` (scheme in any
+case, constant-time compare); without a key, browser requests from a foreign ``Origin`` get 403; ``POST`` bodies
+must be ``application/json`` (415); images are inline data URLs only (nothing is fetched); no pickle; model text
+is returned, never executed.
+
+Budgets (every one answers with an OpenAI-style JSON error naming the limit):
+
+* body size (413) and JSON nesting (400: a 100k-deep array is a bad request, not a crash);
+* images: count, pixels per image and per request from the header before decoding (413), downscaled to the
+  processor's ``max_pixels`` once decoded (:mod:`training.serving.images`); at most ``decode_slots`` requests
+  decode at a time, and waiting requests may hold ``max_queued_mpixels`` of images (503 beyond);
+* work: ``n * max_tokens`` per request (400), prompt + ``max_tokens`` within the model's context (400);
+* time: each request has a deadline, ``request_timeout_s`` after arrival or the request's ``timeout_s`` (at most
+  ``max_request_timeout_s``). A request still queued at its deadline gets **504** (``type: "timeout_error"``);
+  a request being generated at its deadline is cut and answered **200 with ``finish_reason: "length"``** and the
+  header ``X-Deadline-Exceeded: true``: the tokens already generated are returned rather than discarded, and
+  OpenAI clients do not retry it (they retry 408 and 5xx, which would multiply the load on a saturated server).
+
+``/health`` answers ``{"status": "ok" | "saturated" | "down", ...}`` (503 only when down) with the queue depth,
+the oldest wait and how long the running batch has run; with a key set, callers without it get the status only.
 
 In-process use (tests, benchmarks)::
 
@@ -19,16 +36,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import ipaddress
+import dataclasses
 import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import ConfigError, DppoError
@@ -42,9 +56,12 @@ from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse, Response, StreamingResponse  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 
-from training.serving.batching import MicroBatcher, PolicyBackend  # noqa: E402
+from training.serving.backend import PolicyBackend, check_context  # noqa: E402
+from training.serving.batching import MicroBatcher  # noqa: E402
+from training.serving.config import ServeConfig  # noqa: E402
 from training.serving.protocol import (  # noqa: E402
     Limits,
+    ParsedChat,
     RequestError,
     completion_body,
     error_body,
@@ -52,119 +69,39 @@ from training.serving.protocol import (  # noqa: E402
     parse_chat_request,
     stream_chunks,
 )
+from training.serving.security import (  # noqa: E402
+    bearer_matches,
+    is_json_content_type,
+    is_loopback,
+    origin_allowed,
+)
+
+__all__ = ["ServeConfig", "ServerThread", "bind_socket", "build_batcher", "create_app", "is_loopback",
+           "make_uvicorn"]
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine (``0.0.0.0`` and ``::`` are not)."""
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass
-class ServeConfig:
-    """Settings of ``dppo serve``.
-
-    Attributes:
-        model: checkpoint folder (or hub id, with network) of any of our VLMs, tiny or real.
-        backend: ``"transformers"`` (this server) or ``"vllm"`` (launch ``vllm serve``).
-        host: bind address; 127.0.0.1 by default. Non-loopback hosts need ``api_key``.
-        port: TCP port (0 = any free port, printed at start-up).
-        api_key: bearer token checked on every ``/v1`` request (``None`` = no auth; loopback only).
-        served_model_name: model id clients send (default: the checkpoint folder's name).
-        max_batch_size: requests generated together.
-        batch_window_ms: how long the batcher waits for more requests after the first one.
-        default_max_tokens: ``max_tokens`` when a request gives none.
-        max_tokens_cap: largest ``max_tokens`` accepted.
-        max_images: images per request.
-        max_body_mb: request body cap in MiB.
-        max_queue: waiting requests before answering 503.
-        dtype: model dtype (``float32``, ``bfloat16``, ``float16``).
-        device: torch device (``None`` = CUDA when available, else CPU).
-        max_pixels: optional bound on pixels per image in the processor (bounds vision tokens).
-        threads: torch intra-op threads (``None`` = torch default).
-        log_level: uvicorn log level.
-        extra_args: extra arguments passed to ``vllm serve`` verbatim (vllm backend only).
-    """
-
-    model: str
-    backend: str = "transformers"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_key: str | None = field(default=None, repr=False)
-    served_model_name: str | None = None
-    max_batch_size: int = 8
-    batch_window_ms: float = 5.0
-    default_max_tokens: int = 256
-    max_tokens_cap: int = 4096
-    max_images: int = 8
-    max_body_mb: float = 32.0
-    max_queue: int = 256
-    dtype: str = "float32"
-    device: str | None = None
-    max_pixels: int | None = None
-    threads: int | None = None
-    log_level: str = "warning"
-    extra_args: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ConfigError("--model is required: a checkpoint folder (e.g. one built by 'dppo train build-tiny')")
-        if self.backend not in ("transformers", "vllm"):
-            raise ConfigError(f"--backend {self.backend!r} is unknown; use 'transformers' or 'vllm'")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port {self.port} is out of range 0..65535")
-        if self.api_key is not None and not self.api_key.strip():
-            raise ConfigError("--api-key is empty; give a real secret or leave it out (loopback only)")
-        if not is_loopback(self.host) and not self.api_key:
-            raise ConfigError(
-                f"refusing to serve on non-loopback host {self.host!r} without an API key: anyone on the network "
-                "could use the model. Pass --api-key SECRET (or set DPPO_API_KEY), or bind --host 127.0.0.1 and "
-                "reach it through an SSH tunnel")
-        for name in ("max_batch_size", "default_max_tokens", "max_tokens_cap", "max_images", "max_queue"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if self.default_max_tokens > self.max_tokens_cap:
-            raise ConfigError(f"default_max_tokens {self.default_max_tokens} exceeds max_tokens_cap "
-                              f"{self.max_tokens_cap}")
-        if self.batch_window_ms < 0 or self.max_body_mb <= 0:
-            raise ConfigError("batch_window_ms must be >= 0 and max_body_mb > 0")
-
-    @property
-    def model_name(self) -> str:
-        """The model id served (``served_model_name`` or the checkpoint folder's name)."""
-        return self.served_model_name or Path(str(self.model).rstrip("/")).name or str(self.model)
-
-    def limits(self) -> Limits:
-        """Request limits derived from this config."""
-        return Limits(default_max_tokens=self.default_max_tokens, max_tokens_cap=self.max_tokens_cap,
-                      max_images=self.max_images)
+def _error(message: str, status: int, type_: str = "invalid_request_error",
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, type_, None, status), status_code=status, headers=headers)
 
 
 def _unauthorized() -> JSONResponse:
-    return JSONResponse(
-        error_body("invalid or missing API key: send 'Authorization: Bearer <key>' (the server's --api-key)",
-                   "authentication_error", None, 401),
-        status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return _error("invalid or missing API key: send 'Authorization: Bearer <key>' (the server's --api-key)", 401,
+                  "authentication_error", {"WWW-Authenticate": "Bearer"})
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
-            if int(declared) > max_bytes:
-                raise RequestError(f"request body of {declared} bytes exceeds {max_bytes} bytes; send fewer or "
-                                   "smaller images", status=413)
+            too_big = int(declared) > max_bytes
         except ValueError:
             raise RequestError("invalid Content-Length header") from None
+        if too_big:
+            raise RequestError(f"request body of {declared} bytes exceeds {max_bytes} bytes; send fewer or "
+                               "smaller images", status=413)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -174,38 +111,77 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _admit(raw: bytes, batcher: MicroBatcher, served_model: str, limits: Limits) -> tuple[ParsedChat, int]:
+    """Decode and validate a body, count its prompt tokens and check them against the context (worker thread)."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise RequestError("the request body is nested too deeply to be a chat request") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RequestError(f"the request body is not valid JSON ({e})") from None
+    parsed = parse_chat_request(body, served_model, limits)
+    max_len = batcher.backend.max_model_len
+    check_context(max_len, parsed.params.max_tokens, text_chars=parsed.text_chars)
+    try:
+        prompt_tokens = batcher.backend.prompt_tokens(parsed.request)
+    except DppoError:
+        raise
+    except Exception as e:  # e.g. the chat template rejects the conversation
+        raise RequestError(f"the conversation cannot be rendered with the model's chat template "
+                           f"({type(e).__name__}: {e})", param="messages") from None
+    check_context(max_len, parsed.params.max_tokens, prompt_tokens=prompt_tokens)
+    return parsed, prompt_tokens
+
+
 def create_app(batcher: MicroBatcher, served_model: str, api_key: str | None = None, limits: Limits | None = None,
-               max_body_bytes: int = 32 * 1024 * 1024) -> FastAPI:
+               max_body_bytes: int = 32 * 1024 * 1024, decode_slots: int = 2,
+               allowed_origins: list[str] | None = None) -> FastAPI:
     """Build the FastAPI app.
 
     Args:
         batcher: the micro-batcher owning the model.
         served_model: the model id clients must send (or omit).
         api_key: bearer token checked on every route but ``/health`` (``None`` = no auth).
-        limits: request limits.
+        limits: request limits (``keep_pixels`` defaults to the backend's processor size).
         max_body_bytes: request body cap.
+        decode_slots: requests decoded (JSON, images, tokens) at the same time.
+        allowed_origins: browser origins accepted besides loopback when there is no key.
 
     Returns:
         The app (docs and OpenAPI routes are disabled).
     """
     limits = limits or Limits()
+    if limits.keep_pixels is None:
+        limits = dataclasses.replace(limits, keep_pixels=getattr(batcher.backend, "keep_pixels", None))
+    origins = frozenset(o.rstrip("/") for o in allowed_origins or ())
     created = int(time.time())
     app = FastAPI(title="dppo serve", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.batcher = batcher
-    expected = f"Bearer {api_key}".encode() if api_key else None
+    app.state.batcher, app.state.limits = batcher, limits
+    slots = asyncio.Semaphore(decode_slots)
 
     @app.middleware("http")
-    async def check_key(request: Request, call_next: Any) -> Response:
-        if expected is not None and request.url.path != "/health":
-            got = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(got, expected):
-                return _unauthorized()
+    async def check_request(request: Request, call_next: Any) -> Response:
+        if request.url.path != "/health":
+            if api_key is not None:
+                if not bearer_matches(request.headers.get("authorization"), api_key):
+                    return _unauthorized()
+            elif not origin_allowed(request.headers.get("origin"), origins):
+                return _error(f"cross-site request refused: Origin {request.headers.get('origin')!r} is not this "
+                              "machine. Without an API key this server only serves local clients; call it from "
+                              "a program (no Origin header), or start it with --api-key", 403,
+                              "permission_error")
+            if request.method == "POST" and not is_json_content_type(request.headers.get("content-type")):
+                return _error(f"Content-Type must be application/json, got "
+                              f"{request.headers.get('content-type')!r}; send the body as JSON", 415)
         return await call_next(request)
 
     @app.get("/health")
-    async def health() -> JSONResponse:
-        ok = batcher.alive
-        return JSONResponse({"status": "ok" if ok else "down"}, status_code=200 if ok else 503)
+    async def health(request: Request) -> JSONResponse:
+        info = batcher.health()
+        code = 503 if info["status"] == "down" else 200
+        if api_key is not None and not bearer_matches(request.headers.get("authorization"), api_key):
+            info = {"status": info["status"]}  # the load figures are for operators only
+        return JSONResponse(info, status_code=code)
 
     @app.get("/v1/models")
     async def models() -> JSONResponse:
@@ -213,32 +189,44 @@ def create_app(batcher: MicroBatcher, served_model: str, api_key: str | None = N
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
+        t_arrival = time.monotonic()
         try:
             raw = await _read_body(request, max_body_bytes)
+            async with slots:
+                parsed, prompt_tokens = await run_in_threadpool(_admit, raw, batcher, served_model, limits)
+            left = parsed.timeout_s - (time.monotonic() - t_arrival)
+            if left <= 0:
+                raise RequestError(f"the request's deadline of {parsed.timeout_s:g} s passed while it was decoded; "
+                                   "the server is saturated (GET /health): retry later", status=504,
+                                   type_="timeout_error")
+            future = batcher.submit(parsed.request, parsed.params, prompt_tokens, left, parsed.pixels)
             try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as e:
-                raise RequestError(f"the request body is not valid JSON ({e})") from None
-            parsed = await run_in_threadpool(parse_chat_request, body, served_model, limits)
-            choices, prompt_tokens = await asyncio.wrap_future(batcher.submit(parsed.request, parsed.params))
+                choices, prompt_tokens = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), left)
+            except asyncio.TimeoutError:
+                if future.cancel():  # still queued: leave the queue now rather than when the worker is free
+                    raise RequestError(
+                        f"the request's deadline of {parsed.timeout_s:g} s passed while it waited in the queue: the "
+                        "server is saturated (GET /health). Retry later, lower the load, or send a larger "
+                        "timeout_s", status=504, type_="timeout_error") from None
+                choices, prompt_tokens = await asyncio.wrap_future(future)  # running: cut at its deadline
         except RequestError as e:
             return JSONResponse(e.body(), status_code=e.status)
         except DppoError as e:  # e.g. MediaError from the processor
-            return JSONResponse(error_body(str(e), "invalid_request_error", None, 400), status_code=400)
+            return _error(str(e), 400)
         except Exception as e:
             logger.exception("chat completion failed")
-            return JSONResponse(error_body(f"generation failed: {type(e).__name__}: {e}", "server_error", None, 500),
-                                status_code=500)
+            return _error(f"generation failed: {type(e).__name__}: {e}", 500, "server_error")
         out = completion_body(served_model, choices, prompt_tokens)
+        headers = {"X-Deadline-Exceeded": "true"} if any(c.deadline_hit for c in choices) else None
         if not parsed.stream:
-            return JSONResponse(out)
+            return JSONResponse(out, headers=headers)
 
         async def events() -> AsyncIterator[bytes]:
             for chunk in stream_chunks(out):
                 yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
             yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     return app
 
@@ -270,8 +258,13 @@ def build_batcher(cfg: ServeConfig) -> MicroBatcher:
         torch.set_num_threads(cfg.threads)
     policy = VLMPolicy.from_pretrained(cfg.model, dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels,
                                        max_new_tokens=cfg.default_max_tokens, batch_size=cfg.max_batch_size)
-    return MicroBatcher(PolicyBackend(policy), max_batch_size=cfg.max_batch_size,
-                        window_s=cfg.batch_window_ms / 1000.0, max_queue=cfg.max_queue)
+    try:
+        backend = PolicyBackend(policy, max_model_len=cfg.max_model_len)
+    except ValueError as e:
+        raise ConfigError(f"--max-model-len: {e}") from e
+    return MicroBatcher(backend, max_batch_size=cfg.max_batch_size, window_s=cfg.batch_window_ms / 1000.0,
+                        max_queue=cfg.max_queue, max_queued_pixels=int(cfg.max_queued_mpixels * 1e6),
+                        saturation_wait_s=cfg.saturation_wait_s)
 
 
 def make_uvicorn(app: FastAPI, log_level: str = "warning") -> uvicorn.Server:

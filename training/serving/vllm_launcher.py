@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dppo_embodied.errors import DependencyNotInstalled
 
 if TYPE_CHECKING:
-    from training.serving.server import ServeConfig
+    from training.serving.config import ServeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def build_vllm_command(cfg: ServeConfig, settings: VLLMSettings | None = None,
     """The ``vllm serve`` argument list for ``cfg`` (the API key is not in it: see :func:`vllm_env`).
 
     Args:
-        cfg: the serve config (model, host, port, served name, max_pixels, extra_args).
+        cfg: the serve config (model, host, port, served name, max_pixels, max_model_len, extra_args).
         settings: robot-decision settings.
         vllm: the vLLM executable prefix (default: :func:`find_vllm`).
     """
@@ -91,7 +91,7 @@ def build_vllm_command(cfg: ServeConfig, settings: VLLMSettings | None = None,
            "--served-model-name", cfg.model_name,
            "--dtype", "auto" if cfg.dtype == "float32" else cfg.dtype,
            "--limit-mm-per-prompt", json.dumps({"image": s.images_per_prompt}),
-           "--max-model-len", str(s.max_model_len),
+           "--max-model-len", str(cfg.max_model_len or s.max_model_len),
            "--max-num-seqs", str(s.max_num_seqs),
            "--max-num-batched-tokens", str(s.max_num_batched_tokens),
            "--mm-processor-cache-gb", f"{s.mm_processor_cache_gb:g}",
