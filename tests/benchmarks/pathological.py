@@ -73,6 +73,7 @@ def corpus() -> dict[str, str]:
         # --- numbers and points
         "digits_250k": "1" * SIZE,
         "digits_over_int_limit": "9" * 5000,
+        "big_int_tuples": _rep("(" + "9" * 4299 + ", " + "9" * 4299 + ") "),
         "decimal_runs": _rep("1.1."),
         "thousands_commas": _rep("1,234,"),
         "fractions": _rep("1/"),
