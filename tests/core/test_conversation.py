@@ -1,6 +1,8 @@
 import numpy as np
 from PIL import Image
+
 from dppo_embodied.conversation import Conversation
+
 
 def test_layouts_and_wire_forms_agree():
     im = np.zeros((8, 10, 3), np.uint8)
