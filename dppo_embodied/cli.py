@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("training.demo", "the main job: the whole DPPO metaloop on a 2-core CPU in ~8 min (make demo)"),
     "eval": ("benchmarks.cli", "evaluate: run benchmarks, re-score responses, report and compare runs"),
     "data": ("envs.cli", "data: generate procedural embodied QA from the simulator (generate, list)"),
-    "serve": ("training.serving.cli", "serve a checkpoint behind an OpenAI-compatible API (transformers or vLLM)"),
+    "serve": ("inference.serving.cli", "serve a checkpoint behind an OpenAI-compatible API (transformers or vLLM)"),
     "bridge": ("robot_bridge.cli", "drive a robot (sim twin or LeRobot arm) with a served VLM, safely"),
 }
 

@@ -10,7 +10,7 @@ import sys
 
 #: subcommand -> (module, help). Each module exposes ``main(argv) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "build-tiny": ("training.tiny_vlm", "build an offline tiny Qwen2.5-VL checkpoint (random weights)"),
+    "build-tiny": ("inference.tiny_vlm", "build an offline tiny Qwen2.5-VL checkpoint (random weights)"),
     "run": ("training.run", "run or resume the DPPO metaloop (--config RECIPE [--resume] [--dry-run])"),
     "compare": ("training.compare", "ablations at equal compute: dppo vs grpo_only vs sft_only (table + plot)"),
 }

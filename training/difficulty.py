@@ -68,7 +68,7 @@ class Roller(Protocol):
 
 
 class QARoller:
-    """Rollouts of single-turn questions with a :class:`training.policy.VLMPolicy`, scored by ``score_sample``.
+    """Rollouts of single-turn questions with a :class:`inference.policy.VLMPolicy`, scored by ``score_sample``.
 
     Args:
         policy: the current policy.

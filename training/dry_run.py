@@ -79,10 +79,10 @@ def _model(cfg: MetaloopConfig, processes: int, warnings: list[str]) -> dict[str
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from training.model_shapes import config_for
+    from inference.model_shapes import config_for
 
     if cfg.model.build_tiny and not cfg.model.path:
-        from training.tiny_vlm import SIZES
+        from inference.tiny_vlm import SIZES
 
         return {"path": f"(tiny '{cfg.model.build_tiny}' built at run time)",
                 "size": str(SIZES.get(cfg.model.build_tiny))}

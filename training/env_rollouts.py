@@ -104,7 +104,7 @@ class _Run:
 
 
 def _request(run: _Run) -> Any:
-    from training.policy import ChatRequest
+    from inference.policy import ChatRequest
 
     msgs, image = step_messages(run.obs, run.env.unwrapped.history)
     return ChatRequest(msgs[1]["content"][1]["text"], images=[image], system=msgs[0]["content"][0]["text"])
@@ -169,7 +169,7 @@ class EpisodeRoller:
     """``T`` whole episodes per episode sample with the current policy; outcome = (episode reward, success).
 
     Args:
-        policy: a :class:`training.policy.VLMPolicy`.
+        policy: a :class:`inference.policy.VLMPolicy`.
         max_steps: decisions per episode.
         max_new_tokens: generation cap per action.
         pool: env pool (shared).

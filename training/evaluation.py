@@ -1,4 +1,4 @@
-"""Held-out evaluation per capability: greedy generation with :class:`training.policy.VLMPolicy`, scored by
+"""Held-out evaluation per capability: greedy generation with :class:`inference.policy.VLMPolicy`, scored by
 ``benchmarks.metrics.score_sample`` (the benchmarks' own definition of success). Closed-loop samples are scored by
 whole greedy episodes (:mod:`training.env_rollouts`).
 

@@ -3,7 +3,7 @@
     python -m training.gpu_bench --size 7B --steps 3 --out gpu_bench.json
     pytest -m "bench and gpu" --benchmark-enable --benchmark-only tests/benchmarks/test_bench_training.py
 
-The model has the published Qwen2.5-VL-7B shape (:mod:`training.model_shapes`: 8.3 B parameters) and random bf16
+The model has the published Qwen2.5-VL-7B shape (:mod:`inference.model_shapes`: 8.3 B parameters) and random bf16
 weights; the tokenizer and image processor come from the offline tiny builder (their special-token ids are copied
 into the config, the vocabulary stays 152,064). Prompts are one 448 x 448 image (256 visual tokens) and a
 question; completions are sampled up to ``max_completion_length`` tokens with transformers generation (no vLLM).
@@ -53,9 +53,9 @@ def run_gpu_grpo_bench(size: str = "7B", steps: int = 3, prompts_per_step: int =
     from transformers import Qwen2_5_VLForConditionalGeneration
     from trl import GRPOConfig, GRPOTrainer
 
-    from training.model_shapes import qwen25vl_config
-    from training.models import load_processor
-    from training.tiny_vlm import build_tiny_vlm
+    from inference.model_shapes import qwen25vl_config
+    from inference.models import load_processor
+    from inference.tiny_vlm import build_tiny_vlm
 
     cuda = device == "cuda"
     if cuda and not torch.cuda.is_available():

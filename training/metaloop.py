@@ -120,7 +120,7 @@ class Metaloop:
         return float("inf") if b <= 0 else b - self.state.compute_s
 
     def _load_model(self) -> None:
-        from training.models import load_vlm
+        from inference.models import load_vlm
 
         if self.model is None:
             import torch
@@ -132,7 +132,7 @@ class Metaloop:
                                                   max_pixels=self.cfg.model.max_pixels, **kw)
 
     def _policy(self) -> Any:
-        from training.policy import VLMPolicy
+        from inference.policy import VLMPolicy
 
         self._load_model()
         return VLMPolicy(self.model, self.processor, max_new_tokens=self.cfg.difficulty.max_new_tokens,
@@ -270,7 +270,7 @@ class Metaloop:
             write_samples(pre, self.out / "data" / "pretrain.jsonl")
         barrier()
         if cfg.model.build_tiny:
-            from training.tiny_vlm import build_tiny_vlm
+            from inference.tiny_vlm import build_tiny_vlm
 
             folder = self.out / "base_model"
             if is_main():

@@ -144,7 +144,7 @@ def conversation(sample: EmbodiedSample, n_images: int, system: str | None = Non
 
 
 def requests_for(samples: Sequence[EmbodiedSample], loader: MediaLoader) -> list[Any]:
-    """:class:`training.policy.ChatRequest` per sample (media must load; filter with :func:`loadable` first)."""
-    from training.policy import ChatRequest
+    """:class:`inference.policy.ChatRequest` per sample (media must load; filter with :func:`loadable` first)."""
+    from inference.policy import ChatRequest
 
     return [ChatRequest(prompt_text(s), images=loader.load(s)) for s in samples]

@@ -4,7 +4,7 @@
 * :class:`OpenAITeacher`: any OpenAI-compatible server (``vllm serve OpenGVLab/InternVL3_5-38B``,
   ``vllm serve Qwen/Qwen2.5-VL-72B-Instruct``...) through :class:`dppo_embodied.client.ChatClient`, which retries
   with backoff; a server that stays down raises :class:`~dppo_embodied.errors.TrainingError` naming it.
-* :class:`LocalTeacher`: a local transformers checkpoint through :class:`training.policy.VLMPolicy`.
+* :class:`LocalTeacher`: a local transformers checkpoint through :class:`inference.policy.VLMPolicy`.
 
 Verification ([TR] "rule-based filter ... voting"): each failure gets ``k_vote`` teacher samples, each scored by
 ``benchmarks.metrics.score_sample`` (the same success as the rewards); the failure is kept when a strict majority
@@ -181,25 +181,25 @@ class OpenAITeacher:
 
 
 class LocalTeacher:
-    """A local transformers teacher (any checkpoint :func:`training.models.load_vlm` reads).
+    """A local transformers teacher (any checkpoint :func:`inference.models.load_vlm` reads).
 
     Args:
         cfg: teacher settings (``model`` = checkpoint path).
         loader: media loader.
-        policy: an optional ready :class:`training.policy.VLMPolicy`.
+        policy: an optional ready :class:`inference.policy.VLMPolicy`.
     """
 
     name = "local"
 
     def __init__(self, cfg: TeacherSettings, loader: MediaLoader | None = None, policy: Any = None) -> None:
-        from training.policy import VLMPolicy
+        from inference.policy import VLMPolicy
 
         self.cfg, self.loader = cfg, loader or MediaLoader()
         self.policy = policy or VLMPolicy.from_pretrained(cfg.model, max_new_tokens=cfg.max_tokens)
 
     def fill(self, samples: Sequence[EmbodiedSample]) -> list[TeacherOutput]:
         """Generate ``k_vote`` samples per failure and verify."""
-        from training.policy import ChatRequest
+        from inference.policy import ChatRequest
 
         if not samples:
             return []

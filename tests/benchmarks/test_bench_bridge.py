@@ -119,7 +119,7 @@ def test_bench_executor_jitter_with_slow_model(benchmark) -> None:  # type: igno
 def test_bench_server_tiny_vlm(benchmark, tiny_vlm_path: Path, clients: int) -> None:  # type: ignore[no-untyped-def]
     """Requests/s and latency of ``dppo serve`` (transformers backend, micro-batching) on the tiny VLM: one 96x96
     image and up to 32 sampled tokens per request, ``8 x clients`` requests per round."""
-    from training.serving.server import ServeConfig, ServerThread, build_batcher, create_app
+    from inference.serving.server import ServeConfig, ServerThread, build_batcher, create_app
 
     cfg = ServeConfig(model=str(tiny_vlm_path), port=0, served_model_name="tiny", max_batch_size=8, threads=1)
     batcher = build_batcher(cfg)

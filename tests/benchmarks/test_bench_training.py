@@ -27,11 +27,11 @@ STEPS = 8  # timed GRPO steps per round
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Tiny model + synthetic QA + a briefly SFT-trained policy (so GRPO groups have mixed outcomes)."""
+    from inference.models import load_vlm
+    from inference.tiny_vlm import build_tiny_vlm
     from tests.training.synthetic import generate
-    from training.models import load_vlm
     from training.sample_io import MediaLoader, prompt_text, target_text
     from training.sft_phase import run_sft
-    from training.tiny_vlm import build_tiny_vlm
 
     torch.set_num_threads(2)
     tmp = tmp_path_factory.mktemp("bench_training")
@@ -64,8 +64,8 @@ def test_bench_plain_trl_grpo_step(benchmark: Any, setup: dict[str, Any]) -> Non
     from trl import GRPOTrainer
 
     from benchmarks.metrics import score_sample
+    from inference.models import load_vlm
     from training.grpo_phase import grpo_args, grpo_rows
-    from training.models import load_vlm
     from training.rewards import completion_text
     from training.sft_phase import quiet
 
@@ -95,8 +95,8 @@ def test_bench_plain_trl_grpo_step(benchmark: Any, setup: dict[str, Any]) -> Non
 
 def test_bench_metaloop_grpo_step(benchmark: Any, setup: dict[str, Any]) -> None:
     """The metaloop's RL phase: format + task rewards (score_sample), recorder, stagnation, NaN and budget guards."""
+    from inference.models import load_vlm
     from training.grpo_phase import build_grpo_trainer
-    from training.models import load_vlm
 
     samples = setup["samples"][:64]
     steps: list[float] = []
@@ -117,11 +117,11 @@ def test_bench_metaloop_grpo_step(benchmark: Any, setup: dict[str, Any]) -> None
 
 def test_bench_zero_variance_groups(benchmark: Any, setup: dict[str, Any]) -> None:
     """Share of GRPO groups with zero reward variance: difficulty-aware buffer against a random one (same size)."""
+    from inference.models import load_vlm
+    from inference.policy import VLMPolicy
     from training.difficulty import QARoller, build_buffer, estimate_success_rates
     from training.grpo_phase import run_grpo, zero_std_fraction
     from training.metaloop_config import DifficultySettings
-    from training.models import load_vlm
-    from training.policy import VLMPolicy
 
     cands = setup["samples"][64:]
     out: dict[str, Any] = {}

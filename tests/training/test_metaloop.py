@@ -68,7 +68,7 @@ def test_ablation_modes(tmp_path: Path, mode: str, steps: list[str]) -> None:
 def test_lora_phases_merge_back(tmp_path: Path) -> None:
     import torch
 
-    from training.models import load_vlm
+    from inference.models import load_vlm
 
     out = tmp_path / "lora"
     loop = Metaloop(_cfg(out, "model.lora.enabled=true", "model.lora.r=4", "sft.learning_rate=1e-2"), progress=False)

@@ -3,7 +3,7 @@
 No hub access is needed: the tokenizer is a byte-level BPE trained on a small built-in corpus (plus any texts you
 pass, e.g. your task's questions and answers), carrying Qwen's special tokens and chat template; the image
 processor is transformers' PIL Qwen2-VL processor (no torchvision). The folder reloads with
-:func:`training.models.load_vlm` — the same function that loads Qwen2.5-VL-7B on a GPU machine.
+:func:`inference.models.load_vlm` — the same function that loads Qwen2.5-VL-7B on a GPU machine.
 
     dppo train build-tiny --size tiny --out checkpoints/tiny
 """
@@ -167,7 +167,7 @@ def build_tiny_vlm(
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from training.models import ImageOnlyQwen25VLProcessor
+    from inference.models import ImageOnlyQwen25VLProcessor
 
     if size not in SIZES:
         raise ConfigError(f"unknown tiny size {size!r}; valid: {', '.join(SIZES)}")

@@ -2,9 +2,9 @@
 
 Routes: ``POST /v1/chat/completions`` (text + ``data:`` image URLs, ``max_tokens``, ``temperature``, ``top_p``,
 ``stop``, ``n``, ``stream``, and the extension ``timeout_s``), ``GET /v1/models``, ``GET /health``. Concurrent
-requests are micro-batched and scheduled fairly (:mod:`training.serving.batching`).
+requests are micro-batched and scheduled fairly (:mod:`inference.serving.batching`).
 
-Security (:mod:`training.serving.security`): binds 127.0.0.1 by default; a non-loopback host is refused without an
+Security (:mod:`inference.serving.security`): binds 127.0.0.1 by default; a non-loopback host is refused without an
 API key; when a key is set, every route except ``/health`` checks ``Authorization: Bearer <key>`` (scheme in any
 case, constant-time compare); without a key, browser requests from a foreign ``Origin`` get 403; ``POST`` bodies
 must be ``application/json`` (415); images are inline data URLs only (nothing is fetched); no pickle; model text
@@ -14,7 +14,7 @@ Budgets (every one answers with an OpenAI-style JSON error naming the limit):
 
 * body size (413) and JSON nesting (400: a 100k-deep array is a bad request, not a crash);
 * images: count, pixels per image and per request from the header before decoding (413), downscaled to the
-  processor's ``max_pixels`` once decoded (:mod:`training.serving.images`); at most ``decode_slots`` requests
+  processor's ``max_pixels`` once decoded (:mod:`inference.serving.images`); at most ``decode_slots`` requests
   decode at a time, and waiting requests may hold ``max_queued_mpixels`` of images (503 beyond);
 * work: ``n * max_tokens`` per request (400), prompt + ``max_tokens`` within the model's context (400);
 * time: each request has a deadline, ``request_timeout_s`` after arrival or the request's ``timeout_s`` (at most
@@ -56,10 +56,10 @@ from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse, Response, StreamingResponse  # noqa: E402
 from starlette.concurrency import run_in_threadpool  # noqa: E402
 
-from training.serving.backend import PolicyBackend, check_context  # noqa: E402
-from training.serving.batching import MicroBatcher  # noqa: E402
-from training.serving.config import ServeConfig  # noqa: E402
-from training.serving.protocol import (  # noqa: E402
+from inference.serving.backend import PolicyBackend, check_context  # noqa: E402
+from inference.serving.batching import MicroBatcher  # noqa: E402
+from inference.serving.config import ServeConfig  # noqa: E402
+from inference.serving.protocol import (  # noqa: E402
     Limits,
     ParsedChat,
     RequestError,
@@ -69,7 +69,7 @@ from training.serving.protocol import (  # noqa: E402
     parse_chat_request,
     stream_chunks,
 )
-from training.serving.security import (  # noqa: E402
+from inference.serving.security import (  # noqa: E402
     bearer_matches,
     is_json_content_type,
     is_loopback,
@@ -249,8 +249,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def build_batcher(cfg: ServeConfig) -> MicroBatcher:
-    """Load the checkpoint as a :class:`~training.policy.VLMPolicy` and wrap it in a :class:`MicroBatcher`."""
-    from training.policy import VLMPolicy
+    """Load the checkpoint as a :class:`~inference.policy.VLMPolicy` and wrap it in a :class:`MicroBatcher`."""
+    from inference.policy import VLMPolicy
 
     if cfg.threads:
         import torch

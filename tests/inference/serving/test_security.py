@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from dppo_embodied.errors import ConfigError
-from training.serving.cli import config_from_args, main
-from training.serving.server import ServeConfig, is_loopback
+from inference.serving.cli import config_from_args, main
+from inference.serving.server import ServeConfig, is_loopback
 
 KEY = "s3cret-key"
 

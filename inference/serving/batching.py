@@ -5,7 +5,7 @@ the model). Requests wait in a queue; the worker takes the next batch when the p
 
 * **Deadlines.** Every request carries a deadline (arrival + its time budget). A request still queued at its
   deadline fails with 504 (nothing was generated); a request being generated at its deadline is cut by a
-  stopping criterion (:mod:`training.serving.deadlines`), its choices ending with ``finish_reason: "length"``.
+  stopping criterion (:mod:`inference.serving.deadlines`), its choices ending with ``finish_reason: "length"``.
 * **Fair order.** The next batch starts with the queued request of the earliest *estimated finish time*: arrival
   + ``n * max_tokens`` x the measured seconds per generated token (a moving average). A 4-token request that
   arrives while a 4096-token request waits goes first; the big request is never starved, because its estimate is
@@ -34,8 +34,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.serving.backend import Backend
-from training.serving.protocol import Completion, ConversationRequest, GenParams, RequestError
+from inference.serving.backend import Backend
+from inference.serving.protocol import Completion, ConversationRequest, GenParams, RequestError
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from dppo_embodied.client import build_messages
-from training.serving.backend import check_context
-from training.serving.images import PixelBudget
-from training.serving.protocol import Limits, RequestError, decode_image_url, parse_chat_request
+from inference.serving.backend import check_context
+from inference.serving.images import PixelBudget
+from inference.serving.protocol import Limits, RequestError, decode_image_url, parse_chat_request
 
 
 def png_header_only(w: int, h: int) -> bytes:
@@ -107,7 +107,7 @@ def test_check_context() -> None:
 def test_deadline_stop_cuts_rows_separately() -> None:
     import torch
 
-    from training.serving.deadlines import DeadlineStop
+    from inference.serving.deadlines import DeadlineStop
 
     now = [0.0]
     stop = DeadlineStop([1.0, 2.0, math.inf], finish_ids=[0, 9], clock=lambda: now[0])
@@ -123,8 +123,8 @@ def test_deadline_stop_cuts_rows_separately() -> None:
 
 def test_serve_flags_and_config_checks() -> None:
     from dppo_embodied.errors import ConfigError
-    from training.serving.cli import config_from_args
-    from training.serving.config import ServeConfig
+    from inference.serving.cli import config_from_args
+    from inference.serving.config import ServeConfig
 
     cfg, _ = config_from_args(["--model", "m", "--request-timeout", "5", "--max-request-timeout", "30",
                                "--max-model-len", "2048", "--max-work-tokens", "1024", "--max-image-pixels", "1000",

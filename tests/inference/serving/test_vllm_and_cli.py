@@ -17,11 +17,11 @@ import pytest
 
 from dppo_embodied.errors import DependencyNotInstalled
 from dppo_embodied.imports import is_available
-from training.serving.cli import config_from_args, main
-from training.serving.server import ServeConfig
-from training.serving.vllm_launcher import VLLMNotInstalled, VLLMSettings, build_vllm_command, find_vllm, vllm_env
+from inference.serving.cli import config_from_args, main
+from inference.serving.server import ServeConfig
+from inference.serving.vllm_launcher import VLLMNotInstalled, VLLMSettings, build_vllm_command, find_vllm, vllm_env
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_vllm_command_has_robot_settings() -> None:

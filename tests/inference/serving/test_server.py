@@ -11,7 +11,7 @@ import pytest
 
 from dppo_embodied.client import ChatClient, ClientConfig, build_messages
 from dppo_embodied.errors import ServerError
-from training.serving.server import ServeConfig, ServerThread, build_batcher, create_app
+from inference.serving.server import ServeConfig, ServerThread, build_batcher, create_app
 
 pytestmark = pytest.mark.network
 IMG = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -89,8 +89,8 @@ def test_different_settings_are_generated_separately(echo_server) -> None:  # ty
 
 
 def test_backend_failure_isolated_per_request() -> None:
-    from training.serving.batching import MicroBatcher
-    from training.serving.protocol import Completion
+    from inference.serving.batching import MicroBatcher
+    from inference.serving.protocol import Completion
 
     class Picky:
         max_model_len, keep_pixels = None, None

@@ -20,8 +20,8 @@ def _square(colour: tuple[int, int, int], size: int = 64) -> Image.Image:
 
 
 def test_build_reload_and_generate_with_an_image(tiny_vlm_path: Path) -> None:
-    from training.models import load_vlm
-    from training.policy import ChatRequest, VLMPolicy
+    from inference.models import load_vlm
+    from inference.policy import ChatRequest, VLMPolicy
 
     meta = json.loads((tiny_vlm_path / "dppo_tiny.json").read_text())
     assert meta["size"] == "tiny" and meta["params"] < 1_000_000
@@ -44,7 +44,7 @@ def test_two_sft_steps_lower_the_loss(tiny_vlm_path: Path, tmp_path: Path) -> No
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.models import load_vlm
+    from inference.models import load_vlm
 
     torch.manual_seed(0)
     model, processor = load_vlm(tiny_vlm_path)

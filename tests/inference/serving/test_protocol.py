@@ -7,7 +7,7 @@ import pytest
 
 from dppo_embodied.client import build_messages
 from dppo_embodied.images import to_data_url
-from training.serving.protocol import (
+from inference.serving.protocol import (
     Completion,
     Limits,
     RequestError,

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from training.serving.protocol import Completion, ConversationRequest, GenParams, RequestError, apply_stop
+from inference.serving.protocol import Completion, ConversationRequest, GenParams, RequestError, apply_stop
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,10 @@ def _processor_max_pixels(processor: Any) -> int | None:
 
 
 class PolicyBackend:
-    """:class:`Backend` over :class:`training.policy.VLMPolicy` (any of our checkpoints, tiny or real).
+    """:class:`Backend` over :class:`inference.policy.VLMPolicy` (any of our checkpoints, tiny or real).
 
     Args:
-        policy: a loaded :class:`~training.policy.VLMPolicy`.
+        policy: a loaded :class:`~inference.policy.VLMPolicy`.
         max_model_len: context length to enforce (``None``: the model's ``max_position_embeddings``); it may not
             exceed the model's.
 
@@ -104,7 +104,7 @@ class PolicyBackend:
             raise ValueError(f"max_model_len {max_model_len} exceeds the model's context of {model_len} tokens")
         self.max_model_len = max_model_len or model_len
         self.keep_pixels = _processor_max_pixels(policy.processor)
-        from training.serving.deadlines import finish_token_ids
+        from inference.serving.deadlines import finish_token_ids
 
         self._finish_ids = finish_token_ids(policy.model, self.tokenizer)
 
@@ -131,7 +131,7 @@ class PolicyBackend:
         """Generate with :meth:`VLMPolicy.generate` under the deadlines; apply OpenAI stop/finish semantics."""
         from transformers import StoppingCriteriaList
 
-        from training.serving.deadlines import DeadlineStop
+        from inference.serving.deadlines import DeadlineStop
 
         n = params.n if params.temperature > 0 else 1  # greedy choices are identical: generate one, copy it
         made: list[tuple[list[int], DeadlineStop]] = []

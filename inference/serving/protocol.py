@@ -2,7 +2,7 @@
 
 JSON only (no pickle anywhere). Images arrive as ``data:image/...;base64,...`` URLs inside ``image_url`` content
 parts; remote ``http(s)`` URLs and local paths are refused (no server-side fetching: latency and SSRF), and each is
-decoded within the pixel budgets of :mod:`training.serving.images`. Every problem with a request becomes a
+decoded within the pixel budgets of :mod:`inference.serving.images`. Every problem with a request becomes a
 :class:`RequestError` carrying the HTTP status and an OpenAI-style error body whose message says how to fix the
 request.
 
@@ -23,8 +23,8 @@ from typing import Any
 
 from PIL import Image
 
-from training.policy import ChatRequest
-from training.serving.images import ImageRefused, PixelBudget
+from inference.policy import ChatRequest
+from inference.serving.images import ImageRefused, PixelBudget
 
 ROLES = ("system", "user", "assistant")
 """Message roles accepted (``tool``/``function`` messages are refused: this server does not call tools)."""
@@ -106,11 +106,11 @@ class GenParams:
 
 @dataclass
 class ConversationRequest(ChatRequest):
-    """A :class:`~training.policy.ChatRequest` carrying a whole (multi-turn) conversation.
+    """A :class:`~inference.policy.ChatRequest` carrying a whole (multi-turn) conversation.
 
     ``conversation`` holds the chat messages with ``{"type": "image"}`` placeholders where images were, and
     ``images`` the decoded PIL images in the same order; :meth:`messages` returns the conversation so that
-    :class:`~training.policy.VLMPolicy` renders it with the checkpoint's chat template.
+    :class:`~inference.policy.VLMPolicy` renders it with the checkpoint's chat template.
     """
 
     conversation: list[dict[str, Any]] = field(default_factory=list)

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 import httpx
 import pytest
 
-from tests.serving.conftest import EchoBackend
-from training.serving.batching import MicroBatcher
-from training.serving.protocol import Completion, ConversationRequest, GenParams, RequestError
-from training.serving.server import ServerThread, create_app
+from inference.serving.batching import MicroBatcher
+from inference.serving.protocol import Completion, ConversationRequest, GenParams, RequestError
+from inference.serving.server import ServerThread, create_app
+from tests.inference.serving.conftest import EchoBackend
 
 openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.network

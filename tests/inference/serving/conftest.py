@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from training.serving.batching import MicroBatcher
-from training.serving.protocol import Completion, ConversationRequest, GenParams, Limits
-from training.serving.server import ServerThread, create_app
+from inference.serving.batching import MicroBatcher
+from inference.serving.protocol import Completion, ConversationRequest, GenParams, Limits
+from inference.serving.server import ServerThread, create_app
 
 
 class EchoBackend:

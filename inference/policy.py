@@ -67,7 +67,7 @@ class VLMPolicy:
     """Batched greedy/sampled generation with a transformers image-text-to-text model.
 
     Args:
-        model: a loaded model (e.g. from :func:`training.models.load_vlm`).
+        model: a loaded model (e.g. from :func:`inference.models.load_vlm`).
         processor: its processor (left padding).
         max_new_tokens: generation cap.
         batch_size: requests per forward batch.
@@ -82,7 +82,7 @@ class VLMPolicy:
     def from_pretrained(cls, path: str | Path, dtype: str = "float32", device: str | None = None,
                         max_pixels: int | None = None, **kw: Any) -> VLMPolicy:
         """Load a checkpoint folder (tiny or real) and wrap it."""
-        from training.models import load_vlm
+        from inference.models import load_vlm
 
         model, processor = load_vlm(path, dtype=dtype, device=device, max_pixels=max_pixels)
         return cls(model, processor, **kw)
@@ -156,5 +156,5 @@ class VLMPolicy:
 
 
 def load_policy(path: str | Path, **kw: Any) -> VLMPolicy:
-    """Entry point used by other packages by string (``"training.policy:load_policy"``)."""
+    """Load a checkpoint as a :class:`VLMPolicy` (the ``hf`` benchmark backend's loader)."""
     return VLMPolicy.from_pretrained(path, **kw)

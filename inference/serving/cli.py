@@ -63,8 +63,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(argv: list[str] | None) -> tuple[Any, int]:
-    """Parse ``argv`` into a :class:`~training.serving.server.ServeConfig` (and the verbosity)."""
-    from training.serving.config import ServeConfig
+    """Parse ``argv`` into a :class:`~inference.serving.server.ServeConfig` (and the verbosity)."""
+    from inference.serving.config import ServeConfig
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(verbose)
     try:
         if cfg.backend == "vllm":
-            from training.serving.vllm_launcher import launch_vllm
+            from inference.serving.vllm_launcher import launch_vllm
 
             return launch_vllm(cfg)
         return _serve_transformers(cfg)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve_transformers(cfg: Any) -> int:
-    from training.serving.server import bind_socket, build_batcher, create_app, make_uvicorn
+    from inference.serving.server import bind_socket, build_batcher, create_app, make_uvicorn
 
     sock = bind_socket(cfg.host, cfg.port)  # bind first: a busy port fails before the model loads
     try:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from training.serving.batching import MicroBatcher
-from training.serving.protocol import ConversationRequest
-from training.serving.server import ServeConfig, ServerThread, build_batcher, create_app
+from inference.serving.batching import MicroBatcher
+from inference.serving.protocol import ConversationRequest
+from inference.serving.server import ServeConfig, ServerThread, build_batcher, create_app
 
 openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.network

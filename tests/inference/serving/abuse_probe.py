@@ -1,6 +1,7 @@
 """Abuse probes of ``dppo serve`` (issue 9), run by hand against a real server process; prints one JSON report.
 
-    python tests/serving/abuse_probe.py --model CKPT [--root REPO] [--only nested,pixels,...] [--starve-cap 120]
+    python tests/inference/serving/abuse_probe.py --model CKPT [--root REPO] [--only nested,pixels,...] \
+        [--starve-cap 120]
 
 ``--root`` runs the server from another checkout (e.g. an unmodified copy, for before/after figures). Probes: the
 status code of a 100k-deep nested JSON body, text/plain and form bodies, a foreign ``Origin``, a lower-case
@@ -42,13 +43,13 @@ def _rss_mb(pid: int) -> dict[str, float]:
 
 
 class Server:
-    """``python -m training.serving.cli`` on a free loopback port, from ``root``."""
+    """``python -m inference.serving.cli`` on a free loopback port, from ``root``."""
 
     def __init__(self, root: Path, model: str, *extra: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
         env.pop("DPPO_API_KEY", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "training.serving.cli", "--model", model, "--port", "0",
+        self.proc = subprocess.Popen([sys.executable, "-m", "inference.serving.cli", "--model", model, "--port", "0",
                                       "--served-model-name", "tiny", *extra], cwd=root, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
@@ -182,7 +183,7 @@ def probe_starve(srv: Server, cap_s: float, big: dict[str, Any]) -> dict[str, An
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
-    p.add_argument("--root", default=str(Path(__file__).resolve().parents[2]))
+    p.add_argument("--root", default=str(Path(__file__).resolve().parents[3]))
     p.add_argument("--only", default="requests,bearer,pixels,pixels_1,starve,starve_allowed")
     p.add_argument("--starve-cap", type=float, default=120.0)
     args = p.parse_args()

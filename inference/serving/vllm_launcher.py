@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dppo_embodied.errors import DependencyNotInstalled
 
 if TYPE_CHECKING:
-    from training.serving.config import ServeConfig
+    from inference.serving.config import ServeConfig
 
 logger = logging.getLogger(__name__)
 

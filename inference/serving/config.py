@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dppo_embodied.errors import ConfigError
-from training.serving.protocol import Limits
-from training.serving.security import is_loopback
+from inference.serving.protocol import Limits
+from inference.serving.security import is_loopback
 
 
 @dataclass
