@@ -16,7 +16,7 @@ from dppo_embodied import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("dppo_embodied.listing", "list capabilities, commands and the registered catalogues"),
     "train": ("training.cli", "train: the DPPO metaloop (--config RECIPE), compare (ablations), build-tiny"),
-    "demo": ("training.demo", "the main job: the whole DPPO metaloop on a 2-core CPU in ~8 min (make demo)"),
+    "demo": ("training.scripts.demo", "the main job: the whole DPPO metaloop on a 2-core CPU in ~8 min (make demo)"),
     "eval": ("benchmarks.cli", "evaluate: run benchmarks, re-score responses, report and compare runs"),
     "data": ("envs.cli", "data: generate procedural embodied QA from the simulator (generate, list)"),
     "serve": ("inference.serving.cli", "serve a checkpoint behind an OpenAI-compatible API (transformers or vLLM)"),

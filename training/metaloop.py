@@ -23,31 +23,29 @@ Algorithm (one run; K loops, each RL then SFT, [TR] "RL-Refine -> Diagnose -> SF
       7 eval     held-out per capability and general replay (forgetting)
     final        summary.json, summary.md (before/after table), curve.png
 
-Every step commits its artifacts atomically and is then recorded in ``state.json`` (:mod:`training.state`): after
-a crash or ``kill -9``, ``--resume`` restarts at the first unfinished step from the last committed checkpoint.
+The steps of a run are planned once (:func:`training.plan.plan`): the ablation modes ``grpo_only`` / ``sft_only``
+drop the SFT / RL phases there. Every step commits its artifacts atomically and is then recorded in ``state.json``
+(:mod:`training.runs.committed_run`): after a crash or ``kill -9``, ``--resume`` restarts at the first unfinished
+step from the last committed checkpoint.
 
 Deviations from the paper (all [D], docs/training.md): the per-task saturation score TS_i is our definition
-(:mod:`training.stagnation`) computed from GRPO's own rollouts; thresholds, ratios, λ's and T are ours; diagnosis
-uses rule-based verification only (no VLM judge or human spot-check); closed-loop tasks are trained with
-state-reset GRPO whose reward is the rest of the episode (:mod:`training.env_rollouts`); ablation modes
-``grpo_only`` / ``sft_only`` drop the SFT / RL phases.
+(:mod:`training.algorithm.stagnation`) computed from GRPO's own rollouts; thresholds, ratios, λ's and T are ours;
+diagnosis uses rule-based verification only (no VLM judge or human spot-check); closed-loop tasks are trained with
+state-reset GRPO whose reward is the rest of the episode (:mod:`training.algorithm.env_rollouts`).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from dppo_embodied.config import save_config
-from dppo_embodied.errors import TrainingError
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
-from training import data_sources, report
-from training.diagnosis import Diagnosis, diagnose, write_report
-from training.difficulty import (
+from training.algorithm import data_sources
+from training.algorithm.diagnosis import Diagnosis, diagnose, write_report
+from training.algorithm.difficulty import (
     Buffer,
     QARoller,
     SRRecord,
@@ -57,21 +55,28 @@ from training.difficulty import (
     table_from_json,
     table_to_json,
 )
-from training.distributed import barrier, broadcast, is_main, rank_world
-from training.evaluation import evaluate
-from training.grpo_phase import run_grpo, zero_std_fraction
+from training.algorithm.evaluation import evaluate
+from training.algorithm.rewards import SampleIndex
+from training.algorithm.sample_io import MediaLoader, horizon_of, loadable, tokenizer_corpus
+from training.algorithm.teacher import make_teacher
 from training.metaloop_config import MetaloopConfig
-from training.rewards import SampleIndex
-from training.sample_io import MediaLoader, horizon_of, loadable
-from training.sft_phase import ComputeClock, mix, run_sft
-from training.state import StateStore, atomic_write_json, clean_partial, commit_checkpoint, read_json
-from training.teacher import make_teacher
+from training.phases.common import ComputeClock
+from training.phases.grpo import run_grpo, zero_std_fraction
+from training.phases.sft import mix, run_sft
+from training.plan import Step, plan
+from training.runs import report
+from training.runs.committed_run import CommittedRun
+from training.runs.distributed import barrier, broadcast, is_main
+from training.runs.state import atomic_write_json, commit_checkpoint, read_json
 
 logger = logging.getLogger(__name__)
 
 
-class Metaloop:
+class Metaloop(CommittedRun):
     """One DPPO run (see the module docstring). ``Metaloop(cfg).run()`` returns the summary dict.
+
+    Committing steps, checkpoints and the compute budget are the run machinery of
+    :class:`~training.runs.committed_run.CommittedRun`.
 
     Args:
         cfg: the run configuration.
@@ -82,43 +87,11 @@ class Metaloop:
 
     def __init__(self, cfg: MetaloopConfig, resume: bool = False, progress: bool = True,
                  on_step: Callable[[str], None] | None = None) -> None:
-        self.cfg, self.out, self.progress, self.on_step = cfg, cfg.out, progress, on_step
-        self.store = StateStore(self.out, cfg.name, is_main=is_main())
-        if self.store.exists() and not resume:
-            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it or choose another "
-                                "--output-dir")
-        barrier()  # every rank has checked for an existing run before rank 0 may start writing one
-        if is_main():
-            clean_partial(self.out)
-        barrier()
-        self.state = self.store.load()
+        super().__init__(cfg.out, cfg.name, resume=resume, budget_s=cfg.compute_budget_s, on_step=on_step)
+        self.cfg, self.progress = cfg, progress
         self.loader = MediaLoader()
-        self.model: Any = None
-        self.processor: Any = None
-        self._stale: list[str] = []
 
     # ------------------------------------------------------------------ helpers
-    def _step(self, name: str, fn: Callable[[], dict[str, Any] | None]) -> None:
-        """Run ``fn`` unless ``name`` already completed; then commit it (rank 0 writes, all ranks wait)."""
-        if self.state.done(name):
-            return
-        logger.info("== %s ==", name)
-        values = fn() or {}
-        barrier()
-        self.state.compute_s = broadcast(self.state.compute_s)  # budget decisions must agree across ranks
-        self.store.commit(self.state, name, **values)
-        barrier()
-        if is_main():  # checkpoints the committed state no longer points at
-            for old in self._stale:
-                shutil.rmtree(old, ignore_errors=True)
-        self._stale = []
-        if self.on_step:
-            self.on_step(name)
-
-    def _budget_left(self) -> float:
-        b = self.cfg.compute_budget_s
-        return float("inf") if b <= 0 else b - self.state.compute_s
-
     def _load_model(self) -> None:
         from inference.models import load_vlm
 
@@ -138,31 +111,6 @@ class Metaloop:
         return VLMPolicy(self.model, self.processor, max_new_tokens=self.cfg.difficulty.max_new_tokens,
                          batch_size=self.cfg.eval.batch_size)
 
-    def _checkpoint(self, name: str) -> None:
-        """Save the in-memory model as ``ckpt/<name>`` (atomically) for the step being run.
-
-        The state points at it only when the step commits (both in one atomic write), and the previous checkpoint
-        is deleted only after that: a kill in between leaves the state on the previous, intact checkpoint.
-        """
-        final = self.out / "ckpt" / name
-        if is_main():
-            def save(tmp: Path) -> None:
-                self.model.save_pretrained(tmp)
-                self.processor.save_pretrained(tmp)
-
-            commit_checkpoint(save, final)
-        barrier()
-        old = self.state.model_path
-        self.state.model_path = str(final)
-        if old and Path(old).parent == final.parent and Path(old) != final:
-            self._stale.append(old)
-
-    def _rank_dump(self, name: str, data: dict[str, Any]) -> None:
-        """Multi-process runs: every rank writes its own view of a decision (audit: ranks must agree)."""
-        rank, world = rank_world()
-        if world > 1:
-            atomic_write_json(self.out / "ranks" / f"{name}-rank{rank}.json", data)
-
     def _peft(self) -> Any:
         lc = self.cfg.model.lora
         if not lc.enabled:
@@ -175,7 +123,7 @@ class Metaloop:
     def _episode_roller(self, policy: Any) -> Any:
         if not self.cfg.data.env_tasks:
             return None
-        from training.env_rollouts import EpisodeRoller
+        from training.algorithm.env_rollouts import EpisodeRoller
 
         return EpisodeRoller(policy, max_steps=self.cfg.data.env_max_steps,
                              max_new_tokens=self.cfg.grpo.max_completion_length)
@@ -184,7 +132,7 @@ class Metaloop:
         if not hasattr(self, "_data_cache"):
             d = data_sources.read_data(self.out / "data")
             if self.cfg.data.env_tasks:
-                from training.env_rollouts import episode_samples
+                from training.algorithm.env_rollouts import episode_samples
 
                 d["train"] += episode_samples(self.cfg.data.env_tasks, self.cfg.data.env_seeds, self.cfg.data.seed)
                 d["heldout"] += episode_samples(self.cfg.data.env_tasks, self.cfg.data.env_heldout_seeds,
@@ -213,8 +161,8 @@ class Metaloop:
         """Run (or resume) the whole metaloop; return the summary.
 
         Args:
-            until: stop after this step (e.g. ``"eval_base"``: a shared starting point for ablations); the summary
-                is then empty.
+            until: stop after this step of the plan (e.g. ``"eval_base"``: a shared starting point for ablations);
+                the summary is then empty.
         """
         import torch
         import transformers
@@ -222,7 +170,7 @@ class Metaloop:
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
         if cfg.data.env_tasks:
-            from training.env_rollouts import set_prompt_style
+            from training.algorithm.env_rollouts import set_prompt_style
 
             set_prompt_style(cfg.data.env_prompt)
         transformers.set_seed(cfg.seed)
@@ -230,30 +178,28 @@ class Metaloop:
         if is_main():
             save_config(cfg, self.out / "config.yaml")
 
-        # -- prepare: data, model, optional pre-training ------------------------------------------------------
-        self._step("prepare", self._prepare)
-        if cfg.pretrain.steps > 0:
-            self._step("pretrain", self._pretrain)
-        self._step("eval_base", lambda: self._evaluate("base"))
-        if until == "eval_base":
-            return {}
-
-        # -- the metaloop --------------------------------------------------------------------------------------
-        for k in range(1, cfg.loops + 1):
-            if self._budget_left() <= 0:
-                logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s, k)
-                break
-            self.state.loop = k
-            if cfg.mode != "sft_only":
-                self._step(f"k{k}/difficulty", lambda k=k: self._difficulty(k))        # 1-3: horizon, SR, buffer
-                self._step(f"k{k}/rl", lambda k=k: self._rl(k))                        # 4: GRPO + stop rule
-                if cfg.eval.every_phase and cfg.mode == "dppo":
-                    self._step(f"k{k}/eval_rl", lambda k=k: self._evaluate(f"k{k}-rl"))
-            if cfg.mode == "dppo":
-                self._step(f"k{k}/diagnosis", lambda k=k: self._diagnosis(k))          # 5: failures, weaknesses
-            if cfg.mode != "grpo_only":
-                self._step(f"k{k}/sft", lambda k=k: self._sft(k))                      # 6: D_weak ∪ D_assoc ∪ D_gen
-            self._step(f"k{k}/eval", lambda k=k: self._evaluate(f"k{k}"))              # 7: held-out + replay
+        # -- the plan: prepare, [pretrain], eval_base, then K loops of the mode's steps (training.plan) -----------
+        actions: dict[str, Callable[[Step], dict[str, Any] | None]] = {
+            "prepare": lambda s: self._prepare(),                # data, model
+            "pretrain": lambda s: self._pretrain(),              # optional brief SFT on the general suite
+            "eval": lambda s: self._evaluate(s.tag),             # 7: held-out + replay
+            "difficulty": lambda s: self._difficulty(s.loop),    # 1-3: horizon, SR, buffer
+            "rl": lambda s: self._rl(s.loop),                    # 4: GRPO + stop rule
+            "diagnosis": lambda s: self._diagnosis(s.loop),      # 5: failures, weaknesses
+            "sft": lambda s: self._sft(s.loop),                  # 6: D_weak ∪ D_assoc ∪ D_gen
+            "sft_pool": lambda s: self._sft(s.loop, diagnosed=False),  # sft_only: the pool + replay
+        }
+        loop = 0
+        for step in plan(cfg):
+            if step.loop != loop:  # entering metaloop iteration k
+                if self._budget_left() <= 0:
+                    logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s,
+                                step.loop)
+                    break
+                loop = self.state.loop = step.loop
+            self._step(step.name, lambda step=step: actions[step.kind](step))
+            if step.name == until:
+                return {}
 
         return self._finish()
 
@@ -274,7 +220,7 @@ class Metaloop:
 
             folder = self.out / "base_model"
             if is_main():
-                corpus = _corpus(self.out / "data", with_env=bool(cfg.data.env_tasks))
+                corpus = tokenizer_corpus(self.out / "data", with_env=bool(cfg.data.env_tasks))
                 pixels = cfg.model.max_pixels or 96 * 96
                 commit_checkpoint(lambda tmp: build_tiny_vlm(tmp, size=cfg.model.build_tiny, seed=cfg.seed,
                                                              corpus=corpus, max_pixels=pixels), folder)
@@ -342,7 +288,7 @@ class Metaloop:
         extra_tasks: dict[str, str] = {}
         initial = {i: r.sr for i, r in table.items()}
         if episodes:
-            from training.env_rollouts import POOL, EpisodeReward, episode_rows
+            from training.algorithm.env_rollouts import POOL, EpisodeReward, episode_rows
 
             policy, pool = self._policy(), POOL
             extra_rows, extra_tasks, row_sr, states = episode_rows(
@@ -381,14 +327,14 @@ class Metaloop:
         return {"failures": len(d.failures), "diagnosed": len(targets), "weak_capabilities": d.weak_capabilities,
                 "seconds": clock.seconds}
 
-    def _sft(self, k: int) -> dict[str, Any]:
+    def _sft(self, k: int, diagnosed: bool = True) -> dict[str, Any]:
         cfg, sc = self.cfg, self.cfg.sft
         data = self._data()
         pool = [s for s in self._candidates(k) if not s.metadata.get("env_id")]
         rng = random.Random(cfg.seed + 100 * k)
         weak_items: list[tuple[EmbodiedSample, str]] = []
         synth: list[EmbodiedSample] = []
-        if cfg.mode == "dppo":
+        if diagnosed:
             d = Diagnosis.from_json(read_json(self.out / "reports" / f"weakness_k{k}.json", {}))
             by_id = {s.id: s for s in pool}
             failures = [by_id[i] for i in d.failures if i in by_id]
@@ -398,7 +344,7 @@ class Metaloop:
             weak_items = [(by_id[o.sample_id], o.target) for o in outputs if o.target]
             ep_failures = [s for s in self._data()["train"] if s.id in set(d.failures) and s.metadata.get("env_id")]
             if ep_failures:  # closed-loop failures: verified oracle demonstrations, step by step
-                from training.env_rollouts import oracle_demos
+                from training.algorithm.env_rollouts import oracle_demos
 
                 weak_items += oracle_demos(ep_failures, cfg.data.env_max_steps, cfg.data.env_oracle)
             weak_caps = set(d.weak_capabilities)
@@ -417,7 +363,7 @@ class Metaloop:
             assoc = list(pool)
             episodes = [s for s in self._data()["train"] if s.metadata.get("env_id")]
             if episodes:
-                from training.env_rollouts import oracle_demos
+                from training.algorithm.env_rollouts import oracle_demos
 
                 weak_items = oracle_demos(episodes, cfg.data.env_max_steps, cfg.data.env_oracle)
             n_verified = 0
@@ -435,44 +381,11 @@ class Metaloop:
                 "skipped_media": res.skipped}
 
     def _finish(self) -> dict[str, Any]:
-        evals = sorted((read_json(p) for p in (self.out / "eval").glob("*.json")), key=lambda e: e["seq"])
-        by_tag = {e["tag"]: e for e in evals}
-        tags = [e["tag"] for e in evals]
-        curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
-                  "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
-        base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
-        summary = {"base": report.flat(base), "final": report.flat(final), "n_heldout": final["n"],
-                   "mode": self.cfg.mode, "sampling": self.cfg.sampling, "loops_done": self.state.loop,
-                   "compute_s": self.state.compute_s, "curve": curve,
-                   "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]}}
-        if is_main():
-            atomic_write_json(self.out / "summary.json", summary)
-            table = report.before_after_table(base, final)
-            from training.state import atomic_write_text
-
-            atomic_write_text(self.out / "summary.md", f"# {self.cfg.name}: held-out success\n\n{table}\n")
-            report.plot_run(self.out / "curve.png", base, final, curve, title=f"{self.cfg.name} ({self.cfg.mode})")
-        return summary
-
-
-def _corpus(data_dir: Path, with_env: bool = False) -> list[str]:
-    """Texts for the tiny model's tokenizer: prompts and targets of every generated sample (and env prompts)."""
-    from training.sample_io import prompt_text, target_text
-
-    texts: list[str] = []
-    if with_env:
-        from dppo_embodied.prompts import ACTION_EXAMPLES, build_step_prompt, system_prompt
-
-        texts += [system_prompt(), build_step_prompt("Pick up the red block.", "Last action succeeded: done",
-                                                     skills=("pick", "place", "push")), *ACTION_EXAMPLES.values()] * 20
-        texts += [f'{{"action": {{"type": "skill", "name": "pick", "object": "{c}_{s}"}}}}'
-                  for c in ("red", "green", "blue", "yellow", "orange", "purple")
-                  for s in ("block", "ball", "cylinder")]
-    for p in sorted(data_dir.glob("*.jsonl")):
-        for s in load_samples(p)[0]:
-            texts.append(prompt_text(s))
-            texts.append(target_text(s, s.reasoning))
-    return texts
+        """summary.json, summary.md and curve.png from the committed evaluations (rank 0 writes)."""
+        return report.summarize_run(self.out, self.cfg.name, {"mode": self.cfg.mode, "sampling": self.cfg.sampling,
+                                                              "loops_done": self.state.loop,
+                                                              "compute_s": self.state.compute_s},
+                                    write=is_main())
 
 
 def run_metaloop(cfg: MetaloopConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:

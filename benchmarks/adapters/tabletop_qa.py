@@ -4,10 +4,10 @@ held-out evaluation uses it.
 
 Layout: ``*.jsonl`` files (searched recursively), one sample per line, media paths relative to each file. Sample
 ids are the samples' own ids. The prompt is the training prompt (question, lettered options for mcq, the answer
-instruction), word for word :func:`training.sample_io.prompt_text` (a test keeps the two identical); capabilities
-come from each sample; the subtask is the answer type. A row that cannot be read (not UTF-8, not JSON, not a valid
-sample) is a failed sample ``<file stem>/line<N>`` whose reason names the file and line; a repeated id fails in the
-runner (the first occurrence is kept).
+instruction), word for word :func:`training.algorithm.sample_io.prompt_text` (a test keeps the two identical);
+capabilities come from each sample; the subtask is the answer type. A row that cannot be read (not UTF-8, not JSON,
+not a valid sample) is a failed sample ``<file stem>/line<N>`` whose reason names the file and line; a repeated id
+fails in the runner (the first occurrence is kept).
 """
 
 from __future__ import annotations

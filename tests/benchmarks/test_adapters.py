@@ -123,7 +123,7 @@ def test_tabletop_qa_uses_the_training_prompt_and_metrics(tmp_path: Path) -> Non
     root = _samples(tmp_path / "tabletop_qa")
     docs = load_docs(TM.get("tabletop_qa"), root)
     try:
-        from training.sample_io import prompt_text
+        from training.algorithm.sample_io import prompt_text
     except ImportError:  # pragma: no cover - the training package is optional here
         prompt_text = None
     if prompt_text is not None:

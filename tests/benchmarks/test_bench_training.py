@@ -30,8 +30,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from inference.models import load_vlm
     from inference.tiny_vlm import build_tiny_vlm
     from tests.training.synthetic import generate
-    from training.sample_io import MediaLoader, prompt_text, target_text
-    from training.sft_phase import run_sft
+    from training.algorithm.sample_io import MediaLoader, prompt_text, target_text
+    from training.phases.sft import run_sft
 
     torch.set_num_threads(2)
     tmp = tmp_path_factory.mktemp("bench_training")
@@ -48,7 +48,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _grpo_cfg(**kw: Any) -> Any:
-    from training.metaloop_config import GRPOSettings, StagnationSettings
+    from training.algorithm.stagnation_config import StagnationSettings
+    from training.phases.grpo_config import GRPOSettings
 
     return GRPOSettings(max_steps=STEPS, learning_rate=1e-5, num_generations=8, prompts_per_step=4,
                         max_completion_length=8, stagnation=StagnationSettings(window=2, min_windows=10), **kw)
@@ -65,9 +66,9 @@ def test_bench_plain_trl_grpo_step(benchmark: Any, setup: dict[str, Any]) -> Non
 
     from benchmarks.metrics import score_sample
     from inference.models import load_vlm
-    from training.grpo_phase import grpo_args, grpo_rows
-    from training.rewards import completion_text
-    from training.sft_phase import quiet
+    from training.algorithm.rewards import completion_text
+    from training.phases.common import quiet
+    from training.phases.grpo import grpo_args, grpo_rows
 
     index = {s.id: s for s in setup["samples"]}
     rows = grpo_rows(setup["samples"][:64], setup["loader"])
@@ -96,7 +97,7 @@ def test_bench_plain_trl_grpo_step(benchmark: Any, setup: dict[str, Any]) -> Non
 def test_bench_metaloop_grpo_step(benchmark: Any, setup: dict[str, Any]) -> None:
     """The metaloop's RL phase: format + task rewards (score_sample), recorder, stagnation, NaN and budget guards."""
     from inference.models import load_vlm
-    from training.grpo_phase import build_grpo_trainer
+    from training.phases.grpo import build_grpo_trainer
 
     samples = setup["samples"][:64]
     steps: list[float] = []
@@ -119,9 +120,9 @@ def test_bench_zero_variance_groups(benchmark: Any, setup: dict[str, Any]) -> No
     """Share of GRPO groups with zero reward variance: difficulty-aware buffer against a random one (same size)."""
     from inference.models import load_vlm
     from inference.policy import VLMPolicy
-    from training.difficulty import QARoller, build_buffer, estimate_success_rates
-    from training.grpo_phase import run_grpo, zero_std_fraction
-    from training.metaloop_config import DifficultySettings
+    from training.algorithm.difficulty import QARoller, build_buffer, estimate_success_rates
+    from training.algorithm.difficulty_config import DifficultySettings
+    from training.phases.grpo import run_grpo, zero_std_fraction
 
     cands = setup["samples"][64:]
     out: dict[str, Any] = {}
@@ -154,7 +155,7 @@ def test_bench_zero_variance_groups(benchmark: Any, setup: dict[str, Any]) -> No
 @pytest.mark.gpu
 def test_bench_gpu_grpo_step_7b(benchmark: Any) -> None:
     """A GRPO step of a 7B-shaped Qwen2.5-VL with random bf16 weights on one GPU: tokens/s and peak memory."""
-    from training.gpu_bench import run_gpu_grpo_bench
+    from training.scripts.gpu_bench import run_gpu_grpo_bench
 
     res: dict[str, Any] = {}
     benchmark.pedantic(lambda: res.update(run_gpu_grpo_bench("7B", steps=3)), rounds=1, iterations=1)

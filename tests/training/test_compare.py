@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.training.conftest import TINY_OVERRIDES
-from training.state import read_json
+from training.runs.state import read_json
 
 
 def test_compare_runs_variants_at_equal_compute(tmp_path: Path, capsys) -> None:
-    from training.compare import main
+    from training.scripts.compare import main
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("name: tiny\n")

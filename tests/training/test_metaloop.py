@@ -11,7 +11,7 @@ from dppo_embodied.errors import TrainingError
 from tests.training.conftest import TINY_OVERRIDES
 from training.metaloop import Metaloop
 from training.metaloop_config import load_metaloop_config
-from training.state import read_json
+from training.runs.state import read_json
 
 DPPO_STEPS = ["prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval_rl", "k1/diagnosis", "k1/sft", "k1/eval"]
 

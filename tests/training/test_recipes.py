@@ -46,7 +46,7 @@ def test_bad_values_name_the_key(override: str, key: str) -> None:
 
 
 def test_unknown_trainer_field_names_the_key() -> None:
-    from training.grpo_phase import grpo_args
+    from training.phases.grpo import grpo_args
 
     cfg = load_metaloop_config(RECIPES / "demo.yaml", ["grpo.trainer={use_vlm: true}"])
     with pytest.raises(ConfigError, match=r"grpo\.trainer\.use_vlm: not a field of trl\.GRPOConfig"):
@@ -78,7 +78,7 @@ def test_unknown_template_lists_the_valid_ones() -> None:
 @pytest.mark.parametrize("name,size", [("qwen25vl_7b.yaml", 8.29), ("qwen25vl_72b.yaml", 73.4)])
 def test_production_recipe_dry_run(name: str, size: float, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from training.run import main
+    from training.scripts.run import main
 
     monkeypatch.chdir(tmp_path)  # the recipe's accelerate_config is relative to the recipe, not to the cwd
     assert main(["--config", str(RECIPES / name), "--dry-run"]) == 0
@@ -92,7 +92,7 @@ def test_production_recipe_dry_run(name: str, size: float, capsys: pytest.Captur
 
 
 def test_dry_run_reports_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from training.run import main
+    from training.scripts.run import main
 
     recipe = RECIPES / "qwen25vl_7b.yaml"
     assert main(["--config", str(recipe), "--dry-run", "grpo.trainer.vllm_mode=sideways"]) == 1
@@ -104,7 +104,7 @@ def test_dry_run_reports_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_accelerate_config_relative_to_the_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from training.dry_run import _accelerate
+    from training.scripts.dry_run import _accelerate
 
     folder = tmp_path / "recipes"
     (folder / "acc").mkdir(parents=True)
@@ -130,7 +130,7 @@ def test_accelerate_config_relative_to_the_recipe(tmp_path: Path, monkeypatch: p
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_output_dir_that_is_a_file_is_refused(dry_run: bool, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from training.run import main
+    from training.scripts.run import main
 
     a_file = tmp_path / "taken"
     a_file.write_text("not a folder")
@@ -143,7 +143,7 @@ def test_output_dir_that_is_a_file_is_refused(dry_run: bool, tmp_path: Path,
 
 
 def test_output_dir_check_accepts_new_and_existing_folders(tmp_path: Path) -> None:
-    from training.dry_run import check_output_dir
+    from training.scripts.dry_run import check_output_dir
 
     assert check_output_dir(tmp_path) == tmp_path
     assert check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"

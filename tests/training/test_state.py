@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dppo_embodied.errors import TrainingError
-from training.state import (
+from training.runs.state import (
     StateStore,
     atomic_write_json,
     clean_partial,

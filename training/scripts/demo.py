@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from training.metaloop import run_metaloop
         from training.metaloop_config import load_metaloop_config
-        from training.report import before_after_table
-        from training.state import read_json
+        from training.runs.report import before_after_table
+        from training.runs.state import read_json
 
         cfg = load_metaloop_config(args.config, args.overrides, str(out))
         if out.exists() and not args.resume:

@@ -19,7 +19,7 @@ from typing import Any
 from dppo_embodied.errors import ConfigError, DataError
 from dppo_embodied.registry import load_entry_point
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
-from training.metaloop_config import DataSettings
+from training.algorithm.data_sources_config import DataSettings
 
 logger = logging.getLogger(__name__)
 

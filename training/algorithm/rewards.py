@@ -3,8 +3,8 @@
 One definition of success: the task reward is exactly the benchmark metric (``Score.value``: exact match, MRA,
 points-in-mask, IoU, LCS ratio...), and the format reward is ``Score.format_ok``. The two are passed to TRL as two
 reward functions with ``reward_weights=[λ_f, λ_t]`` so both are logged (``rewards/format/mean``,
-``rewards/task/mean``). Closed-loop episodes bring their own reward (:mod:`training.env_rollouts`); the QA rewards
-return ``None`` for them (TRL then ignores that function for the row).
+``rewards/task/mean``). Closed-loop episodes bring their own reward (:mod:`training.algorithm.env_rollouts`); the QA
+rewards return ``None`` for them (TRL then ignores that function for the row).
 
 The dataset carries a ``sample_id`` column (TRL passes every extra column to reward functions); the sample is looked
 up in a :class:`SampleIndex`. :class:`RewardRecorder` captures ``(step, sample_id, reward, success)`` per completion

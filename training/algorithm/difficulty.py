@@ -2,7 +2,7 @@
 
 SR(c) = (1/T) Σ_i 1[rollout i of candidate c succeeds] ([P]); difficulty D = 1 − SR ([TR]). Rollouts are sampled
 (temperature > 0) with the current policy in batches; success is ``benchmarks.metrics.score_sample(...).success``
-for questions and the episode's success for closed-loop tasks (:mod:`training.env_rollouts`).
+for questions and the episode's success for closed-loop tasks (:mod:`training.algorithm.env_rollouts`).
 
 Buffer rules ([D], docs/training.md):
 
@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from dppo_embodied.types import EmbodiedSample
-from training.distributed import gather_dict, shard
-from training.metaloop_config import DifficultySettings
-from training.rewards import is_episode, success_of
-from training.sample_io import MediaLoader, requests_for, task_of
+from training.algorithm.difficulty_config import DifficultySettings
+from training.algorithm.rewards import is_episode, success_of
+from training.algorithm.sample_io import MediaLoader, requests_for, task_of
+from training.runs.distributed import gather_dict, shard
 
 logger = logging.getLogger(__name__)
 

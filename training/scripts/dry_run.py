@@ -117,8 +117,8 @@ def dry_run(cfg: MetaloopConfig) -> dict[str, Any]:
     """Validate ``cfg`` end to end without loading weights; return a report (raises ConfigError on problems)."""
     from trl import SFTConfig
 
-    from training.grpo_phase import grpo_args
-    from training.sft_phase import common_args, make_args
+    from training.phases.common import common_args, make_args
+    from training.phases.grpo import grpo_args
 
     warnings: list[str] = []
     report: dict[str, Any] = {"name": cfg.name, "mode": cfg.mode, "sampling": cfg.sampling, "loops": cfg.loops,
@@ -179,7 +179,7 @@ def _data(cfg: MetaloopConfig, warnings: list[str]) -> dict[str, Any]:
             samples, errors = load_samples(src, on_error="collect")
             info[name] = {"file": src, "samples": len(samples), "bad_rows": len(errors)}
     if d.generator:
-        from training.data_sources import resolve_generator
+        from training.algorithm.data_sources import resolve_generator
 
         try:
             resolve_generator(d.generator)

@@ -19,8 +19,8 @@ from typing import Any
 
 from dppo_embodied.taxonomy import BY_SLUG
 from dppo_embodied.types import EmbodiedSample
-from training.difficulty import Roller, SRRecord, estimate_success_rates
-from training.state import atomic_write_json, atomic_write_text
+from training.algorithm.difficulty import Roller, SRRecord, estimate_success_rates
+from training.runs.state import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

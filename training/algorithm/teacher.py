@@ -24,9 +24,9 @@ from typing import Any, Protocol
 from dppo_embodied.errors import ClientError, TrainingError
 from dppo_embodied.parsing import strip_think
 from dppo_embodied.types import AnswerType, EmbodiedSample, format_answer
-from training.metaloop_config import TeacherSettings
-from training.rewards import success_of
-from training.sample_io import MediaLoader, prompt_text, target_text
+from training.algorithm.rewards import success_of
+from training.algorithm.sample_io import MediaLoader, prompt_text, target_text
+from training.algorithm.teacher_config import TeacherSettings
 
 logger = logging.getLogger(__name__)
 

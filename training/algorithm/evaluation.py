@@ -1,6 +1,6 @@
 """Held-out evaluation per capability: greedy generation with :class:`inference.policy.VLMPolicy`, scored by
 ``benchmarks.metrics.score_sample`` (the benchmarks' own definition of success). Closed-loop samples are scored by
-whole greedy episodes (:mod:`training.env_rollouts`).
+whole greedy episodes (:mod:`training.algorithm.env_rollouts`).
 
 A sample counts for each of its capability tags; ``overall`` is the mean success over all samples.
 """
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from dppo_embodied.types import EmbodiedSample, format_answer
-from training.difficulty import Roller
-from training.distributed import gather_dict, shard
-from training.rewards import is_episode, success_of
-from training.sample_io import MediaLoader, loadable, requests_for, task_of
+from training.algorithm.difficulty import Roller
+from training.algorithm.rewards import is_episode, success_of
+from training.algorithm.sample_io import MediaLoader, loadable, requests_for, task_of
+from training.runs.distributed import gather_dict, shard
 
 logger = logging.getLogger(__name__)
 

@@ -1,117 +1,29 @@
 """The SFT phase: D_weak ∪ D_assoc ∪ D_gen mixed by ratio, trained with TRL's SFTTrainer (prompt-completion rows).
 
-* D_weak: verified teacher targets for the diagnosed failures (:mod:`training.teacher`).
+* D_weak: verified teacher targets for the diagnosed failures (:mod:`training.algorithm.teacher`).
 * D_assoc: pool samples sharing the weak capabilities, plus (``sft.synthesize_assoc``) fresh samples of those
   capabilities synthesised by the simulated world's generator with new seeds, oracle answers.
 * D_gen: general replay against forgetting.
 
 Each source is drawn with replacement up to its share of ``sft.size`` (an empty source gives its share to the
 others). Rows are ``prompt`` (conversational, image placeholders) + ``completion`` (the target) + ``images``; TRL
-trains on the completion only. Loss is guarded against NaN (:class:`training.stagnation.NaNGuard`).
+trains on the completion only. Loss is guarded against NaN (:class:`training.phases.callbacks.NaNGuard`).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dppo_embodied.errors import ConfigError, MediaError
+from dppo_embodied.errors import MediaError
 from dppo_embodied.types import EmbodiedSample
-from training.metaloop_config import check_trainer_overrides
-from training.sample_io import MediaLoader, conversation, target_text
+from training.algorithm.sample_io import MediaLoader, conversation, target_text
+from training.phases.common import ComputeClock, PhaseResult, common_args, make_args, quiet
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class PhaseResult:
-    """What a training phase reports back to the metaloop.
-
-    Attributes:
-        steps: optimizer steps taken.
-        compute_s: training compute (process CPU seconds; wall seconds on GPU).
-        log_history: TRL's log history (losses, rewards, ...).
-        stopped_early: RL only: the stagnation rule fired before the step budget.
-        reports: RL only: the stop-rule evaluations.
-        skipped: samples skipped for bad media, with reasons.
-        rows: training rows used.
-    """
-
-    steps: int
-    compute_s: float
-    log_history: list[dict[str, Any]] = field(default_factory=list)
-    stopped_early: bool = False
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    rows: int = 0
-
-
-class ComputeClock:
-    """Measures a phase's compute: process CPU seconds on CPU, wall seconds when CUDA is in use."""
-
-    def __init__(self) -> None:
-        import torch
-
-        self.cuda = torch.cuda.is_available()
-        self._t0 = 0.0
-
-    def _now(self) -> float:
-        return time.perf_counter() if self.cuda else time.process_time()
-
-    def __enter__(self) -> ComputeClock:
-        self._t0 = self._now()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = self._now() - self._t0
-
-
-def common_args(output_dir: str | Path, report_to: Sequence[str], seed: int, max_steps: int,
-                progress: bool = False) -> dict[str, Any]:
-    """TrainingArguments shared by both phases (CPU-friendly defaults; recipes override through ``trainer:``).
-
-    TensorBoard events (``report_to: [tensorboard]``) go to ``<output_dir>/runs/``.
-    """
-    import torch
-
-    reporters = [r for r in report_to if r != "none"]
-    return {
-        "output_dir": str(output_dir),
-        "max_steps": max_steps,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": reporters,
-        "seed": seed,
-        "activation_checkpointing": False,
-        "bf16": False,
-        "use_cpu": not torch.cuda.is_available(),
-        "dataloader_num_workers": 0,
-        "disable_tqdm": not progress,
-    }
-
-
-def quiet(trainer: Any) -> Any:
-    """Drop transformers' PrinterCallback (it prints every log dict to stdout; logs still reach TensorBoard)."""
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
-    return trainer
-
-
-def make_args(cls: type, base: dict[str, Any], overrides: dict[str, Any], key: str) -> Any:
-    """Build a TRL config from ``base`` + recipe ``overrides`` (checked by name: errors name ``key.<field>``)."""
-    check_trainer_overrides(cls, overrides, key)
-    kwargs = {**base, **overrides}
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{key}: invalid trainer settings ({e})") from e
 
 
 def sft_rows(items: Sequence[tuple[EmbodiedSample | dict[str, Any], str]], loader: MediaLoader,
@@ -184,7 +96,7 @@ def run_sft(model: Any, processor: Any, items: Sequence[tuple[Any, str]], *, out
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.stagnation import BudgetCallback, NaNGuard
+    from training.phases.callbacks import BudgetCallback, NaNGuard
 
     loader = loader or MediaLoader()
     skipped: list[dict[str, str]] = []

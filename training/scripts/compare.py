@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import DppoError
-from training import report
+from training.runs import report
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def compare(config: str, out: Path, variants: list[str], overrides: list[str], t
     """Run the comparison and return ``{"target", "budget_s", "variants": {name: {...}}}``."""
     from training.metaloop import Metaloop
     from training.metaloop_config import load_metaloop_config
-    from training.state import atomic_write_json, atomic_write_text
+    from training.runs.state import atomic_write_json, atomic_write_text
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -104,7 +104,7 @@ def compare(config: str, out: Path, variants: list[str], overrides: list[str], t
 
 
 def _zero_std(run_dir: Path) -> float | None:
-    from training.state import read_json
+    from training.runs.state import read_json
 
     vals = [v.get("frac_reward_zero_std") for k, v in (read_json(run_dir / "state.json", {}) or {}).get(
         "values", {}).items() if k.endswith("/rl") and v.get("frac_reward_zero_std") is not None]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters.tabletop_qa import prompt_text  # one prompt for eval and training
 from dppo_embodied.errors import MediaError
-from dppo_embodied.types import EmbodiedSample, format_answer
+from dppo_embodied.types import EmbodiedSample, format_answer, load_samples
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +149,22 @@ def requests_for(samples: Sequence[EmbodiedSample], loader: MediaLoader) -> list
     from inference.policy import ChatRequest
 
     return [ChatRequest(prompt_text(s), images=loader.load(s)) for s in samples]
+
+
+def tokenizer_corpus(data_dir: Path, with_env: bool = False) -> list[str]:
+    """Texts for the tiny model's tokenizer: prompts and targets of every generated sample (and env prompts)."""
+    texts: list[str] = []
+    if with_env:
+        from dppo_embodied.prompts import ACTION_EXAMPLES, build_step_prompt, system_prompt
+
+        texts += [system_prompt(), build_step_prompt("Pick up the red block.", "Last action succeeded: done",
+                                                     skills=("pick", "place", "push")), *ACTION_EXAMPLES.values()] * 20
+        texts += [f'{{"action": {{"type": "skill", "name": "pick", "object": "{c}_{s}"}}}}'
+                  for c in ("red", "green", "blue", "yellow", "orange", "purple")
+                  for s in ("block", "ball", "cylinder")]
+    for p in sorted(data_dir.glob("*.jsonl")):
+        for s in load_samples(p)[0]:
+            texts.append(prompt_text(s))
+            texts.append(target_text(s, s.reasoning))
+    return texts
+

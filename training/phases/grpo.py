@@ -2,8 +2,8 @@
 
 Dataset rows (TRL's multimodal format): ``prompt`` = conversational messages with one ``{"type": "image"}``
 placeholder per image, ``images`` = the PIL images (video clips as frame lists), ``sample_id`` (reaches the reward
-functions). Closed-loop episode rows (:mod:`training.env_rollouts`) carry the current observation image and their
-own ``sample_id`` and are scored by the episode reward; QA rewards return ``None`` for them and vice versa.
+functions). Closed-loop episode rows (:mod:`training.algorithm.env_rollouts`) carry the current observation image
+and their own ``sample_id`` and are scored by the episode reward; QA rewards return ``None`` for them and vice versa.
 
 Everything TRL offers stays available through ``grpo.trainer`` in the recipe (``use_vllm``, ``vllm_mode``,
 ``bf16``, ``deepspeed``...). Constant learning rate (an early stop would otherwise leave a decaying schedule
@@ -20,12 +20,13 @@ from typing import Any
 
 from dppo_embodied.errors import ConfigError, MediaError, TrainingError
 from dppo_embodied.types import EmbodiedSample
-from training.distributed import rank_world
-from training.metaloop_config import GRPOSettings
-from training.rewards import RewardRecorder, SampleIndex, qa_rewards
-from training.sample_io import MediaLoader, conversation, task_of
-from training.sft_phase import ComputeClock, PhaseResult, common_args, make_args, quiet
-from training.stagnation import BudgetCallback, NaNGuard, SaturationTracker, StagnationCallback
+from training.algorithm.rewards import RewardRecorder, SampleIndex, qa_rewards
+from training.algorithm.sample_io import MediaLoader, conversation, task_of
+from training.algorithm.stagnation import SaturationTracker
+from training.phases.callbacks import BudgetCallback, NaNGuard, StagnationCallback
+from training.phases.common import ComputeClock, PhaseResult, common_args, make_args, quiet
+from training.phases.grpo_config import GRPOSettings
+from training.runs.distributed import rank_world
 
 logger = logging.getLogger(__name__)
 

@@ -109,3 +109,32 @@ def compute_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | 
         if p["overall"] >= target:
             return float(p["compute_s"])
     return None
+
+
+def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True) -> dict[str, Any]:
+    """The run summary from the committed evaluations ``<out>/eval/*.json``; written as ``summary.json``,
+    ``summary.md`` (before/after table) and ``curve.png`` when ``write``.
+
+    Args:
+        out: the run folder.
+        name: the run name (titles).
+        run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``).
+        write: write the files (rank 0 only).
+    """
+    from training.runs.state import atomic_write_json, atomic_write_text, read_json
+
+    evals = sorted((read_json(p) for p in (out / "eval").glob("*.json")), key=lambda e: e["seq"])
+    by_tag = {e["tag"]: e for e in evals}
+    tags = [e["tag"] for e in evals]
+    curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
+              "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
+    base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
+    summary = {"base": flat(base), "final": flat(final), "n_heldout": final["n"],
+               "mode": run["mode"], "sampling": run["sampling"], "loops_done": run["loops_done"],
+               "compute_s": run["compute_s"], "curve": curve,
+               "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]}}
+    if write:
+        atomic_write_json(out / "summary.json", summary)
+        atomic_write_text(out / "summary.md", f"# {name}: held-out success\n\n{before_after_table(base, final)}\n")
+        plot_run(out / "curve.png", base, final, curve, title=f"{name} ({run['mode']})")
+    return summary

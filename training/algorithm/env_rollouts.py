@@ -33,7 +33,7 @@ from typing import Any
 
 from dppo_embodied.prompts import build_step_prompt, system_prompt
 from dppo_embodied.types import AnswerType, EmbodiedSample
-from training.rewards import RewardRecorder, completion_text
+from training.algorithm.rewards import RewardRecorder, completion_text
 
 logger = logging.getLogger(__name__)
 

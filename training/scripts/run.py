@@ -47,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = load_metaloop_config(args.config, args.overrides, args.output_dir)
         if args.dry_run:
-            from training.dry_run import dry_run
+            from training.scripts.dry_run import dry_run
 
             report = dry_run(cfg)
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
             return 0
-        from training.dry_run import check_output_dir
         from training.metaloop import run_metaloop
+        from training.scripts.dry_run import check_output_dir
 
         check_output_dir(cfg.output_dir)  # fail now, not after the data and the model are built
         summary = run_metaloop(cfg, resume=args.resume, progress=not args.no_progress)

@@ -1,6 +1,6 @@
 """GPU benchmark: GRPO steps of a 7B-shaped Qwen2.5-VL with random weights in bf16 (no downloads).
 
-    python -m training.gpu_bench --size 7B --steps 3 --out gpu_bench.json
+    python -m training.scripts.gpu_bench --size 7B --steps 3 --out gpu_bench.json
     pytest -m "bench and gpu" --benchmark-enable --benchmark-only tests/benchmarks/test_bench_training.py
 
 The model has the published Qwen2.5-VL-7B shape (:mod:`inference.model_shapes`: 8.3 B parameters) and random bf16
@@ -116,8 +116,8 @@ def run_gpu_grpo_bench(size: str = "7B", steps: int = 3, prompts_per_step: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.gpu_bench``."""
-    p = argparse.ArgumentParser(prog="python -m training.gpu_bench", description=__doc__.splitlines()[0])
+    """``python -m training.scripts.gpu_bench``."""
+    p = argparse.ArgumentParser(prog="python -m training.scripts.gpu_bench", description=__doc__.splitlines()[0])
     p.add_argument("--size", default="7B", choices=["3B", "7B", "72B"])
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--layers", type=int, default=None, help="fewer decoder layers (smoke runs)")
