@@ -9,7 +9,7 @@ Canonical envelope, one JSON object::
 
 Canonical coordinates are normalized ``x, y`` in [0, 1], origin top-left, x right. Parsers never raise on model
 text; a :class:`~dppo_embodied.parsing.NoAnswer` reason is written to be shown to the model as env feedback
-("Last action is invalid: <reason>"). Also importable from :mod:`dppo_embodied.parsing`.
+("Last action is invalid: <reason>"). Also importable from :mod:`dppo_embodied.parsing` (re-exported there).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from dppo_embodied.parsing import NoAnswer, _molmo_points, _size, strip_think
+from dppo_embodied.answer_text import NoAnswer, strip_think
+from dppo_embodied.points import _molmo_points, _size
 
 __all__ = [
     "ACTION_TYPES",
