@@ -1,7 +1,8 @@
 """``TabletopTwinRobot``: the MuJoCo tabletop behind the :class:`dppo_embodied.robot.Robot` protocol.
 
-The robot bridge loads it by the string ``"envs.twin:TabletopTwinRobot"`` (``dppo bridge --robot sim``) to
-rehearse a deployment without hardware. It is an end-effector robot:
+It is the ``sim`` plugin of the ``dppo_embodied.robots`` entry-point group (declared in pyproject.toml), which
+``dppo bridge --robot sim`` uses to rehearse a deployment without hardware; its :attr:`~TabletopTwinRobot.profile`
+carries the workspace, rest pose, table height and camera the bridge needs. It is an end-effector robot:
 
 * action keys ``ee.x``, ``ee.y``, ``ee.z`` (absolute TCP target, metres, world frame) and ``gripper.pos``
   (0 = open, 1 = closed; >= 0.5 closes and grasps an object between the fingers, < 0.5 opens and releases);
@@ -33,9 +34,9 @@ import numpy as np
 
 from dppo_embodied.errors import ConfigError, EnvError
 from dppo_embodied.geometry import CameraCalibration
-from dppo_embodied.robot import EE_KEYS
+from dppo_embodied.robot import EE_KEYS, RobotProfile
 from envs.control import GRASP_RADIUS, WORKSPACE_HI, WORKSPACE_LO
-from envs.scene import CAMERAS, TIMESTEP, TabletopScene
+from envs.scene import CAMERAS, GRIPPER_HOME, TIMESTEP, TabletopScene
 from envs.spec import sample_scene
 from envs.tasks import Task, evaluate, parse_task
 
@@ -56,6 +57,10 @@ class TabletopTwinRobot:
     """
 
     name = "tabletop_twin"
+    #: what the bridge needs before moving it: the TCP box of the controller, the rest pose, the table top (z = 0)
+    #: and the robot's own ``front`` camera.
+    profile = RobotProfile(workspace=(tuple(float(v) for v in WORKSPACE_LO), tuple(float(v) for v in WORKSPACE_HI)),
+                           home=GRIPPER_HOME, plane_z=0.0, camera="sim:front")
 
     def __init__(self, seed: int = 0, image_size: int | tuple[int, int] = 224,
                  cameras: tuple[str, ...] = ("front",), fps: float = 30.0, max_relative_target: float | None = 0.02,

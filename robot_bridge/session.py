@@ -23,7 +23,7 @@ from robot_bridge.cameras import LatestFrame, make_camera
 from robot_bridge.estop import EStopServer
 from robot_bridge.executor import Executor
 from robot_bridge.planner import Decision, EpisodeResult, Planner, PlannerConfig
-from robot_bridge.robots import PROFILES, BridgeRobot, RobotProfile, make_robot
+from robot_bridge.robots import BridgeRobot, make_robot
 from robot_bridge.safety import Safety, SafetyConfig
 from robot_bridge.skills import SkillLibrary, sim_locator
 from robot_bridge.targets import MotionConfig, MotionPlanner
@@ -103,9 +103,8 @@ class Bridge:
     def __init__(self, config: BridgeConfig, robot: Any = None, client: ChatClient | None = None,
                  camera: Any = None) -> None:
         self.config = cfg = config
-        self.profile: RobotProfile = PROFILES.get(cfg.robot, RobotProfile())
-        self.robot = BridgeRobot(robot if robot is not None else make_robot(cfg.robot, **cfg.robot_args),
-                                 self.profile)
+        self.robot = BridgeRobot(robot if robot is not None else make_robot(cfg.robot, **cfg.robot_args))
+        self.profile = self.robot.profile  # the robot's own static facts (dppo_embodied.robot.RobotProfile)
         self._client_owned = client is None
         self.client = client
         self._camera_factory = camera

@@ -27,7 +27,7 @@ from envs.twin import TabletopTwinRobot
 from robot_bridge.cli import main
 from robot_bridge.executor import Executor
 from robot_bridge.pose import EEPose, Waypoint
-from robot_bridge.robots import PROFILES, BridgeRobot
+from robot_bridge.robots import BridgeRobot
 from robot_bridge.safety import Safety, SafetyConfig
 from tests.helpers.fake_openai_server import FakeOpenAIServer
 from tests.helpers.raw_reply_server import RawReplyServer
@@ -159,7 +159,7 @@ def test_deeply_nested_reply_is_a_failed_request(sent: list[Sent], capsys: pytes
 
 def test_delta_cap_holds_for_every_sent_command(sent: list[Sent]) -> None:
     twin = TabletopTwinRobot(seed=0, image_size=32, depth=False)
-    robot = BridgeRobot(twin, PROFILES["sim"])
+    robot = BridgeRobot(twin)  # its own profile: the workspace box
     robot.connect()
     try:
         assert robot.workspace is not None
