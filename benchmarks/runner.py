@@ -42,8 +42,8 @@ from benchmarks.settings import RunSettings, dataset_root, dist_info, progress_b
 from benchmarks.task import ADAPTERS, Selection, TaskSpec
 from benchmarks.task_scoring import base_record, finalize_task, score_records, write_submission
 from dppo_embodied.errors import DppoError
+from dppo_embodied.io import iter_json_lines
 from dppo_embodied.registry import load_entry_point
-from dppo_embodied.types import iter_json_lines
 
 __all__ = ["RunSettings", "dist_info", "load_docs", "read_responses", "run", "run_task", "score_responses"]
 

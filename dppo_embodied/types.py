@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import DataError
+from dppo_embodied.io import append_jsonl, atomic_write_jsonl, iter_json_lines
 from dppo_embodied.taxonomy import validate_capabilities
 
 
@@ -235,35 +236,6 @@ def _relativize(p: str, base: Path) -> str:
         return p
 
 
-def iter_json_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any, str | None]]:
-    """Yield ``(lineno, value, error)`` for every non-empty line of a JSONL file (1-based line numbers).
-
-    A line that is not UTF-8 or not JSON (or too deeply nested to parse) gives ``(lineno, None, reason)`` and the
-    file goes on: one bad byte never hides the other rows. A UTF-8 byte-order mark on the first line is ignored.
-
-    Raises:
-        DataError: the file cannot be opened.
-    """
-    path = Path(path)
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise DataError(f"{path}: cannot open: {e}") from e
-    with f:
-        for lineno, raw in enumerate(f, start=1):  # "\n" never occurs inside a UTF-8 multi-byte sequence
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                yield lineno, None, f"not UTF-8 text ({e})"
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line), None
-            except (ValueError, RecursionError) as e:
-                yield lineno, None, f"not JSON ({type(e).__name__}: {e})"
-
-
 def iter_sample_rows(path: str | os.PathLike[str], resolve_paths: bool = True
                      ) -> Iterator[tuple[int, EmbodiedSample | None, str | None]]:
     """Yield ``(lineno, sample, error)`` for every non-empty line of a samples file, never stopping at a bad row.
@@ -332,17 +304,16 @@ def load_samples(
 
 
 def write_samples(samples: Iterable[EmbodiedSample], path: str | os.PathLike[str], append: bool = False) -> int:
-    """Write samples as JSONL (atomically unless appending). Media paths inside the file's folder become relative.
+    """Write samples as JSONL (atomically unless appending; appends are fsynced). Media paths inside the file's
+    folder become relative.
 
     Returns:
         The number of rows written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     base = path.parent
-    tmp = path if append else path.with_suffix(path.suffix + ".tmp")
-    n = 0
-    with tmp.open("a" if append else "w", encoding="utf-8") as f:
+
+    def rows() -> Iterator[dict[str, Any]]:
         for s in samples:
             d = s.to_dict()
             d["images"] = [_relativize(p, base) for p in s.images]
@@ -350,10 +321,6 @@ def write_samples(samples: Iterable[EmbodiedSample], path: str | os.PathLike[str
                 d["video"]["path"] = _relativize(s.video.path, base)
             if isinstance(d["metadata"].get("mask"), str):
                 d["metadata"]["mask"] = _relativize(d["metadata"]["mask"], base)
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
-            n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    if not append:
-        os.replace(tmp, path)
-    return n
+            yield d
+
+    return append_jsonl(path, rows()) if append else atomic_write_jsonl(path, rows())
