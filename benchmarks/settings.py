@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks.task import TaskSpec
 from dppo_embodied.errors import ConfigError
+from dppo_embodied.io import rank_world_from_env as dist_info
+from dppo_embodied.prompts import check_prompt_style
+
+__all__ = ["RunSettings", "dataset_root", "dist_info", "progress_bar"]
+# dist_info: (rank, world_size) from RANK/WORLD_SIZE, the core's rank_world_from_env (name kept for the runner)
 
 
 @dataclass
@@ -27,6 +31,8 @@ class RunSettings:
         merge_timeout_s: how long rank 0 waits for the other ranks.
         model: model name for the results file.
         backend: backend name for the results file.
+        step_prompt: the closed-loop step prompt style of the evaluated checkpoint (``full`` or ``compact``);
+            ``None``: the style recorded in the backend's model folder (``full`` when none is).
     """
 
     out: Path
@@ -40,6 +46,7 @@ class RunSettings:
     merge_timeout_s: float = 86400.0
     model: str = ""
     backend: str = ""
+    step_prompt: str | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -47,14 +54,8 @@ class RunSettings:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
         if self.frames < 1:
             raise ConfigError(f"--frames must be >= 1, got {self.frames}")
-
-
-def dist_info() -> tuple[int, int]:
-    """``(rank, world_size)`` from the environment ``accelerate launch``/``torchrun`` set (``(0, 1)`` otherwise)."""
-    try:
-        return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError as e:
-        raise ConfigError(f"RANK/WORLD_SIZE must be integers: {e}") from e
+        if self.step_prompt is not None:
+            check_prompt_style(self.step_prompt)
 
 
 def dataset_root(spec: TaskSpec, settings: RunSettings) -> Path:

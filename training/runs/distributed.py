@@ -1,14 +1,17 @@
 """Rank helpers: every multi-process decision (SR tables, buffers, stop rule) is made on gathered data.
 
-Single-process runs never initialise a process group; under a launcher the helpers use accelerate's
-``gather_object`` / ``broadcast_object_list`` (gloo on CPU, NCCL on GPU), so all ranks end up with identical
-objects and take identical decisions.
+Single-process runs (no ``WORLD_SIZE`` > 1 in the environment: :func:`dppo_embodied.io.rank_world_from_env`) never
+import torch nor initialise a process group; under a launcher the helpers use accelerate's ``gather_object`` /
+``broadcast_object_list`` (gloo on CPU, NCCL on GPU), so all ranks end up with identical objects and take identical
+decisions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, TypeVar
+
+from dppo_embodied.io import rank_world_from_env
 
 T = TypeVar("T")
 
@@ -23,7 +26,9 @@ def _state() -> Any:
 
 
 def rank_world() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process (``(0, 1)`` outside a launcher)."""
+    """``(rank, world_size)`` of this process (``(0, 1)`` outside a launcher, without importing torch)."""
+    if rank_world_from_env()[1] == 1:
+        return 0, 1
     s = _state()
     return int(s.process_index), int(s.num_processes)
 

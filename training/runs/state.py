@@ -1,16 +1,15 @@
 """Crash-safe run state: atomic JSON files, atomic checkpoints, and a journal of completed steps.
 
 The metaloop is a sequence of named steps (``prepare``, ``eval_base``, ``k1/difficulty``, ``k1/rl``, ...). After a
-step finishes, its artifacts are written (each atomically: temporary file + ``fsync`` + ``os.replace``), a model
-checkpoint is committed if the step trained (saved to ``<name>.tmp-<pid>`` then renamed), and only then the step is
-appended to ``state.json`` (again atomically) and to ``journal.jsonl``. A ``kill -9`` at any moment therefore
-leaves either the previous state or the new one, never a half-written file: ``--resume`` re-runs at most the step
-that was interrupted, from the last committed checkpoint, and never repeats a finished one.
+step finishes, its artifacts are written (each atomically with :mod:`dppo_embodied.io`: temporary file + ``fsync``
++ ``os.replace``), a model checkpoint is committed if the step trained (saved to ``<name>.tmp-<pid>`` then renamed),
+and only then the step is appended to ``state.json`` (again atomically) and to ``journal.jsonl``. A ``kill -9`` at
+any moment therefore leaves either the previous state or the new one, never a half-written file: ``--resume``
+re-runs at most the step that was interrupted, from the last committed checkpoint, and never repeats a finished one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -20,67 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dppo_embodied.errors import TrainingError
+from dppo_embodied.errors import DataError, TrainingError
+from dppo_embodied.io import append_jsonl, atomic_write_json, atomic_write_text, fsync_dir, read_json
+
+# atomic_write_json, atomic_write_text and read_json are the core's (dppo_embodied.io), importable from here too
+__all__ = ["RunState", "StateStore", "atomic_write_json", "atomic_write_text", "clean_partial", "commit_checkpoint",
+           "read_json"]
 
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, (set, frozenset)):
-        return sorted(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
-    """Read a JSON file, or return ``default`` when it does not exist.
-
-    Raises:
-        TrainingError: if the file exists but is not valid JSON (it was not written by this module).
-    """
-    p = Path(path)
-    if not p.is_file():
-        return default
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TrainingError(f"{p} is corrupt ({e}); delete it or start a fresh run without --resume") from e
 
 
 def commit_checkpoint(save: Callable[[Path], None], final: str | os.PathLike[str]) -> Path:
@@ -105,7 +53,7 @@ def commit_checkpoint(save: Callable[[Path], None], final: str | os.PathLike[str
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return final
 
 
@@ -174,7 +122,10 @@ class StateStore:
 
     def load(self) -> RunState:
         """Load the state (a fresh one when the folder has none)."""
-        data = read_json(self.path)
+        try:
+            data = read_json(self.path, default=None)
+        except DataError as e:
+            raise TrainingError(f"{e}; delete it or start a fresh run without --resume") from e
         if data is None:
             return RunState(run=self.run)
         if data.get("version") != STATE_VERSION:
@@ -200,10 +151,7 @@ class StateStore:
         if not self.is_main:
             return
         atomic_write_json(self.path, state.__dict__)
-        with self.journal.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, "time": time.time(), "pid": os.getpid()}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_jsonl(self.journal, [{"step": step, "time": time.time(), "pid": os.getpid()}])
         logger.info("step %s done", step)
 
     def save(self, state: RunState) -> None:

@@ -35,14 +35,15 @@ def make_parser(prog: str = "dppo train run") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the metaloop; return 0 on success, 1 on a DPPO error (printed), 2 on usage errors."""
+    from dppo_embodied.io import rank_world_from_env
     from dppo_embodied.logs import setup_logging
 
     args = make_parser().parse_args(argv)
     setup_logging(args.verbose)
-    if os.environ.get("RANK", "0") != "0":  # multi-process: only rank 0 reports progress
-        logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     try:
+        if rank_world_from_env()[0] != 0:  # multi-process: only rank 0 reports progress
+            logging.getLogger().setLevel(logging.WARNING)
         from training.metaloop_config import load_metaloop_config
 
         cfg = load_metaloop_config(args.config, args.overrides, args.output_dir)
