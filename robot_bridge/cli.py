@@ -29,7 +29,7 @@ FLAGS = {  # flag dest -> dotted config key
     "rate": "planner.rate_hz", "max_steps": "planner.max_steps", "request_timeout": "planner.request_timeout_s",
     "max_tokens": "planner.max_tokens", "temperature": "planner.temperature", "max_side": "planner.max_side",
     "slow": "safety.slow_scale", "max_speed": "safety.max_speed_m_s", "watchdog": "safety.watchdog_s",
-    "max_invalid": "safety.max_invalid", "ttl": "safety.action_ttl_s",
+    "max_invalid": "safety.max_invalid", "ttl": "safety.action_ttl_s", "step_prompt": "step_prompt",
 }
 
 
@@ -71,6 +71,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=float, help="action time-to-live seconds (default 1.5)")
     p.add_argument("--max-invalid", dest="max_invalid", type=int, help="invalid outputs before stopping (10)")
     p.add_argument("--no-skills", dest="no_skills", action="store_true", help="disable skill actions")
+    p.add_argument("--skills", help="offer only these skills, e.g. pick,place,push,home (the simulated envs' set)")
+    p.add_argument("--step-prompt", dest="step_prompt", choices=["full", "compact"],
+                   help="step prompt style the served model was trained with (its dppo_step_prompt.json; "
+                        "default full)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, dotted (e.g. motion.hover_m=0.04), repeatable")
     p.add_argument("--no-status", dest="no_status", action="store_true", help="no live status line")
@@ -99,6 +103,8 @@ def config_from_args(ns: dict[str, Any]) -> Any:
         sets.append("planner.sync=true")
     if ns.get("no_skills"):
         sets.append("skills=false")
+    elif "skills" in ns:
+        sets.append(f"skills={json.dumps([x.strip() for x in str(ns['skills']).split(',') if x.strip()])}")
     if "workspace" in ns:
         try:
             v = [float(x) for x in str(ns["workspace"]).split(",")]
