@@ -1,4 +1,4 @@
-"""Scorers built on :mod:`benchmarks.metrics` (our own data) and the closed-loop success rate."""
+"""Scorers built on :mod:`dppo_embodied.metrics` (our own data) and the closed-loop success rate."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from benchmarks.doc import Doc
-from benchmarks.metrics import score_sample
 from benchmarks.scoring.base import Options, Row, SampleScore, Scorer, TaskResult, mean, pct
+from dppo_embodied.metrics import score_sample
 from dppo_embodied.types import EmbodiedSample
 
 
 class SampleMetricsScorer(Scorer):
-    """Scores a response with :func:`benchmarks.metrics.score_sample` against the doc's
+    """Scores a response with :func:`dppo_embodied.metrics.score_sample` against the doc's
     :class:`~dppo_embodied.types.EmbodiedSample` (``doc.target``): the same success definition as the RL rewards.
 
     The sample score is the metric ``value`` (continuous types give partial credit); ``details`` also reports

@@ -64,7 +64,7 @@ def test_bench_plain_trl_grpo_step(benchmark: Any, setup: dict[str, Any]) -> Non
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from benchmarks.metrics import score_sample
+    from dppo_embodied.metrics import score_sample
     from inference.models import load_vlm
     from training.algorithm.rewards import completion_text
     from training.phases.common import quiet

@@ -1,4 +1,4 @@
-"""Rewards call benchmarks.metrics.score_sample (one definition of success) and the recorder captures ids."""
+"""Rewards call dppo_embodied.metrics.score_sample (one definition of success) and the recorder captures ids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.metrics import score_sample
+from dppo_embodied.metrics import score_sample
 from training.algorithm import rewards
 from training.algorithm.rewards import (
     FormatReward,

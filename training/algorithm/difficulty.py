@@ -1,7 +1,7 @@
 """Difficulty estimation and the RL buffer.
 
 SR(c) = (1/T) Σ_i 1[rollout i of candidate c succeeds] ([P]); difficulty D = 1 − SR ([TR]). Rollouts are sampled
-(temperature > 0) with the current policy in batches; success is ``benchmarks.metrics.score_sample(...).success``
+(temperature > 0) with the current policy in batches; success is ``dppo_embodied.metrics.score_sample(...).success``
 for questions and the episode's success for closed-loop tasks (:mod:`training.algorithm.env_rollouts`).
 
 Buffer rules ([D], docs/training.md):

@@ -7,7 +7,7 @@
 * :class:`LocalTeacher`: a local transformers checkpoint through :class:`inference.policy.VLMPolicy`.
 
 Verification ([TR] "rule-based filter ... voting"): each failure gets ``k_vote`` teacher samples, each scored by
-``benchmarks.metrics.score_sample`` (the same success as the rewards); the failure is kept when a strict majority
+``dppo_embodied.metrics.score_sample`` (the same success as the rewards); the failure is kept when a strict majority
 succeeds (k = 1: the one sample succeeds), and its target is the first successful sample, rewritten as
 ``[<think>reasoning</think>]<answer>answer</answer>``.
 """
