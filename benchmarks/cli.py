@@ -2,7 +2,7 @@
 
     dppo eval run --model M --backend hf|openai|vllm|fake --tasks T1,T2|GROUP --data-root DIR --out OUT
                   [--limit N] [--frames 32] [--concurrency 8] [--base-url URL] [--option task.key=value]
-    dppo eval score --task T --data-root DIR --responses FILE --out OUT [--option key=value]
+    dppo eval score --task T --data-root DIR --responses FILE --out OUT [--option key=value] [--allow-missing]
     dppo eval report OUT [--compare OUT2]
     dppo eval tasks
 
@@ -109,9 +109,12 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--responses", required=True, help="JSONL of {\"id\": ..., \"response\": ...}")
     s.add_argument("--out", required=True)
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="scorer option (named variants)")
+    s.add_argument("--allow-missing", action="store_true",
+                   help="leave samples without a response out of the denominator (default: they count as failed)")
     s.add_argument("--include-path", action="append")
     s.add_argument("-v", "--verbose", action="count", default=0)
-    rep = sub.add_parser("report", help="capability table, radar plot, weakest subtasks, diff with another run")
+    rep = sub.add_parser("report", help="capability table, radar plot, weakest subtasks, diff with another run, "
+                         "and the self-contained results page report.html")
     rep.add_argument("out", help="an output folder of `dppo eval run` or `score`")
     rep.add_argument("--compare", help="another output folder to diff against")
     rep.add_argument("--top", type=int, default=10, help="how many weakest subtasks to list")
@@ -171,16 +174,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """``dppo eval score``."""
-    from benchmarks.runner import score_responses
+    from benchmarks.rescore import score_responses, summary_lines
     from benchmarks.task import TaskManager
 
     sels = TaskManager(args.include_path or []).resolve(args.task)
     if len(sels) != 1:
         raise ConfigError(f"--task takes one task (or <task>_<subtask> names of one task), got {args.task!r}")
-    entry = score_responses(sels[0].spec, Path(args.data_root), Path(args.responses), Path(args.out),
-                            _parse_options(args.option, scoped=False), sels[0].subtasks)
-    print(json.dumps({k: entry.get(k) for k in ("metric", "overall", "subtasks", "n", "n_scored", "n_excluded")},
-                     indent=2))
+    spec = sels[0].spec
+    entry = score_responses(spec, Path(args.data_root), Path(args.responses), Path(args.out),
+                            _parse_options(args.option, scoped=False), sels[0].subtasks, args.allow_missing)
+    for line in summary_lines(spec.task, entry):
+        print(f"dppo eval score: {line}", file=sys.stderr)
+    keys = ("metric", "overall", "subtasks", "n", "n_scored", "n_excluded", "n_failed")
+    print(json.dumps({**{k: entry.get(k) for k in keys}, "denominator": entry["responses"]["denominator"]}, indent=2))
     return 0
 
 

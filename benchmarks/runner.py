@@ -36,16 +36,14 @@ from benchmarks.backends.base import Backend, Request
 from benchmarks.closed_loop import run_closed_loop
 from benchmarks.doc import Doc
 from benchmarks.media import load_media
-from benchmarks.records import RecordWriter, read_records, write_records_atomic
-from benchmarks.results import load_results, save_results
+from benchmarks.records import RecordWriter, read_records
 from benchmarks.settings import RunSettings, dataset_root, dist_info, progress_bar
 from benchmarks.task import ADAPTERS, Selection, TaskSpec
-from benchmarks.task_scoring import base_record, finalize_task, score_records, write_submission
+from benchmarks.task_scoring import base_record, finalize_task
 from dppo_embodied.errors import DppoError
-from dppo_embodied.io import iter_json_lines
 from dppo_embodied.registry import load_entry_point
 
-__all__ = ["RunSettings", "dist_info", "load_docs", "read_responses", "run", "run_task", "score_responses"]
+__all__ = ["RunSettings", "dist_info", "load_docs", "run", "run_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,57 +183,3 @@ def run(selections: Sequence[Selection], backend: Backend, settings: RunSettings
         if entry is not None:
             out[sel.spec.task] = entry
     return out
-
-
-# ----------------------------------------------------------------------------------------------- re-scoring
-def read_responses(path: Path) -> tuple[dict[str, str], int]:
-    """``{id: response}`` from a JSONL file of ``{"id", "response"}`` rows (``text``/``prediction`` accepted too).
-
-    Returns:
-        ``(responses, bad_lines)``; a later row of an id replaces an earlier one.
-    """
-    if not path.is_file():
-        raise DppoError(f"responses file {path} does not exist; expected JSONL rows "
-                        '{"id": ..., "response": ...}')
-    out: dict[str, str] = {}
-    bad: list[str] = []
-    for lineno, rec, error in iter_json_lines(path):  # each line decoded alone: a bad byte spoils that line only
-        if error is None:
-            try:
-                rid = rec["id"]
-                text = next(rec[k] for k in ("response", "text", "prediction") if k in rec)
-            except (KeyError, TypeError, StopIteration):
-                error = 'not an object with "id" and "response"'
-            else:
-                out[str(rid)] = "" if text is None else str(text)
-                continue
-        bad.append(f"line {lineno}: {error}")
-    if bad:
-        logger.warning("%s: %d malformed line(s) skipped: %s", path, len(bad),
-                       "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
-    return out, len(bad)
-
-
-def score_responses(spec: TaskSpec, root: Path, responses: Path, out: Path,
-                    options: dict[str, Any] | None = None, subtasks: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Score another harness's responses with the official rule (no model, no media): writes
-    ``OUT/<task>/samples.jsonl`` and updates ``OUT/results.json``/``results.md``.
-
-    Docs without a response are left out (reported as ``missing_responses``); responses with unknown ids are
-    counted as ``unknown_ids``.
-    """
-    docs = load_docs(spec, root, subtasks)
-    resp, bad = read_responses(responses)
-    records = {d.id: {**base_record(d), "response": resp[d.id], "error": d.error} for d in docs if d.id in resp}
-    final, entry = score_records(spec, docs, records, options)
-    known = {d.id for d in docs}
-    entry["details"].update(missing_responses=len(docs) - len(final), unknown_ids=sum(i not in known for i in resp),
-                            malformed_lines=bad, responses_file=str(responses))
-    task_dir = out / spec.task
-    task_dir.mkdir(parents=True, exist_ok=True)
-    write_records_atomic(task_dir / "samples.jsonl", final)
-    write_submission(task_dir, entry)
-    data = load_results(out)
-    data["tasks"][spec.task] = entry
-    save_results(out, data)
-    return entry
