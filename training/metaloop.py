@@ -39,9 +39,11 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dppo_embodied.config import save_config
+from dppo_embodied.prompts import STEP_PROMPT_FILE, read_prompt_style, write_prompt_style
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
 from training.algorithm import data_sources
 from training.algorithm.diagnosis import Diagnosis, diagnose, write_report
@@ -90,6 +92,9 @@ class Metaloop(CommittedRun):
         super().__init__(cfg.out, cfg.name, resume=resume, budget_s=cfg.compute_budget_s, on_step=on_step)
         self.cfg, self.progress = cfg, progress
         self.loader = MediaLoader()
+        # the closed-loop step prompt style is the checkpoint's: recorded beside every checkpoint's weights
+        self.style = cfg.data.env_prompt
+        self.checkpoint_extras = lambda folder: write_prompt_style(folder, self.style)
 
     # ------------------------------------------------------------------ helpers
     def _load_model(self) -> None:
@@ -126,7 +131,7 @@ class Metaloop(CommittedRun):
         from training.algorithm.env_rollouts import EpisodeRoller
 
         return EpisodeRoller(policy, max_steps=self.cfg.data.env_max_steps,
-                             max_new_tokens=self.cfg.grpo.max_completion_length)
+                             max_new_tokens=self.cfg.grpo.max_completion_length, style=self.style)
 
     def _data(self) -> dict[str, list[EmbodiedSample]]:
         if not hasattr(self, "_data_cache"):
@@ -169,10 +174,6 @@ class Metaloop(CommittedRun):
 
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
-        if cfg.data.env_tasks:
-            from training.algorithm.env_rollouts import set_prompt_style
-
-            set_prompt_style(cfg.data.env_prompt)
         transformers.set_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
         if is_main():
@@ -222,12 +223,21 @@ class Metaloop(CommittedRun):
             if is_main():
                 corpus = tokenizer_corpus(self.out / "data", with_env=bool(cfg.data.env_tasks))
                 pixels = cfg.model.max_pixels or 96 * 96
-                commit_checkpoint(lambda tmp: build_tiny_vlm(tmp, size=cfg.model.build_tiny, seed=cfg.seed,
-                                                             corpus=corpus, max_pixels=pixels), folder)
+
+                def build(tmp: Path) -> None:
+                    build_tiny_vlm(tmp, size=cfg.model.build_tiny, seed=cfg.seed, corpus=corpus, max_pixels=pixels)
+                    write_prompt_style(tmp, self.style)
+
+                commit_checkpoint(build, folder)
             barrier()
             self.state.model_path = str(folder)
         else:
             self.state.model_path = cfg.model.path
+            recorded = read_prompt_style(cfg.model.path)
+            if (Path(cfg.model.path) / STEP_PROMPT_FILE).is_file() and recorded != self.style:
+                logger.warning("%s was trained with the %r step prompt style; this run trains it with %r "
+                               "(data.env_prompt) and records that with its checkpoints", cfg.model.path, recorded,
+                               self.style)
         return {"data": {k: str(v) for k, v in paths.items()}, "model_path": self.state.model_path}
 
     def _pretrain(self) -> dict[str, Any]:
@@ -293,10 +303,11 @@ class Metaloop(CommittedRun):
             policy, pool = self._policy(), POOL
             extra_rows, extra_tasks, row_sr, states = episode_rows(
                 episodes, policy, table, max_steps=cfg.data.env_max_steps, seed=cfg.seed + k,
-                max_new_tokens=cfg.grpo.max_completion_length, pool=pool)
+                max_new_tokens=cfg.grpo.max_completion_length, pool=pool, style=self.style)
             initial.update(row_sr)
             extra_rewards = [EpisodeReward(policy, states, max_steps=cfg.data.env_max_steps,
-                                           max_new_tokens=cfg.grpo.max_completion_length, pool=pool)]
+                                           max_new_tokens=cfg.grpo.max_completion_length, pool=pool,
+                                           style=self.style)]
         res = run_grpo(self.model, self.processor, qa, cfg.grpo, initial, out_dir=self.out / "rl" / f"k{k}",
                        seed=cfg.seed + k, report_to=cfg.report_to, index=SampleIndex(data["train"]),
                        extra_rows=extra_rows, extra_rewards=extra_rewards, extra_tasks=extra_tasks,
@@ -346,7 +357,8 @@ class Metaloop(CommittedRun):
             if ep_failures:  # closed-loop failures: verified oracle demonstrations, step by step
                 from training.algorithm.env_rollouts import oracle_demos
 
-                weak_items += oracle_demos(ep_failures, cfg.data.env_max_steps, cfg.data.env_oracle)
+                weak_items += oracle_demos(ep_failures, cfg.data.env_max_steps, cfg.data.env_oracle,
+                                           style=self.style)
             weak_caps = set(d.weak_capabilities)
             failed = set(d.failures)
             assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed]
@@ -365,7 +377,7 @@ class Metaloop(CommittedRun):
             if episodes:
                 from training.algorithm.env_rollouts import oracle_demos
 
-                weak_items = oracle_demos(episodes, cfg.data.env_max_steps, cfg.data.env_oracle)
+                weak_items = oracle_demos(episodes, cfg.data.env_max_steps, cfg.data.env_oracle, style=self.style)
             n_verified = 0
         items = mix(weak_items, loadable(assoc, self.loader), loadable(data["general"], self.loader), sc.ratios,
                     sc.size, seed=rng.randrange(1 << 30), with_reasoning=cfg.teacher.with_reasoning)

@@ -59,8 +59,10 @@ class DataSettings:
         env_max_steps: episode step cap.
         env_oracle: demonstrations of closed-loop failures: ``expert`` (the scripted expert's actions) or
             ``skills`` (single named-skill calls where the task allows, e.g. pick; the expert otherwise).
-        env_prompt: ``full`` (the shared action-envelope system prompt, for real VLMs) or ``compact`` (the step
-            prompt only, for tiny models).
+        env_prompt: the closed-loop step prompt style the model is trained with: ``full`` (the shared
+            action-envelope system prompt, for real VLMs) or ``compact`` (a one-line system prompt, for tiny models
+            that learn the envelope from demonstrations). Recorded beside every checkpoint's weights
+            (``dppo_step_prompt.json``), where ``dppo eval`` and ``dppo bridge --step-prompt`` find it.
     """
 
     generator: str | None = "tabletop-qa"

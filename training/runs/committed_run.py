@@ -30,6 +30,10 @@ class CommittedRun:
         resume: continue from ``<out>/state.json`` (else the folder must not hold a run).
         budget_s: training compute budget in seconds (0 = none).
         on_step: optional hook called after each committed step with its name (tests use it).
+
+    Attributes:
+        checkpoint_extras: optional ``write(folder)`` adding files beside the weights of every checkpoint, inside
+            its atomic commit (the metaloop records the step prompt style there).
     """
 
     def __init__(self, out: Path, name: str, resume: bool = False, budget_s: float = 0.0,
@@ -47,6 +51,7 @@ class CommittedRun:
         self.model: Any = None
         self.processor: Any = None
         self._stale: list[str] = []
+        self.checkpoint_extras: Callable[[Path], None] | None = None
 
     def _step(self, name: str, fn: Callable[[], dict[str, Any] | None]) -> None:
         """Run ``fn`` unless ``name`` already completed; then commit it (rank 0 writes, all ranks wait)."""
@@ -80,6 +85,8 @@ class CommittedRun:
             def save(tmp: Path) -> None:
                 self.model.save_pretrained(tmp)
                 self.processor.save_pretrained(tmp)
+                if self.checkpoint_extras is not None:
+                    self.checkpoint_extras(tmp)
 
             commit_checkpoint(save, final)
         barrier()
