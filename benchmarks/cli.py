@@ -53,6 +53,7 @@ class EvalRunConfig:
     scorer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     backend_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    step_prompt: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("model", "tasks", "out"):
@@ -94,6 +95,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, help="first N samples of each task")
     r.add_argument("--frames", type=int, help="video frames sampled per clip (default 32)")
     r.add_argument("--max-new-tokens", type=int, help="override every task's generation cap")
+    r.add_argument("--step-prompt", choices=["full", "compact"],
+                   help="closed-loop step prompt style of the model (default: the one recorded in the model folder, "
+                        "else full); needed for a served model trained with compact")
     r.add_argument("--concurrency", type=int, help="openai: parallel requests (default 8)")
     r.add_argument("--batch-size", type=int, help="hf: batch size (default 8)")
     r.add_argument("--base-url", help="openai: API root with /v1 (default http://127.0.0.1:8000/v1)")
@@ -128,7 +132,7 @@ def _run_config(args: argparse.Namespace) -> EvalRunConfig:
     flags = {"model": args.model, "backend": args.backend, "tasks": args.tasks, "data_root": args.data_root,
              "out": args.out, "limit": args.limit, "frames": args.frames, "max_new_tokens": args.max_new_tokens,
              "concurrency": args.concurrency, "batch_size": args.batch_size, "base_url": args.base_url,
-             "dtype": args.dtype, "device": args.device}
+             "dtype": args.dtype, "device": args.device, "step_prompt": args.step_prompt}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.include_path:
         data["include_paths"] = [*data.get("include_paths", []), *args.include_path]
@@ -153,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RunSettings(out=Path(cfg.out), data_root=Path(cfg.data_root) if cfg.data_root else None,
                            data_paths=cfg.data_paths, limit=cfg.limit, frames=cfg.frames,
                            max_new_tokens=cfg.max_new_tokens, scorer_options=cfg.scorer_options,
-                           progress=cfg.progress, model=cfg.model, backend=cfg.backend)
+                           progress=cfg.progress, model=cfg.model, backend=cfg.backend, step_prompt=cfg.step_prompt)
     kwargs: dict[str, Any] = dict(cfg.backend_options)
     if cfg.backend == "openai":
         kwargs.update(base_url=cfg.base_url, concurrency=cfg.concurrency)

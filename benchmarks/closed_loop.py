@@ -2,11 +2,14 @@
 
 A closed-loop task (``media: env``) lists env ids as subtasks (``adapter_options.envs``: subtask -> env id) and
 runs ``seeds`` episodes per env (``adapter_options.seeds``, from ``seed_start``; ``--limit N`` keeps the first N
-seeds). Every decision is one backend request: the system prompt and per-step prompt of the text-action envelope
-(:mod:`dppo_embodied.prompts`) with the current camera image; the env turns the raw text into an action
-(:func:`envs.rollout.run_episode`). One record per episode (``response`` = the episode summary JSON), appended as it
-finishes, so a killed run resumes at the next episode. The score is success (1/0); the metric is the success
-rate per env and their mean. An env whose optional dependency is missing (gym-pusht) is skipped with the reason.
+seeds; ``env_kwargs`` are passed to every env, e.g. ``skills``). Episodes run with the core's one episode runner
+(:func:`dppo_embodied.episode.run_episode`): every decision is one backend request whose conversation is
+:func:`dppo_embodied.episode.render_step` of the env's observation (instruction, feedback, history and skills all
+come from the env), in the checkpoint's step prompt style (``RunSettings.step_prompt``, else the style recorded in
+the backend's model folder, :func:`dppo_embodied.prompts.read_prompt_style`); the env turns the raw text into an
+action. One record per episode (``response`` = the episode summary JSON), appended as it finishes, so a killed run
+resumes at the next episode. The score is success (1/0); the metric is the success rate per env and their mean. An
+env whose optional dependency is missing (gym-pusht) is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ import logging
 from typing import Any
 
 from benchmarks.adapters import make_doc
-from benchmarks.backends.base import Backend, Request
+from benchmarks.backends.base import Backend
 from benchmarks.doc import Doc
 from benchmarks.records import RecordWriter, read_records
 from benchmarks.settings import RunSettings, progress_bar
 from benchmarks.task import Selection, TaskSpec
 from benchmarks.task_scoring import base_record, finalize_task
+from dppo_embodied.conversation import Conversation
+from dppo_embodied.episode import run_episode
 from dppo_embodied.errors import DependencyNotInstalled, DppoError
-from dppo_embodied.prompts import DEFAULT_SKILLS, build_step_prompt, system_prompt
+from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.prompts import PromptStyle, check_prompt_style, read_prompt_style
 
 logger = logging.getLogger(__name__)
 
@@ -50,30 +56,27 @@ def load(spec: TaskSpec, root: Any = None, subtasks: tuple[str, ...] | None = No
 
 
 class _Actor:
-    """``act(obs) -> text`` through a backend, with the envelope prompts and a short action history."""
+    """``act(conversation) -> text``: one backend request per decision."""
 
-    def __init__(self, backend: Backend, spec: TaskSpec, settings: RunSettings, skills: tuple[str, ...]) -> None:
-        self.backend, self.skills = backend, skills
-        self.system = system_prompt(skills)
-        self.max_new_tokens = settings.max_new_tokens or spec.generation.max_new_tokens
-        self.temperature = spec.generation.temperature
-        self.history: list[str] = []
+    def __init__(self, backend: Backend, doc_id: str, settings: GenerationSettings) -> None:
+        self.backend, self.doc_id, self.settings = backend, doc_id, settings
         self.first_prompt = ""
 
-    def __call__(self, obs: dict[str, Any]) -> str:
-        from PIL import Image
-
-        prompt = build_step_prompt(str(obs.get("instruction", "")), str(obs.get("feedback", "")), self.history,
-                                   self.skills)
-        self.first_prompt = self.first_prompt or prompt
+    def __call__(self, conv: Conversation) -> str:
+        self.first_prompt = self.first_prompt or conv.text
         out: list[str | Exception] = []
-        req = Request("step", prompt, [Image.fromarray(obs["image"])], self.system, self.max_new_tokens,
-                      self.temperature)
-        self.backend.generate([req], lambda i, res: out.append(res))
+        self.backend.generate([ChatRequest(conv, self.settings, self.doc_id)], lambda i, res: out.append(res))
         if not out or isinstance(out[0], Exception):
             raise DppoError(f"backend failed during the episode: {out[0] if out else 'no result'}")
-        self.history.append(out[0].strip().replace("\n", " ")[:200])
         return out[0]
+
+
+def step_prompt_style(backend: Backend, settings: RunSettings) -> PromptStyle:
+    """The step prompt style of the evaluated checkpoint: ``settings.step_prompt``, else the one recorded in the
+    backend's model folder (``full`` when none is)."""
+    if settings.step_prompt:
+        return check_prompt_style(settings.step_prompt)
+    return read_prompt_style(backend.model)
 
 
 def _make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
@@ -91,8 +94,10 @@ def run_closed_loop(sel: Selection, backend: Backend, settings: RunSettings) -> 
     done = read_records(task_dir / "samples.jsonl")
     todo = [d for d in docs if d.id not in done]
     env_kwargs = dict(spec.adapter_options.get("env_kwargs", {}))
-    skills = tuple(spec.adapter_options.get("skills", DEFAULT_SKILLS))
     max_steps = spec.adapter_options.get("max_steps")
+    style = step_prompt_style(backend, settings)
+    gen = GenerationSettings(max_tokens=settings.max_new_tokens or spec.generation.max_new_tokens,
+                             temperature=spec.generation.temperature)
     skipped: dict[str, str] = {}
     bar = progress_bar(len(todo), spec.task, settings.progress)
     with RecordWriter(task_dir / "samples.jsonl") as writer:
@@ -111,12 +116,11 @@ def run_closed_loop(sel: Selection, backend: Backend, settings: RunSettings) -> 
                     logger.warning("%s: skipping %s: %s", spec.task, env_id, e)
                     bar.update(1)
                     continue
-                from envs.rollout import run_episode
-
-                actor = _Actor(backend, spec, settings, skills if "PushT" not in env_id else ())
+                actor = _Actor(backend, doc.id, gen)
                 rec = base_record(doc)
                 try:
-                    ep = run_episode(envs_cache[env_id], actor, seed=int(doc.meta["seed"]), max_steps=max_steps)
+                    ep = run_episode(envs_cache[env_id], actor, seed=int(doc.meta["seed"]), max_steps=max_steps,
+                                     style=style)
                     summary = {"success": ep.success, "progress": ep.progress, "steps": ep.steps,
                                "invalid": ep.invalid, "return": ep.total_reward}
                     rec.update(prompt=actor.first_prompt, response=json.dumps(summary), error=None,
