@@ -3,7 +3,7 @@
     dppo eval run --model M --backend hf|openai|vllm|fake --tasks T1,T2|GROUP --data-root DIR --out OUT
                   [--limit N] [--frames 32] [--concurrency 8] [--base-url URL] [--option task.key=value]
     dppo eval score --task T --data-root DIR --responses FILE --out OUT [--option key=value] [--allow-missing]
-    dppo eval report OUT [--compare OUT2]
+    dppo eval report OUT [--compare OUT2] [--data-root DIR]
     dppo eval tasks
 
 ``run`` takes ``--data-root`` as a folder holding one dataset folder per task (named by the task), unless a
@@ -122,6 +122,9 @@ def make_parser() -> argparse.ArgumentParser:
     rep.add_argument("out", help="an output folder of `dppo eval run` or `score`")
     rep.add_argument("--compare", help="another output folder to diff against")
     rep.add_argument("--top", type=int, default=10, help="how many weakest subtasks to list")
+    rep.add_argument("--data-root", help="folder holding one dataset folder per task: thumbnails on report.html")
+    rep.add_argument("--thumbnails", type=int, default=60, metavar="N",
+                     help="samples per task with thumbnails on report.html (default 60; 0 = none)")
     rep.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("tasks", help="list tasks, groups and subtasks")
     return p
@@ -198,7 +201,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``dppo eval report``."""
     from benchmarks.report import write_report
 
-    paths = write_report(Path(args.out), Path(args.compare) if args.compare else None, top=args.top)
+    paths = write_report(Path(args.out), Path(args.compare) if args.compare else None, top=args.top,
+                         data_root=Path(args.data_root) if args.data_root else None, thumbs_per_task=args.thumbnails)
     print(paths["markdown"].read_text(encoding="utf-8"))
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -130,6 +130,7 @@ def score_responses(spec: TaskSpec, root: Path, responses: Path, out: Path, opti
         "missing_counted_as": "excluded (--allow-missing)" if allow_missing else "failed",
         "dataset_samples": len(docs), "denominator": entry["n"],
     }
+    entry["data_root"] = str(root.resolve())  # where `dppo eval report` finds the media for its thumbnails
     entry["details"].update(missing_responses=len(missing), unknown_ids=len(unmatched),
                             malformed_lines=len(resp.malformed), responses_file=str(responses))
     for what, ids in (("match no sample", unmatched), ("repeat (the last row wins)", list(resp.duplicates)),
