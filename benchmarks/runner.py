@@ -8,7 +8,10 @@ For every selected task:
    an id wins) and their ids skipped.
 3. Under ``accelerate launch`` (``RANK``/``WORLD_SIZE`` set) each process takes every WORLD_SIZE-th remaining doc
    and appends to ``samples.rank<R>.jsonl``; otherwise to ``samples.jsonl``.
-4. Docs are handed to the backend in chunks; media are decoded just before (a missing, corrupt or oversized file,
+4. Docs are rendered by the one sample renderer, :func:`dppo_embodied.rendering.render_sample` (the doc's prompt and
+   system, its media through the one loader: ``--frames`` sampled video frames first, then the images), and handed
+   to the backend in chunks as :class:`~dppo_embodied.generation.ChatRequest` s; media are decoded just before (a
+   missing, corrupt or oversized file,
    a malformed row or a repeated id makes that sample a failed record with the reason, and the run goes on; only a
    missing dataset folder or an unreadable question file stops it). Each result is appended and flushed as it
    arrives; every chunk is fsynced.
@@ -32,16 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters import fail_duplicates
-from benchmarks.backends.base import Backend, Request
+from benchmarks.backends.base import Backend
 from benchmarks.closed_loop import run_closed_loop
 from benchmarks.doc import Doc
-from benchmarks.media import load_media
 from benchmarks.records import RecordWriter, read_records
 from benchmarks.settings import RunSettings, dataset_root, dist_info, progress_bar
 from benchmarks.task import ADAPTERS, Selection, TaskSpec
 from benchmarks.task_scoring import base_record, finalize_task
 from dppo_embodied.errors import DppoError
+from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.media import MediaLoader
 from dppo_embodied.registry import load_entry_point
+from dppo_embodied.rendering import render_sample
 
 __all__ = ["RunSettings", "dist_info", "load_docs", "run", "run_task"]
 
@@ -62,25 +67,27 @@ class _TaskRun:
 
     def __init__(self, spec: TaskSpec, backend: Backend, settings: RunSettings, writer: RecordWriter) -> None:
         self.spec, self.backend, self.settings, self.writer = spec, backend, settings, writer
-        self.max_new_tokens = settings.max_new_tokens or spec.generation.max_new_tokens
+        self.generation = GenerationSettings(max_tokens=settings.max_new_tokens or spec.generation.max_new_tokens,
+                                             temperature=spec.generation.temperature)
+        self.loader = MediaLoader(settings.frames, cache_size=0)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dppo-media")
 
-    def _request(self, doc: Doc) -> Request | str:
+    def _request(self, doc: Doc) -> ChatRequest | str:
         """The backend request of a doc, or the failure reason."""
         if doc.error:
             return doc.error
         try:
-            images = load_media(doc, self.settings.frames)
+            conversation = render_sample(doc, self.loader)
         except DppoError as e:
             return f"media: {e}"
         except Exception as e:  # the one per-doc guard: whatever one doc's media raise, that doc fails alone
             logger.debug("%s: loading the media of %s failed", doc.task, doc.id, exc_info=True)
             return f"media: {type(e).__name__}: {e}"
-        return Request(doc.id, doc.prompt, images, doc.system, self.max_new_tokens, self.spec.generation.temperature)
+        return ChatRequest(conversation, self.generation, doc.id)
 
     def run_chunk(self, chunk: Sequence[Doc], tick: Callable[[int], None]) -> None:
         prepared = list(self._pool.map(self._request, chunk)) if len(chunk) > 1 else [self._request(chunk[0])]
-        requests: list[Request] = []
+        requests: list[ChatRequest] = []
         owners: list[Doc] = []
         for doc, req in zip(chunk, prepared, strict=False):
             if isinstance(req, str):

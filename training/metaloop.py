@@ -15,7 +15,7 @@ Algorithm (one run; K loops, each RL then SFT, [TR] "RL-Refine -> Diagnose -> SF
       2 difficulty  T sampled rollouts per candidate -> SR, difficulty 1 - SR (persisted: sr/k.json)
       3 buffer   drop trivial (SR = 1), route intractable (SR <= thr) to the weakness pool, cap task and
                  capability shares; `sampling: random` for the ablation (buffers/k.json)
-      4 RL       GRPO on the buffer, reward λ_f·format + λ_t·task (benchmarks.metrics), per-sample rewards
+      4 RL       GRPO on the buffer, reward λ_f·format + λ_t·task (dppo_embodied.metrics), per-sample rewards
                  recorded by id; stop when mean_i TS_i >= 0.7 or the step budget ends (checkpoint ckpt/kK-rl)
       5 diagnose re-roll buffer + weakness pool; failures; weakness report by capability (reports/)
       6 SFT      teacher fills failures (kept only when score_sample verifies them) = D_weak; D_assoc = pool
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.config import save_config
+from dppo_embodied.media import MediaLoader
 from dppo_embodied.prompts import STEP_PROMPT_FILE, read_prompt_style, write_prompt_style
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
 from training.algorithm import data_sources
@@ -57,9 +58,9 @@ from training.algorithm.difficulty import (
     table_from_json,
     table_to_json,
 )
-from training.algorithm.evaluation import evaluate
+from training.algorithm.evaluation import evaluate, heldout_episodes
 from training.algorithm.rewards import SampleIndex
-from training.algorithm.sample_io import MediaLoader, horizon_of, loadable, tokenizer_corpus
+from training.algorithm.sample_io import horizon_of, loadable, tokenizer_corpus
 from training.algorithm.teacher import make_teacher
 from training.metaloop_config import MetaloopConfig
 from training.phases.common import ComputeClock
@@ -91,7 +92,7 @@ class Metaloop(CommittedRun):
                  on_step: Callable[[str], None] | None = None) -> None:
         super().__init__(cfg.out, cfg.name, resume=resume, budget_s=cfg.compute_budget_s, on_step=on_step)
         self.cfg, self.progress = cfg, progress
-        self.loader = MediaLoader()
+        self.loader = MediaLoader(cfg.data.frames)
         # the closed-loop step prompt style is the checkpoint's: recorded beside every checkpoint's weights
         self.style = cfg.data.env_prompt
         self.checkpoint_extras = lambda folder: write_prompt_style(folder, self.style)
@@ -146,16 +147,15 @@ class Metaloop(CommittedRun):
         return self._data_cache
 
     def _evaluate(self, tag: str) -> dict[str, Any]:
-        policy = self._policy()
-        policy.max_new_tokens = self.cfg.eval.max_new_tokens
-        data = self._data()
-        held = evaluate(policy, data["heldout"], self.loader, self.cfg.eval.max_new_tokens,
-                        episode_roller=self._episode_roller(policy), progress=self.progress)
-        gen = evaluate(policy, data["general"], self.loader, self.cfg.eval.max_new_tokens) if data["general"] else None
-        res = {"tag": tag, "seq": len(self.state.completed), "heldout": held, "general": gen,
-               "compute_s": self.state.compute_s}
-        if is_main():
-            atomic_write_json(self.out / "eval" / f"{tag.replace('/', '-')}.json", res)
+        """Held-out (QA and closed-loop) and general replay through the benchmark runner, in process."""
+        cfg, dc = self.cfg, self.cfg.data
+        episodes = heldout_episodes(dc, cfg.grpo.max_completion_length)
+        res = evaluate(self._policy(), str(self.state.model_path), self.out / "data",
+                       self.out / "eval" / tag.replace("/", "-"), tag=tag, seq=len(self.state.completed),
+                       compute_s=self.state.compute_s, frames=dc.frames, max_new_tokens=cfg.eval.max_new_tokens,
+                       batch_size=cfg.eval.batch_size, episodes=episodes, with_general=bool(self._data()["general"]),
+                       step_prompt=dc.env_prompt, progress=self.progress)
+        held, gen = res["heldout"], res["general"]
         logger.info("eval %s: held-out %.3f (n=%d)%s", tag, held["overall"], held["n"],
                     f", general replay {gen['overall']:.3f}" if gen else "")
         return {"overall": held["overall"], "general": gen["overall"] if gen else None,

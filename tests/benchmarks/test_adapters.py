@@ -16,6 +16,7 @@ from benchmarks.runner import RunSettings, load_docs, run
 from benchmarks.task import TaskManager, TaskSpec
 from dppo_embodied.config import from_dict
 from dppo_embodied.errors import ConfigError, UnknownNameError
+from dppo_embodied.rendering import prompt_text
 from dppo_embodied.taxonomy import SLUGS
 from dppo_embodied.types import AnswerType, EmbodiedSample, write_samples
 from tests.benchmarks import fixtures as fx
@@ -123,12 +124,7 @@ def _samples(folder: Path) -> Path:
 def test_tabletop_qa_uses_the_training_prompt_and_metrics(tmp_path: Path) -> None:
     root = _samples(tmp_path / "tabletop_qa")
     docs = load_docs(TM.get("tabletop_qa"), root)
-    try:
-        from training.algorithm.sample_io import prompt_text
-    except ImportError:  # pragma: no cover - the training package is optional here
-        prompt_text = None
-    if prompt_text is not None:
-        assert all(d.prompt == prompt_text(d.target) for d in docs)
+    assert all(d.prompt == prompt_text(d.target) for d in docs)  # the one sample prompt, as training renders it
     assert docs[0].prompt.endswith("(A) red block\n(B) blue ball\nAnswer in <answer></answer>.")
     answers = {"qa/0": "<think>the ball is nearer</think><answer>B</answer>", "qa/1": "There are 4 blocks."}
     res = run(TM.resolve("tabletop_qa"), FakeBackend(responder=lambda r: answers[r.id]),
@@ -138,6 +134,11 @@ def test_tabletop_qa_uses_the_training_prompt_and_metrics(tmp_path: Path) -> Non
     assert entry["capabilities"] == {"spatial_geometric": 100.0, "quantitative_numerical": 0.0}
     rows = [json.loads(x) for x in (tmp_path / "out" / "tabletop_qa" / "samples.jsonl").read_text().splitlines()]
     assert rows[0]["extra"]["success"] is True and rows[1]["parsed"] == 4
+    one_file = run(TM.resolve("tabletop_qa"), FakeBackend(responder=lambda r: answers[r.id]),
+                   RunSettings(out=tmp_path / "out2", data_paths={"tabletop_qa": str(next(root.rglob("*.jsonl")))},
+                               scorer_options={"tabletop_qa": {"score": "success"}}, progress=False))
+    assert one_file["tabletop_qa"]["n"] == len(docs) and one_file["tabletop_qa"]["overall"] == 50.0
+    assert one_file["tabletop_qa"]["scorer_options"]["score"] == "success"
 
 
 def test_rows_come_from_the_datasets_cache_when_the_folder_is_missing(tmp_path: Path) -> None:

@@ -27,20 +27,22 @@ STEPS = 8  # timed GRPO steps per round
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Tiny model + synthetic QA + a briefly SFT-trained policy (so GRPO groups have mixed outcomes)."""
+    from dppo_embodied.media import MediaLoader
+    from dppo_embodied.rendering import prompt_text
     from inference.models import load_vlm
     from inference.tiny_vlm import build_tiny_vlm
     from tests.training.synthetic import generate
-    from training.algorithm.sample_io import MediaLoader, prompt_text, target_text
+    from training.algorithm.sample_io import oracle_target
     from training.phases.sft import run_sft
 
     torch.set_num_threads(2)
     tmp = tmp_path_factory.mktemp("bench_training")
     samples = generate(n=192, seed=0, out_dir=str(tmp / "img"))
-    corpus = [prompt_text(s) for s in samples] + [target_text(s) for s in samples]
+    corpus = [prompt_text(s) for s in samples] + [oracle_target(s) for s in samples]
     path = build_tiny_vlm(tmp / "model", size="tiny", seed=0, corpus=corpus, max_pixels=64 * 64)
     model, processor = load_vlm(path)
     loader = MediaLoader()
-    run_sft(model, processor, [(s, target_text(s)) for s in samples[:160]], out_dir=tmp / "sft", max_steps=40,
+    run_sft(model, processor, [(s, oracle_target(s)) for s in samples[:160]], out_dir=tmp / "sft", max_steps=40,
             learning_rate=3e-3, batch_size=16, loader=loader)
     model.save_pretrained(tmp / "warm")
     processor.save_pretrained(tmp / "warm")

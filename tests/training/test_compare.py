@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.training.conftest import TINY_OVERRIDES
+from training.runs.report import read_evals
 from training.runs.state import read_json
 
 
@@ -20,7 +21,8 @@ def test_compare_runs_variants_at_equal_compute(tmp_path: Path, capsys) -> None:
     res = read_json(out / "compare.json")
     budget = res["budget_s"]
     assert budget > 0 and set(res["variants"]) == {"dppo", "grpo_only", "sft_only"}
-    base = read_json(out / "base" / "eval" / "base.json")["heldout"]["overall"]
+    (base_eval,) = read_evals(out / "base")
+    base = base_eval["heldout"]["overall"]
     for name, v in res["variants"].items():
         assert v["curve"][0]["step"] == "base" and v["curve"][0]["overall"] == base  # one shared start
         if name != "dppo":  # each ablation stops once it has spent DPPO's compute (one phase of slack)

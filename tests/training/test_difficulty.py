@@ -101,8 +101,8 @@ def test_estimate_success_rates_with_a_roller(samples: list) -> None:
 
 
 def test_qa_roller_scores_with_the_metric(samples: list) -> None:
+    from dppo_embodied.media import MediaLoader
     from training.algorithm.difficulty import QARoller
-    from training.algorithm.sample_io import MediaLoader
 
     class Echo:  # a policy that always answers the right letter / count / yes-no for the first sample only
         def generate(self, reqs, max_new_tokens=None, temperature=0.0, num_return_sequences=1):

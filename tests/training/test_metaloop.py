@@ -123,7 +123,7 @@ def test_missing_and_corrupt_media_are_skipped(tmp_path: Path, caplog: pytest.Lo
     diff = read_json(out / "state.json")["values"]["k1/difficulty"]
     skipped = {d["id"]: d["reason"] for d in diff["skipped_media"]}
     assert set(skipped) == set(broken)
-    assert "does not exist" in skipped[broken[0]] and "unreadable" in skipped[broken[1]]
+    assert "does not exist" in skipped[broken[0]] and "cannot read image" in skipped[broken[1]]
     assert diff["candidates"] == 22
     assert any("skipping sample" in r.message for r in caplog.records)
 

@@ -52,6 +52,8 @@ class DataSettings:
         capabilities: restrict generated samples to these capability slugs (empty: all).
         templates: restrict generated samples to these question templates (``metadata["template"]``; empty: all).
         image_size: generated image side in pixels.
+        frames: video frames sampled per clip for the model (training rows, rollouts, teacher, held-out evaluation;
+            the official evaluations use 32, ``dppo eval --frames``).
         seed: generator seed (held-out and synthesis use disjoint derived seeds).
         env_tasks: closed-loop gymnasium ids (``dppo/TabletopPick-v0``) trained with whole episodes as rollouts.
         env_seeds: candidate seeds per closed-loop task.
@@ -76,6 +78,7 @@ class DataSettings:
     capabilities: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
     image_size: int = 96
+    frames: int = 8
     seed: int = 0
     env_tasks: list[str] = field(default_factory=list)
     env_seeds: int = 16
@@ -87,6 +90,8 @@ class DataSettings:
     def __post_init__(self) -> None:
         check(self.generator is not None or self.train is not None, "data.train",
               "set data.train (a JSONL file) or data.generator (e.g. tabletop-qa)")
+        check(isinstance(self.frames, int) and self.frames >= 1, "data.frames",
+              f"must be a positive number of video frames, got {self.frames!r}")
         for key in ("n_train", "n_heldout", "n_general", "env_seeds", "env_heldout_seeds", "env_max_steps"):
             v = getattr(self, key)
             check(isinstance(v, int) and v >= 0, f"data.{key}", f"must be a non-negative integer, got {v!r}")

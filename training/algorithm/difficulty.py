@@ -25,10 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.rendering import render_sample
 from dppo_embodied.types import EmbodiedSample
 from training.algorithm.difficulty_config import DifficultySettings
 from training.algorithm.rewards import is_episode, success_of
-from training.algorithm.sample_io import MediaLoader, requests_for, task_of
+from training.algorithm.sample_io import task_of
 from training.runs.distributed import gather_dict, shard
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,8 @@ class Roller(Protocol):
 
 
 class QARoller:
-    """Rollouts of single-turn questions with a :class:`inference.policy.VLMPolicy`, scored by ``score_sample``.
+    """Rollouts of single-turn questions with a :class:`inference.policy.VLMPolicy`, scored by ``score_sample``;
+    each sample is rendered by the one sample renderer (:func:`dppo_embodied.rendering.render_sample`).
 
     Args:
         policy: the current policy.
@@ -87,8 +90,8 @@ class QARoller:
         """Generate ``n`` completions per sample and score them."""
         if not samples:
             return []
-        reqs = requests_for(samples, self.loader)
-        texts = self.policy.generate(reqs, max_new_tokens=self.max_new_tokens, temperature=temperature,
+        convs = [render_sample(s, self.loader) for s in samples]
+        texts = self.policy.generate(convs, max_new_tokens=self.max_new_tokens, temperature=temperature,
                                      num_return_sequences=n)
         if n == 1:
             texts = [[t] for t in texts]

@@ -1,9 +1,12 @@
 """The RL phase: TRL's GRPOTrainer on the difficulty-filtered buffer, with the stagnation stop rule.
 
 Dataset rows (TRL's multimodal format): ``prompt`` = conversational messages with one ``{"type": "image"}``
-placeholder per image, ``images`` = the PIL images (video clips as frame lists), ``sample_id`` (reaches the reward
-functions). Closed-loop episode rows (:mod:`training.algorithm.env_rollouts`) carry the current observation image
-and their own ``sample_id`` and are scored by the episode reward; QA rewards return ``None`` for them and vice versa.
+placeholder per image, ``images`` = the PIL images (video clips as frame lists): the sample's
+:class:`~dppo_embodied.conversation.Conversation` from the one renderer
+(:func:`dppo_embodied.rendering.render_sample`, ``chat_messages()`` + images), and ``sample_id`` (reaches the
+reward functions). Closed-loop episode rows (:mod:`training.algorithm.env_rollouts`) carry the current observation
+image and their own ``sample_id`` and are scored by the episode reward; QA rewards return ``None`` for them and vice
+versa.
 
 Everything TRL offers stays available through ``grpo.trainer`` in the recipe (``use_vllm``, ``vllm_mode``,
 ``bf16``, ``deepspeed``...). Constant learning rate (an early stop would otherwise leave a decaying schedule
@@ -19,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import ConfigError, MediaError, TrainingError
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.rendering import render_sample
 from dppo_embodied.types import EmbodiedSample
 from training.algorithm.rewards import RewardRecorder, SampleIndex, qa_rewards
-from training.algorithm.sample_io import MediaLoader, conversation, task_of
+from training.algorithm.sample_io import prompt_row, task_of
 from training.algorithm.stagnation import SaturationTracker
 from training.phases.callbacks import BudgetCallback, NaNGuard, StagnationCallback
 from training.phases.common import ComputeClock, PhaseResult, common_args, make_args, quiet
@@ -37,13 +42,13 @@ def grpo_rows(samples: Sequence[EmbodiedSample], loader: MediaLoader,
     rows = []
     for s in samples:
         try:
-            images = loader.load(s)
+            conv = render_sample(s, loader)
         except MediaError as e:
             logger.warning("RL: skipping sample %s: %s", s.id, e)
             if skipped is not None:
                 skipped.append({"id": s.id, "reason": str(e)})
             continue
-        rows.append({"prompt": conversation(s, len(images)), "images": images, "sample_id": s.id})
+        rows.append({**prompt_row(conv), "sample_id": s.id})
     return rows
 
 

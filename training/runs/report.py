@@ -111,8 +111,17 @@ def compute_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | 
     return None
 
 
+def read_evals(out: Path) -> list[dict[str, Any]]:
+    """The metaloop figures of every evaluation of a run, in step order: the ``"metaloop"`` entry of each
+    ``<out>/eval/<tag>/results.json`` (:mod:`training.algorithm.evaluation` runs the benchmark runner there)."""
+    from benchmarks.results import load_results
+
+    evals = [load_results(p.parent).get("metaloop") for p in sorted((out / "eval").glob("*/results.json"))]
+    return sorted((e for e in evals if e), key=lambda e: e["seq"])
+
+
 def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True) -> dict[str, Any]:
-    """The run summary from the committed evaluations ``<out>/eval/*.json``; written as ``summary.json``,
+    """The run summary from the committed evaluations (:func:`read_evals`); written as ``summary.json``,
     ``summary.md`` (before/after table) and ``curve.png`` when ``write``.
 
     Args:
@@ -121,9 +130,9 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
         run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``).
         write: write the files (rank 0 only).
     """
-    from training.runs.state import atomic_write_json, atomic_write_text, read_json
+    from training.runs.state import atomic_write_json, atomic_write_text
 
-    evals = sorted((read_json(p) for p in (out / "eval").glob("*.json")), key=lambda e: e["seq"])
+    evals = read_evals(out)
     by_tag = {e["tag"]: e for e in evals}
     tags = [e["tag"] for e in evals]
     curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],

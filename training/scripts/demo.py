@@ -49,15 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from training.metaloop import run_metaloop
         from training.metaloop_config import load_metaloop_config
-        from training.runs.report import before_after_table
-        from training.runs.state import read_json
+        from training.runs.report import before_after_table, read_evals
 
         cfg = load_metaloop_config(args.config, args.overrides, str(out))
         if out.exists() and not args.resume:
             print(f"dppo demo: replacing the previous demo run in {out}")
             shutil.rmtree(out)
         summary = run_metaloop(cfg, resume=args.resume, progress=not args.no_progress)
-        evals = {e["tag"]: e for e in (read_json(p) for p in (out / "eval").glob("*.json"))}
+        evals = {e["tag"]: e for e in read_evals(out)}
         base = evals["base"]["heldout"]
         final = evals[summary["curve"][-1]["step"]]["heldout"]
     except DppoError as e:
