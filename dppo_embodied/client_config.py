@@ -37,10 +37,13 @@ class ClientConfig:
             client construction). Never shown in ``repr``.
         timeout_s: limit for each attempt (read/write/pool), in seconds.
         connect_timeout_s: limit for opening a connection, in seconds.
-        max_retries: retries after the first attempt (``0`` = a single attempt).
-        backoff_s: base of the exponential backoff; attempt ``n`` sleeps ``uniform(0, min(cap, backoff_s * 2**n))``.
-        backoff_cap_s: cap of one backoff sleep.
-        deadline_s: optional budget for a whole call including retries and backoff (``None`` = unbounded).
+        max_retries: retries after the first attempt (``0`` = a single attempt), made by the ``openai`` SDK
+            (connection errors, timeouts, HTTP 408/409/429/5xx; its backoff: 0.5 s doubling up to 8 s, jittered,
+            or the server's ``Retry-After`` up to 60 s).
+        backoff_s: deprecated and ignored (the SDK's backoff applies); accepted so existing callers still work.
+        backoff_cap_s: deprecated and ignored, like ``backoff_s``.
+        deadline_s: optional hard wall-clock bound of a whole call (``None`` = unbounded); a call with a
+            deadline makes a single attempt.
         concurrency: worker threads of :meth:`ChatClient.chat_many`; also sizes the connection pool.
         max_tokens: default ``max_tokens`` (``None`` = server default).
         temperature: default ``temperature`` (``None`` = server default).
