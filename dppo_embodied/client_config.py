@@ -40,8 +40,6 @@ class ClientConfig:
         max_retries: retries after the first attempt (``0`` = a single attempt), made by the ``openai`` SDK
             (connection errors, timeouts, HTTP 408/409/429/5xx; its backoff: 0.5 s doubling up to 8 s, jittered,
             or the server's ``Retry-After`` up to 60 s).
-        backoff_s: deprecated and ignored (the SDK's backoff applies); accepted so existing callers still work.
-        backoff_cap_s: deprecated and ignored, like ``backoff_s``.
         deadline_s: optional hard wall-clock bound of a whole call (``None`` = unbounded); a call with a
             deadline makes a single attempt.
         concurrency: worker threads of :meth:`ChatClient.chat_many`; also sizes the connection pool.
@@ -57,8 +55,6 @@ class ClientConfig:
     timeout_s: float = 60.0
     connect_timeout_s: float = 5.0
     max_retries: int = 3
-    backoff_s: float = 0.5
-    backoff_cap_s: float = 8.0
     deadline_s: float | None = None
     concurrency: int = 8
     max_tokens: int | None = 512
@@ -88,10 +84,6 @@ class ClientConfig:
             v = getattr(self, name)
             if not _is_number(v) or v <= 0:
                 raise ConfigError(f"client {name} must be a positive number of seconds, got {v!r}")
-        for name in ("backoff_s", "backoff_cap_s"):
-            v = getattr(self, name)
-            if not _is_number(v) or v < 0:
-                raise ConfigError(f"client {name} must be a number of seconds >= 0, got {v!r}")
         if self.deadline_s is not None and (not _is_number(self.deadline_s) or self.deadline_s <= 0):
             raise ConfigError(
                 f"client deadline_s must be a positive number of seconds or None, got {self.deadline_s!r}"

@@ -179,7 +179,7 @@ class Bridge:
         p = cfg.planner
         model = cfg.model
         probe = ChatClient(ClientConfig(base_url=cfg.server, model=model or "probe", api_key=cfg.api_key,
-                                        timeout_s=5.0, max_retries=2, backoff_s=0.5))
+                                        timeout_s=5.0, max_retries=2))
         try:
             if model is None:
                 models = probe.list_models()

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.config import save_config
+from dppo_embodied.io import atomic_write_json, read_json
 from dppo_embodied.media import MediaLoader
 from dppo_embodied.prompts import STEP_PROMPT_FILE, read_prompt_style, write_prompt_style
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
@@ -70,7 +71,7 @@ from training.plan import Step, plan
 from training.runs import report
 from training.runs.committed_run import CommittedRun
 from training.runs.distributed import barrier, broadcast, is_main
-from training.runs.state import atomic_write_json, commit_checkpoint, read_json
+from training.runs.state import commit_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
 from training.runs.report import read_evals
-from training.runs.state import read_json
 
 
 def test_compare_runs_variants_at_equal_compute(tmp_path: Path, capsys) -> None:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
-from training.runs.state import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 

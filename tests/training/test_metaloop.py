@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dppo_embodied.errors import TrainingError
+from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
 from training.metaloop import Metaloop
 from training.metaloop_config import load_metaloop_config
-from training.runs.state import read_json
 
 DPPO_STEPS = ["prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval_rl", "k1/diagnosis", "k1/sft", "k1/eval"]
 

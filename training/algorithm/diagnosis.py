@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dppo_embodied.io import atomic_write_json, atomic_write_text
 from dppo_embodied.taxonomy import BY_SLUG
 from dppo_embodied.types import EmbodiedSample
 from training.algorithm.difficulty import Roller, SRRecord, estimate_success_rates
-from training.runs.state import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 * :class:`OracleTeacher`: the simulated world's own oracle reasoning and answer (true by construction).
 * :class:`OpenAITeacher`: any OpenAI-compatible server (``vllm serve OpenGVLab/InternVL3_5-38B``,
   ``vllm serve Qwen/Qwen2.5-VL-72B-Instruct``...) through :class:`dppo_embodied.client.ChatClient`, which retries
-  with backoff; a server that stays down raises :class:`~dppo_embodied.errors.TrainingError` naming it.
+  with the openai SDK's backoff; a server that stays down raises :class:`~dppo_embodied.errors.TrainingError`
+  naming it.
 * :class:`LocalTeacher`: a local transformers checkpoint through :class:`inference.policy.VLMPolicy`.
 
 Teachers see what the policy sees: the one sample renderer (:func:`dppo_embodied.rendering.render_sample`, with
@@ -149,7 +150,7 @@ class OpenAITeacher:
         self.client = client or ChatClient(ClientConfig(
             base_url=cfg.base_url, model=cfg.model, api_key=os.environ.get(cfg.api_key_env) or None,
             timeout_s=cfg.timeout_s, max_retries=cfg.max_retries, concurrency=cfg.concurrency,
-            max_tokens=cfg.max_tokens, temperature=cfg.temperature, backoff_s=0.2, backoff_cap_s=2.0))
+            max_tokens=cfg.max_tokens, temperature=cfg.temperature))
 
     def fill(self, samples: Sequence[EmbodiedSample]) -> list[TeacherOutput]:
         """Ask the server ``k_vote`` times per failure and verify.

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import TrainingError
+from dppo_embodied.io import atomic_write_json
 from training.runs.distributed import barrier, broadcast, is_main, rank_world
-from training.runs.state import StateStore, atomic_write_json, clean_partial, commit_checkpoint
+from training.runs.state import StateStore, clean_partial, commit_checkpoint
 
 logger = logging.getLogger(__name__)
 

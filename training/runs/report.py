@@ -130,7 +130,7 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
         run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``).
         write: write the files (rank 0 only).
     """
-    from training.runs.state import atomic_write_json, atomic_write_text
+    from dppo_embodied.io import atomic_write_json, atomic_write_text
 
     evals = read_evals(out)
     by_tag = {e["tag"]: e for e in evals}

@@ -54,9 +54,9 @@ def make_parser() -> argparse.ArgumentParser:
 def compare(config: str, out: Path, variants: list[str], overrides: list[str], target: float | None = None,
             resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the comparison and return ``{"target", "budget_s", "variants": {name: {...}}}``."""
+    from dppo_embodied.io import atomic_write_json, atomic_write_text
     from training.metaloop import Metaloop
     from training.metaloop_config import load_metaloop_config
-    from training.runs.state import atomic_write_json, atomic_write_text
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -104,7 +104,7 @@ def compare(config: str, out: Path, variants: list[str], overrides: list[str], t
 
 
 def _zero_std(run_dir: Path) -> float | None:
-    from training.runs.state import read_json
+    from dppo_embodied.io import read_json
 
     vals = [v.get("frac_reward_zero_std") for k, v in (read_json(run_dir / "state.json", {}) or {}).get(
         "values", {}).items() if k.endswith("/rl") and v.get("frac_reward_zero_std") is not None]
