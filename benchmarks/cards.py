@@ -9,7 +9,7 @@ with ``data_files`` (split -> path or glob, relative to the repository root) and
           - split: phyx_mini_mc
             path: data_llms_eval/PhyX_mini_MC.parquet
 
-:func:`card_for` reads that card from a snapshot folder (``huggingface-cli download ... --local-dir DIR``); when
+:func:`card_for` reads that card from a snapshot folder (``hf download ... --local-dir DIR``); when
 the folder has no README with ``configs:``, it uses the card a task declares (``card:`` in its YAML, the published
 card's ``configs:`` block verbatim), and failing that it infers the splits from the file names with the default
 patterns of ``datasets`` (``data/<split>-00000-of-00001.parquet``, then a split keyword in a folder or file name,
@@ -121,7 +121,7 @@ class Card:
                 if not path.is_file():
                     raise DatasetLayoutError(
                         f"{path} is missing: the dataset card ({self.source}) lists {pattern!r} for split {split!r} "
-                        f"of config {cfg.name!r}; download the complete snapshot (huggingface-cli download ... "
+                        f"of config {cfg.name!r}; download the complete snapshot (hf download ... "
                         f"--repo-type dataset --local-dir {self.root})")
                 out.append(path)
                 continue

@@ -1,7 +1,7 @@
 """Reading benchmark datasets from a local Hugging Face snapshot folder (or the ``datasets`` cache).
 
 Nothing is downloaded: adapters read the files of a folder laid out exactly like the dataset's Hugging Face
-repository (``huggingface-cli download <id> --repo-type dataset --local-dir DIR``). When the folder is missing and
+repository (``hf download <id> --repo-type dataset --local-dir DIR``). When the folder is missing and
 the ``datasets`` library finds the dataset in its offline cache, rows come from there instead. Otherwise a
 :class:`DatasetLayoutError` names the folder it looked at and the layout it expected.
 """
@@ -25,10 +25,14 @@ from dppo_embodied.io import iter_json_lines
 logger = logging.getLogger(__name__)
 
 
+def download_command(dataset_id: str, root: Path) -> str:
+    """The command that downloads a dataset snapshot into ``root`` (``hf``, the CLI of huggingface_hub >= 1.0)."""
+    return f"hf download {dataset_id} --repo-type dataset --local-dir {root}"
+
+
 def layout_error(task: str, root: Path, layout: str, dataset_id: str = "", detail: str = "") -> DatasetLayoutError:
     """A :class:`DatasetLayoutError` that says where we looked, what we expected and how to get it."""
-    how = (f"; download it once with: huggingface-cli download {dataset_id} --repo-type dataset --local-dir {root}"
-           if dataset_id else "")
+    how = f"; download it once with: {download_command(dataset_id, root)}" if dataset_id else ""
     extra = f" ({detail})" if detail else ""
     return DatasetLayoutError(f"task {task}: dataset folder {root} is missing or incomplete{extra}. Expected layout: "
                               f"{layout}{how}")

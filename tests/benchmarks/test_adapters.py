@@ -60,7 +60,7 @@ def test_missing_dataset_folder_names_the_expected_layout(task: str, tmp_path: P
     msg = str(err.value)
     assert "Expected layout" in msg and spec.layout.split()[0] in msg
     if spec.dataset_id:
-        assert f"huggingface-cli download {spec.dataset_id}" in msg
+        assert f"hf download {spec.dataset_id} --repo-type dataset" in msg
 
 
 def test_official_prompts(tmp_path: Path) -> None:

@@ -243,7 +243,7 @@ def test_score_survives_every_corpus_input(tmp_path: Path) -> None:
         resp = tmp_path / f"r{start}.jsonl"
         resp.write_text("".join(json.dumps(r) + "\n" for r in rows[start: start + 6]), encoding="utf-8")
         out = tmp_path / f"out{start}"
-        assert main(["score", "--task", "vsibench", "--data-root", str(root), "--responses", str(resp),
+        assert main(["score", "--task", "vsibench", "--data", f"vsibench={root}", "--responses", str(resp),
                      "--out", str(out), "--allow-missing"]) == 0  # the last file covers some of the ids
         lines = (out / "vsibench" / "samples.jsonl").read_text(encoding="utf-8").split("\n")[:-1]  # not
         # splitlines: U+2028 and friends inside a response are text, not line ends
@@ -259,7 +259,7 @@ def test_score_with_a_non_utf8_line_counts_it_malformed(tmp_path: Path, caplog: 
     resp = tmp_path / "r.jsonl"
     resp.write_bytes(b'{"id": "erqa/0", "response": "A"}\n{"id": "erqa/1", "response": "B\xff"}\n'
                      b'{"id": "erqa/2", "response": "C"}\n' + b"[" * 100_000 + b"\n")
-    assert main(["score", "--task", "erqa", "--data-root", str(root), "--responses", str(resp),
+    assert main(["score", "--task", "erqa", "--data", f"erqa={root}", "--responses", str(resp),
                  "--out", str(tmp_path / "out")]) == 0
     details = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["erqa"]["details"]
     assert details["malformed_lines"] == 2 and details["missing_responses"] == 1
@@ -281,7 +281,7 @@ def test_a_scorer_exception_fails_that_sample_only(tmp_path: Path, monkeypatch: 
     root = fx.make_erqa(tmp_path / "ds")
     resp = fx.write_jsonl(tmp_path / "r.jsonl", [{"id": "erqa/0", "response": "A"},
                                                 {"id": "erqa/1", "response": "boom"}])
-    assert main(["score", "--task", "erqa", "--data-root", str(root), "--responses", str(resp),
+    assert main(["score", "--task", "erqa", "--data", f"erqa={root}", "--responses", str(resp),
                  "--out", str(tmp_path / "out"), "--allow-missing"]) == 0
     entry = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["erqa"]
     assert entry["n"] == 2 and entry["n_failed"] == 1 and entry["overall"] == 50.0

@@ -61,7 +61,7 @@ SELECT = {"mvbench": "mvbench_action_sequence,mvbench_action_count", "blink": "b
 
 
 def _score(task: str, root: Path, resp: Path, out: Path, *extra: str) -> int:
-    return main(["score", "--task", SELECT.get(task, task), "--data-root", str(root), "--responses", str(resp),
+    return main(["score", "--task", SELECT.get(task, task), "--data", f"{task}={root}", "--responses", str(resp),
                  "--out", str(out), *extra])
 
 
@@ -89,7 +89,7 @@ def test_unmatched_repeated_and_missing_ids_are_listed_and_missing_ones_fail(tmp
     root = fx.make_erqa(tmp_path / "ds")
     resp = fx.write_jsonl(tmp_path / "r.jsonl", [{"id": "erqa/0", "response": "B"}, {"id": "nope", "response": "A"},
                                                  {"id": "erqa/0", "response": "A"}, "{broken"])
-    assert main(["score", "--task", "erqa", "--data-root", str(root), "--responses", str(resp),
+    assert main(["score", "--task", "erqa", "--data", f"erqa={root}", "--responses", str(resp),
                  "--out", str(tmp_path / "out")]) == 0
     entry = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["erqa"]
     r = entry["responses"]
@@ -114,7 +114,7 @@ def test_allow_missing_leaves_them_out_and_says_which_denominator(tmp_path: Path
                                                                   capsys: pytest.CaptureFixture) -> None:
     root = fx.make_erqa(tmp_path / "ds")
     resp = fx.write_jsonl(tmp_path / "r.jsonl", [{"id": "erqa/0", "response": "A"}, {"id": "erqa/2", "response": "B"}])
-    assert main(["score", "--task", "erqa", "--data-root", str(root), "--responses", str(resp),
+    assert main(["score", "--task", "erqa", "--data", f"erqa={root}", "--responses", str(resp),
                  "--out", str(tmp_path / "out"), "--allow-missing"]) == 0
     entry = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["erqa"]
     assert entry["n"] == 2 and entry["n_failed"] == 0 and entry["overall"] == 50.0
@@ -135,7 +135,8 @@ def test_a_responses_file_that_matches_nothing_is_an_error(tmp_path: Path, capsy
                                                            make, task: str, old_ids: list[str]) -> None:
     root = make(tmp_path / "ds")
     resp = fx.write_jsonl(tmp_path / "r.jsonl", [{"id": i, "response": "A"} for i in old_ids])
-    assert main(["score", "--task", task, "--data-root", str(root), "--responses", str(resp),
+    base = make.__name__.removeprefix("make_")  # the task of a <task>_<subtask> selection
+    assert main(["score", "--task", task, "--data", f"{base}={root}", "--responses", str(resp),
                  "--out", str(tmp_path / "out"), "--allow-missing"]) == 1
     err = capsys.readouterr().err
     assert f"none of its {len(old_ids)} response id(s) matches one of the" in err
@@ -149,7 +150,7 @@ def test_score_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["score", "--task", "erqa", "--data-root", str(tmp_path / "missing"), "--responses", str(resp),
                  "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "Expected layout: erqa.jsonl" in err
+    assert "hf download embodiedreasoning/ERQA --repo-type dataset" in err
     assert main(["score", "--task", "nope", "--data-root", str(tmp_path), "--responses", str(resp),
                  "--out", str(tmp_path / "out")]) == 1
     assert "valid choices" in capsys.readouterr().err
@@ -160,7 +161,7 @@ def test_score_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_egoschema_full_set_writes_submission(tmp_path: Path) -> None:
     root = fx.make_egoschema(tmp_path / "ds")
     resp = fx.write_jsonl(tmp_path / "r.jsonl", [{"id": f"vid{i}", "response": "ABC"[i]} for i in range(3)])
-    assert main(["score", "--task", "egoschema", "--data-root", str(root), "--responses", str(resp),
+    assert main(["score", "--task", "egoschema", "--data", f"egoschema={root}", "--responses", str(resp),
                  "--out", str(tmp_path / "out")]) == 0
     sub = json.loads((tmp_path / "out" / "egoschema" / "submission.json").read_text())
     assert sub == {"vid0": 0, "vid1": 1, "vid2": 2}
