@@ -28,10 +28,13 @@ class Backend:
         model: the model path or name.
         chunk_size: how many requests the runner hands over at once (results are saved per request as they
             finish; a chunk is also the fsync unit).
+        thread_safe: :meth:`generate` may be called from several threads at once (concurrent closed-loop
+            episodes then send their decisions directly; otherwise they are batched into one call at a time).
     """
 
     name = "base"
     chunk_size = 32
+    thread_safe = False
 
     def __init__(self, model: str = "") -> None:
         self.model = model

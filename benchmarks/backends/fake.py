@@ -22,6 +22,7 @@ class FakeBackend(Backend):
     """
 
     name = "fake"
+    thread_safe = True  # the responder runs in the caller's thread
 
     def __init__(self, model: str = "A", responder: Callable[[ChatRequest], str] | None = None,
                  chunk_size: int = 64) -> None:

@@ -32,6 +32,7 @@ class OpenAIBackend(Backend):
     """
 
     name = "openai"
+    thread_safe = True  # the chat client is thread-safe
 
     def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1", concurrency: int = 8,
                  api_key: str | None = None, timeout_s: float = 600.0, max_retries: int = 3,
