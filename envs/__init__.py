@@ -14,8 +14,8 @@ What the other packages use (all names are stable):
   ``gymnasium.make``. The action is the model's raw text (:mod:`dppo_embodied.actions` envelope); the
   observation is ``{"image": (H, W, 3) uint8, "depth": (H, W) float32, "instruction": str, "feedback": str,
   "history": tuple[str, ...], "skills": tuple[str, ...]}`` (+ ``"state"`` with ``include_state=True``; PushT has no
-  depth), everything :func:`dppo_embodied.episode.render_step` needs; ``info`` has ``is_success``, ``progress``, ``parse_ok``,
-  ``parse_error``, ``command``, ``invalid_count``.
+  depth), everything :func:`dppo_embodied.episode.render_step` needs; ``info`` has ``is_success``, ``progress``,
+  ``parse_ok``, ``parse_error``, ``command``, ``invalid_count``.
 * ``envs.experts.expert_action(env, thought=False) -> str``: the scripted expert's text action for the current
   state; ``envs.experts.plan_action(scene, task, camera) -> Action`` is the same on a bare scene (the twin).
 * ``envs.rollout.run_episode(env, act, seed, max_steps=None, style="full") -> EpisodeResult``: the core's episode

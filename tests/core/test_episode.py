@@ -66,7 +66,8 @@ def test_render_step_puts_static_text_first_and_the_images_last() -> None:
     assert full.text == compact.text and not full.media_first
     assert full.text.startswith("Reply with one JSON action.\nAvailable skills: pick.\nTask: Pick up the red block.")
     assert "- a -> b" in full.text and full.text.endswith("Current image:")
-    assert full.signature()[-1]["content"] == [{"type": "text", "text": full.text}, {"type": "image", "image": "8x6x3"}]
+    assert full.signature()[-1]["content"] == [{"type": "text", "text": full.text},
+                                               {"type": "image", "image": "8x6x3"}]
     no_skills = render_step(StepObservation((img,), "Push the T."))
     assert "Available skills" not in no_skills.text and "3. skill" not in (no_skills.system or "")
     with pytest.raises(ConfigError, match="compact"):
