@@ -107,7 +107,8 @@ class LeRobotWriter:
         pyarrow()
         self.root, self.fps, self.robot_type, self.overwrite = Path(root), int(fps), robot_type, overwrite
         if (self.root / "meta" / "info.json").exists() and not overwrite:
-            raise ConfigError(f"{self.root} already holds a dataset; choose an empty folder (or overwrite)")
+            raise ConfigError(f"{self.root} already holds a dataset; choose an empty folder, or replace it "
+                              "(dppo bridge --overwrite; overwrite=True)")
         self.features = check_features(features, self.fps)
         self.video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
         self.image_keys = [k for k, f in self.features.items() if f["dtype"] == "image"]

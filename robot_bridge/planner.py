@@ -191,7 +191,7 @@ class Planner:
     def _hold(self, d: Decision, status: str, reason: str) -> Decision:
         d.status, d.error = status, reason
         self.executor.clear(status)
-        self.safety.events.note(status, reason[:160])
+        self.safety.events.note(status, reason[:300])
         return d
 
     def decide(self) -> Decision:
@@ -233,7 +233,11 @@ class Planner:
             d.raw_text = reply.text
         except (ClientError, DppoError) as e:
             d.timings_ms["request"] = (time.perf_counter() - t2) * 1000
-            return self._finish(self._hold(d, "request_error", str(e)), t0)
+            reason = str(e)
+            if "timed out" in reason:  # say which flag helps, before the client's own words
+                reason = (f"no answer within --request-timeout {cfg.request_timeout_s:g} s (raise it, e.g. "
+                          f"--request-timeout 30, or lower --max-tokens): {reason}")
+            return self._finish(self._hold(d, "request_error", reason), t0)
         finally:
             self.safety.watchdog.feed()
         t3 = time.perf_counter()

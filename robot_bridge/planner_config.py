@@ -17,7 +17,8 @@ class PlannerConfig:
 
     Attributes:
         rate_hz: decisions per second at most (1–3 Hz typical).
-        request_timeout_s: hard limit of one model request (no retry inside a decision; the loop retries).
+        request_timeout_s: hard limit of one model request (no retry inside a decision; the loop retries; the robot
+            holds meanwhile). 10 s covers a checkpoint's first, slow requests (warm-up) on a CPU or a busy GPU.
         max_tokens: response budget (64–256 for one action).
         temperature: sampling temperature (0–0.2).
         max_side: frames are downscaled so the longest side is at most this (pixels).
@@ -34,7 +35,7 @@ class PlannerConfig:
     """
 
     rate_hz: float = 2.0
-    request_timeout_s: float = 2.0
+    request_timeout_s: float = 10.0
     max_tokens: int = 128
     temperature: float = 0.0
     max_side: int | None = 448

@@ -49,6 +49,7 @@ class BridgeConfig:
             else 0).
         control_hz: executor rate.
         record: folder for a LeRobotDataset v3 recording of every decision (``None`` = off).
+        record_overwrite: replace a dataset already in ``record`` (``--overwrite``), once an episode is saved.
         calibration: JSON file of a :class:`CameraCalibration` (``None`` = the robot's own, if any).
         estop_port: port of the e-stop HTTP endpoint on 127.0.0.1 (``None`` = off, ``0`` = any free port).
         estop_token: operator token required by ``POST /reset`` of the e-stop endpoint (``None`` =
@@ -75,6 +76,7 @@ class BridgeConfig:
     seed: int | None = None
     control_hz: float = 30.0
     record: str | None = None
+    record_overwrite: bool = False
     calibration: str | None = None
     estop_port: int | None = None
     estop_token: str | None = field(default=None, repr=False)
@@ -172,7 +174,8 @@ class Bridge:
             frame = self.frames.wait_first(1.0)
             self.recorder = DecisionRecorder(cfg.record, fps=cfg.planner.rate_hz, camera=cam.name,
                                              image_shape=_sent_shape(frame.image.shape, cfg.planner.max_side),
-                                             robot_type=getattr(self.robot.robot, "name", cfg.robot))
+                                             robot_type=getattr(self.robot.robot, "name", cfg.robot),
+                                             overwrite=cfg.record_overwrite)
 
     def _make_client(self) -> ChatClient:
         cfg = self.config
