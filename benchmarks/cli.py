@@ -32,6 +32,7 @@ from benchmarks.settings import RunSettings, dataset_root, missing_datasets, par
 from dppo_embodied.config import from_dict, load_yaml
 from dppo_embodied.errors import ConfigError, DataError, DppoError
 from dppo_embodied.logs import setup_logging
+from dppo_embodied.model_ref import check_model_ref
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            progress=cfg.progress, model=cfg.model, backend=cfg.backend, step_prompt=cfg.step_prompt,
                            parallel_episodes=cfg.parallel_episodes)
     _require_datasets([s.spec for s in selections], settings)  # before the model loads
+    if cfg.backend in ("hf", "vllm"):
+        check_model_ref(cfg.model)
     kwargs: dict[str, Any] = dict(cfg.backend_options)
     if cfg.backend == "openai":
         kwargs.update(base_url=cfg.base_url, concurrency=cfg.concurrency)

@@ -20,6 +20,7 @@ import yaml
 
 from dppo_embodied.config import from_dict, load_yaml
 from dppo_embodied.errors import ConfigError, DppoError
+from dppo_embodied.model_ref import check_model_ref
 from inference.serving.config import BACKENDS
 
 
@@ -97,6 +98,8 @@ def config_from_args(argv: list[str] | None) -> tuple[Any, int]:
     data.update(ns)
     if extra:
         data["extra_args"] = [*data.get("extra_args", []), *extra]
+    if data.get("model") and data.get("backend", "transformers") != "expert":
+        check_model_ref(str(data["model"]))  # before the port is bound and torch imported
     if not data.get("api_key") and os.environ.get("DPPO_API_KEY", "").strip():
         data["api_key"] = os.environ["DPPO_API_KEY"].strip()
     return from_dict(ServeConfig, data, source=path or "command line"), verbose
