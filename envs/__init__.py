@@ -22,9 +22,8 @@ What the other packages use (all names are stable):
   runner (:mod:`dppo_embodied.episode`); ``act`` maps each step's conversation to the model's reply.
 * ``envs.twin.TabletopTwinRobot``: the sim twin behind the :class:`dppo_embodied.robot.Robot` protocol, with its
   own ``profile``; declared as the ``sim`` plugin of the ``dppo_embodied.robots`` entry-point group (pyproject).
-* ``envs.lerobot_dataset``: ``LeRobotDatasetV3`` (reader; ``to_samples`` builds QA from episodes),
-  ``LeRobotV3Writer(root, fps, features, robot_type)`` with ``add_frame``/``save_episode(task)``/``finalize`` and
-  ``write_lerobot_dataset_v3`` (writers); no ``lerobot`` import.
+* ``envs.lerobot_dataset``: ``LeRobotDatasetV3`` (reader; ``to_samples`` builds QA from episodes); datasets are
+  written by the core's one writer, ``dppo_embodied.lerobot_writer.LeRobotWriter``; no ``lerobot`` import.
 * Catalogues for ``dppo list``: ``envs.catalogue:envs`` and ``envs.catalogue:qa_suites``.
 
 The per-step prompt of the text-action envelope lives in :mod:`dppo_embodied.prompts`, the step renderer in
