@@ -72,6 +72,7 @@ from training.runs import report
 from training.runs.committed_run import CommittedRun
 from training.runs.distributed import barrier, broadcast, is_main
 from training.runs.state import commit_checkpoint
+from training.runs.tensorboard import log_evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Metaloop(CommittedRun):
             torch.manual_seed(self.cfg.seed)
             attn = self.cfg.model.attn_implementation
             kw = {"attn_implementation": attn} if attn else {}
-            self.model, self.processor = load_vlm(self.state.model_path, dtype=self.cfg.model.dtype,
+            self.model, self.processor = load_vlm(self.model_dir, dtype=self.cfg.model.dtype,
                                                   max_pixels=self.cfg.model.max_pixels, **kw)
 
     def _policy(self) -> Any:
@@ -151,14 +152,16 @@ class Metaloop(CommittedRun):
         """Held-out (QA and closed-loop) and general replay through the benchmark runner, in process."""
         cfg, dc = self.cfg, self.cfg.data
         episodes = heldout_episodes(dc, cfg.grpo.max_completion_length)
-        res = evaluate(self._policy(), str(self.state.model_path), self.out / "data",
+        res = evaluate(self._policy(), self.model_dir, self.out / "data",
                        self.out / "eval" / tag.replace("/", "-"), tag=tag, seq=len(self.state.completed),
                        compute_s=self.state.compute_s, frames=dc.frames, max_new_tokens=cfg.eval.max_new_tokens,
                        batch_size=cfg.eval.batch_size, episodes=episodes, with_general=bool(self._data()["general"]),
                        step_prompt=dc.env_prompt, progress=self.progress)
         held, gen = res["heldout"], res["general"]
-        logger.info("eval %s: held-out %.3f (n=%d)%s", tag, held["overall"], held["n"],
-                    f", general replay {gen['overall']:.3f}" if gen else "")
+        logger.info("eval %s: held-out %.1f (n=%d)%s", tag, held["overall"], held["n"],
+                    f", general replay {gen['overall']:.1f}" if gen else "")
+        if is_main():  # the run's own TensorBoard run: heldout/<capability> per loop and per compute second
+            log_evaluation(self.out, self.state.loop, res)
         return {"overall": held["overall"], "general": gen["overall"] if gen else None,
                 "compute_s": self.state.compute_s}
 
@@ -231,7 +234,7 @@ class Metaloop(CommittedRun):
 
                 commit_checkpoint(build, folder)
             barrier()
-            self.state.model_path = str(folder)
+            self.state.model_path = self.inside(folder)
         else:
             self.state.model_path = cfg.model.path
             recorded = read_prompt_style(cfg.model.path)
@@ -397,7 +400,9 @@ class Metaloop(CommittedRun):
         """summary.json, summary.md and curve.png from the committed evaluations (rank 0 writes)."""
         return report.summarize_run(self.out, self.cfg.name, {"mode": self.cfg.mode, "sampling": self.cfg.sampling,
                                                               "loops_done": self.state.loop,
-                                                              "compute_s": self.state.compute_s},
+                                                              "compute_s": self.state.compute_s,
+                                                              "checkpoint": self.state.model_path,
+                                                              "sessions": self.state.sessions},
                                     write=is_main())
 
 

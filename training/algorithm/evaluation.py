@@ -97,7 +97,8 @@ def episode_spec(env_ids: Iterable[str], seeds: int, seed_start: int, max_steps:
 
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Per-capability success (each record counts for each of its tags; ``untagged`` without tags), counts,
-    ``overall`` (mean over records) and ``n`` from scored runner records."""
+    ``overall`` (mean over records) and ``n`` from scored runner records. Success is on the one score scale of
+    every summary, result and report, 0-100 (the runner's per-sample scores are 0-1)."""
     caps: dict[str, list[float]] = defaultdict(list)
     scores = []
     for rec in records:
@@ -105,9 +106,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         scores.append(score)
         for c in rec.get("capabilities") or ["untagged"]:
             caps[c].append(score)
-    return {"per_capability": {c: sum(v) / len(v) for c, v in sorted(caps.items())},
+    return {"per_capability": {c: 100.0 * sum(v) / len(v) for c, v in sorted(caps.items())},
             "counts": {c: len(v) for c, v in sorted(caps.items())},
-            "overall": sum(scores) / len(scores) if scores else 0.0, "n": len(scores)}
+            "overall": 100.0 * sum(scores) / len(scores) if scores else 0.0, "n": len(scores)}
 
 
 def evaluate(policy: Any, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,

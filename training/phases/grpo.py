@@ -28,7 +28,7 @@ from dppo_embodied.types import EmbodiedSample
 from training.algorithm.rewards import RewardRecorder, SampleIndex, qa_rewards
 from training.algorithm.sample_io import prompt_row, task_of
 from training.algorithm.stagnation import SaturationTracker
-from training.phases.callbacks import BudgetCallback, NaNGuard, StagnationCallback
+from training.phases.callbacks import BudgetCallback, NaNGuard, PhaseProgress, StagnationCallback
 from training.phases.common import ComputeClock, PhaseResult, common_args, make_args, quiet
 from training.phases.grpo_config import GRPOSettings
 from training.runs.distributed import rank_world
@@ -142,7 +142,10 @@ def build_grpo_trainer(
                                 cfg.stagnation)
     stagnation = StagnationCallback(tracker, recorder)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=Dataset.from_list(rows),
-                          processing_class=processor, callbacks=[stagnation, NaNGuard("RL"), BudgetCallback(budget_s)],
+                          processing_class=processor,
+                          callbacks=[stagnation, NaNGuard("RL"), BudgetCallback(budget_s),
+                                     PhaseProgress("RL", ts=lambda: stagnation.reports[-1].ts if stagnation.reports
+                                                   else None)],
                           peft_config=peft_config)
     quiet(trainer)
     return trainer, stagnation, skipped

@@ -101,7 +101,7 @@ def run_sft(model: Any, processor: Any, items: Sequence[tuple[Any, str]], *, out
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.phases.callbacks import BudgetCallback, NaNGuard
+    from training.phases.callbacks import BudgetCallback, NaNGuard, PhaseProgress
 
     loader = loader or MediaLoader()
     skipped: list[dict[str, str]] = []
@@ -116,7 +116,8 @@ def run_sft(model: Any, processor: Any, items: Sequence[tuple[Any, str]], *, out
                 lr_scheduler_type=schedule, warmup_steps=warmup_steps)
     args = make_args(SFTConfig, base, dict(trainer_overrides or {}), "sft.trainer")
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=processor,
-                         callbacks=[NaNGuard(phase), BudgetCallback(budget_s)], peft_config=peft_config)
+                         callbacks=[NaNGuard(phase), BudgetCallback(budget_s), PhaseProgress(phase)],
+                         peft_config=peft_config)
     quiet(trainer)
     model.train()
     with ComputeClock() as clock:

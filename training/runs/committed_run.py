@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import TrainingError
 from dppo_embodied.io import atomic_write_json
+from dppo_embodied.provenance import command_line, iso
 from training.runs.distributed import barrier, broadcast, is_main, rank_world
 from training.runs.state import StateStore, clean_partial, commit_checkpoint
 
@@ -49,6 +51,8 @@ class CommittedRun:
             clean_partial(self.out)
         barrier()
         self.state = self.store.load()
+        self.started = time.time()
+        self.state.sessions.append({"started": iso(self.started), "command": command_line()})  # saved with a step
         self.model: Any = None
         self.processor: Any = None
         self._stale: list[str] = []
@@ -91,10 +95,27 @@ class CommittedRun:
 
             commit_checkpoint(save, final)
         barrier()
-        old = self.state.model_path
-        self.state.model_path = str(final)
+        old = self.model_dir if self.state.model_path else ""
+        self.state.model_path = self.inside(final)
         if old and Path(old).parent == final.parent and Path(old) != final:
             self._stale.append(old)
+
+    def inside(self, path: Path) -> str:
+        """``path`` relative to the run folder when it lies inside it (a copied run loads its own files), else as
+        given."""
+        try:
+            return Path(path).resolve().relative_to(self.out.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    @property
+    def model_dir(self) -> str:
+        """The checkpoint the next step starts from: ``state.model_path`` resolved against the run folder when it is
+        one of the run's own (``ckpt/k1-rl``, ``base_model``), else as recorded (a base checkpoint or hub id)."""
+        p = Path(self.state.model_path)
+        if not p.is_absolute() and (self.out / p).exists():
+            return str(self.out / p)
+        return self.state.model_path
 
     def _rank_dump(self, name: str, data: dict[str, Any]) -> None:
         """Multi-process runs: every rank writes its own view of a decision (audit: ranks must agree)."""

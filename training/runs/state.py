@@ -84,6 +84,7 @@ class RunState:
         compute_s: training compute spent so far (CPU seconds).
         values: small per-step results (SR table paths, stop decisions, eval scores...).
         version: state format version.
+        sessions: one entry per start or resume of the run: ``{"started": ISO time, "command": command line}``.
     """
 
     run: str
@@ -94,6 +95,7 @@ class RunState:
     compute_s: float = 0.0
     values: dict[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
     def done(self, step: str) -> bool:
         """True when ``step`` completed."""

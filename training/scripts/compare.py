@@ -113,15 +113,15 @@ def _zero_std(run_dir: Path) -> float | None:
 
 def markdown(res: dict[str, Any]) -> str:
     """The comparison table in Markdown."""
-    lines = [f"Held-out success (n = {res['n_heldout']}), base {res['base']:.3f}; equal compute budget "
-             f"{res['budget_s']:.0f} CPU s; target {res['target']:.3f}.", "",
+    lines = [f"Held-out success (0-100, n = {res['n_heldout']}), base {res['base']:.1f}; equal compute budget "
+             f"{res['budget_s']:.0f} CPU s; target {res['target']:.1f}.", "",
              "| variant | loops | compute (s) | final | best | compute to target (s) | vs DPPO | zero-std groups |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, t in res["variants"].items():
         reach = f"{t['compute_to_target_s']:.0f}" if t["compute_to_target_s"] is not None else "not reached"
         ratio = f"{t['ratio_to_dppo']:.2f}x" if t["ratio_to_dppo"] is not None else "-"
         zs = f"{t['frac_reward_zero_std']:.2f}" if t["frac_reward_zero_std"] is not None else "-"
-        lines.append(f"| {name} | {t['loops']} | {t['compute_s']:.0f} | {t['final']:.3f} | {t['best']:.3f} | "
+        lines.append(f"| {name} | {t['loops']} | {t['compute_s']:.0f} | {t['final']:.1f} | {t['best']:.1f} | "
                      f"{reach} | {ratio} | {zs} |")
     return "\n".join(lines) + "\n"
 
