@@ -147,6 +147,7 @@ def run_task(sel: Selection, backend: Backend, settings: RunSettings) -> dict[st
     """
     spec = sel.spec
     rank, world = dist_info()
+    settings.task_started.setdefault(spec.task, time.time())
     if spec.media == "env":  # closed-loop episodes run on rank 0 only (not sharded)
         return run_closed_loop(sel, backend, settings) if rank == 0 else None
     docs = load_docs(spec, dataset_root(spec, settings), sel.subtasks, settings.limit)

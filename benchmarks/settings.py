@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class RunSettings:
         step_prompt: the closed-loop step prompt style of the evaluated checkpoint (``full`` or ``compact``);
             ``None``: the style recorded in the backend's model folder (``full`` when none is).
         parallel_episodes: closed-loop episodes run at once (each with its own env instance).
+        started: when the run started (``time.time()``; ``results.json`` records start, end and duration).
+        task_started: task -> when its generation started (each task's ``duration_s``).
     """
 
     out: Path
@@ -50,6 +53,8 @@ class RunSettings:
     backend: str = ""
     step_prompt: str | None = None
     parallel_episodes: int = 8
+    started: float = field(default_factory=time.time)
+    task_started: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
