@@ -47,6 +47,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, default=None, help="held-out success target (default: base + 3/4 gain)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the recipe and every variant, print what would run and its estimated time; run "
+                        "nothing")
     p.add_argument("overrides", nargs="*", help="key=value recipe overrides for every variant")
     return p
 
@@ -126,8 +129,32 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_comparison(config: str, out: Path, variants: list[str], overrides: list[str]) -> dict[str, Any]:
+    """What :func:`compare` would run (every variant's recipe loaded and checked) and its estimated time."""
+    from training.metaloop_config import load_metaloop_config
+    from training.scripts.estimate import estimate, minutes
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise DppoError(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
+    variants = ["dppo"] + [v for v in variants if v != "dppo"]
+    base_cfg = load_metaloop_config(config, overrides, str(out / "base"))
+    shared = estimate(base_cfg, loops=0)
+    dppo = estimate(load_metaloop_config(config, [*overrides, *VARIANTS["dppo"]], str(out / "dppo")))
+    runs: dict[str, Any] = {}
+    for name in variants:
+        load_metaloop_config(config, [*overrides, *VARIANTS[name]], str(out / name))  # every variant must load
+        runs[name] = {"overrides": VARIANTS[name], "runs": f"{base_cfg.loops} loops" if name == "dppo" else
+                      "until it has spent DPPO's training compute"}
+    loop_s = None if dppo["total_s"] is None else dppo["total_s"] - shared["total_s"]
+    total = None if loop_s is None else round(shared["total_s"] + len(variants) * loop_s, 1)
+    return {"config": config, "output_dir": str(out), "shared_start": "prepare, pretrain, eval_base (once)",
+            "variants": runs, "estimated_time_s": total, "estimated_time": minutes(total), "basis": dppo["basis"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``dppo train compare``."""
+    import json
     import os
 
     from dppo_embodied.logs import setup_logging
@@ -135,6 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    if args.dry_run:
+        try:
+            res = plan_comparison(args.config, Path(args.output_dir),
+                                  [v.strip() for v in args.variants.split(",") if v.strip()], args.overrides)
+        except DppoError as e:
+            print(f"dppo train compare: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps(res, indent=2))
+        return 0
     try:
         res = compare(args.config, Path(args.output_dir), [v.strip() for v in args.variants.split(",") if v.strip()],
                       args.overrides, args.target, args.resume, not args.no_progress)

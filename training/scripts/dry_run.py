@@ -6,7 +6,8 @@ path in a recipe is relative to the recipe's folder); the TRL ``GRPOConfig``
 and ``SFTConfig`` the phases will use (every ``trainer:`` key by name and value); the LoRA config; the teacher
 client settings (no request is sent); the data sources (files readable, generator importable, env ids
 registered); the model config (the checkpoint's own, or the published shape when offline) and the model skeleton
-on the ``meta`` device (parameter count, memory estimate). Nothing is downloaded and no weight is loaded.
+on the ``meta`` device (parameter count, memory estimate); and how long the run will take (tiny models on a CPU,
+:mod:`training.scripts.estimate`). Nothing is downloaded and no weight is loaded.
 Problems raise :class:`~dppo_embodied.errors.ConfigError` naming the key; soft issues (e.g. ``vllm`` not
 installed on this machine) are reported as warnings.
 """
@@ -161,6 +162,9 @@ def dry_run(cfg: MetaloopConfig) -> dict[str, Any]:
 
     report["data"] = _data(cfg, warnings)
     report["model"] = _model(cfg, processes, warnings)
+    from training.scripts.estimate import estimate
+
+    report["estimated_time"] = estimate(cfg)
     report["warnings"] = warnings
     report["ok"] = True
     return report
