@@ -29,6 +29,7 @@ from robot_bridge.planner import PlannerConfig
 from robot_bridge.session import Bridge, BridgeConfig
 from tests.helpers.fake_openai_server import FakeOpenAIServer
 from training.algorithm.env_rollouts import EnvPool, EpisodeRoller, episode_samples
+from training.algorithm.rollout_engine import RolloutEngine
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.network]
 
@@ -49,14 +50,15 @@ def training_path(style: str) -> list[Conversation]:
         model = None
 
         def generate(self, convs: list[Conversation], max_new_tokens: int | None = None,
-                     temperature: float = 0.0, num_return_sequences: int = 1) -> list[str]:
+                     temperature: float = 0.0, **kw: Any) -> list[str]:
             out = [replies(len(seen)) for _ in convs]
             seen.extend(convs)
             return out
 
     sample = episode_samples([ENV], 1, seed=0)[0]
     sample = dataclasses.replace(sample, metadata={**sample.metadata, "seed": SEED})
-    [[(_, ok)]] = EpisodeRoller(Recorder(), max_steps=3, pool=EnvPool(), style=style)([sample], 1, 0.0)
+    engine = RolloutEngine.in_process(Recorder())  # the local rollout engine over the recording policy
+    [[(_, ok)]] = EpisodeRoller(engine, max_steps=3, pool=EnvPool(), style=style)([sample], 1, 0.0)
     assert not ok
     return seen
 

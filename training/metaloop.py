@@ -28,6 +28,12 @@ drop the SFT / RL phases there. Every step commits its artifacts atomically and 
 (:mod:`training.runs.committed_run`): after a crash or ``kill -9``, ``--resume`` restarts at the first unfinished
 step from the last committed checkpoint.
 
+Every generation outside the GRPO trainer (difficulty, diagnosis, evaluation, closed-loop episodes, the RL phase's
+episode rows) runs on the rollout engine (``rollout:``, :mod:`training.algorithm.rollout_engine`): in process
+(``local``), on replicas of the current checkpoint launched before a generation step and stopped before the next
+training phase (``server``), or on a fleet the user runs (``openai``). Finished rollouts are journaled per step, so a
+resumed step sends only the missing ones.
+
 Deviations from the paper (all [D], docs/training.md): the per-task saturation score TS_i is our definition
 (:mod:`training.algorithm.stagnation`) computed from GRPO's own rollouts; thresholds, ratios, λ's and T are ours;
 diagnosis uses rule-based verification only (no VLM judge or human spot-check); closed-loop tasks are trained with
@@ -55,12 +61,14 @@ from training.algorithm.difficulty import (
     SRRecord,
     build_buffer,
     estimate_success_rates,
+    failure_summary,
     sr_summary,
     table_from_json,
     table_to_json,
 )
 from training.algorithm.evaluation import evaluate, heldout_episodes
 from training.algorithm.rewards import SampleIndex
+from training.algorithm.rollout_engine import RolloutEngine
 from training.algorithm.sample_io import horizon_of, loadable, tokenizer_corpus
 from training.algorithm.teacher import make_teacher
 from training.metaloop_config import MetaloopConfig
@@ -98,11 +106,17 @@ class Metaloop(CommittedRun):
         # the closed-loop step prompt style is the checkpoint's: recorded beside every checkpoint's weights
         self.style = cfg.data.env_prompt
         self.checkpoint_extras = lambda folder: write_prompt_style(folder, self.style)
+        self.engine = RolloutEngine(cfg.rollout, cfg.out, dtype=cfg.model.dtype, max_pixels=cfg.model.max_pixels,
+                                    batch_size=cfg.eval.batch_size, max_tokens=max(
+                                        cfg.difficulty.max_new_tokens, cfg.eval.max_new_tokens,
+                                        cfg.grpo.max_completion_length))
 
     # ------------------------------------------------------------------ helpers
     def _load_model(self) -> None:
         from inference.models import load_vlm
 
+        if not self.engine.needs_local_model:
+            self.engine.stop()  # the model comes back for training: rollout servers go (they share the GPUs)
         if self.model is None:
             import torch
 
@@ -119,6 +133,19 @@ class Metaloop(CommittedRun):
         return VLMPolicy(self.model, self.processor, max_new_tokens=self.cfg.difficulty.max_new_tokens,
                          batch_size=self.cfg.eval.batch_size)
 
+    def _engine(self) -> RolloutEngine:
+        """The rollout engine, serving the current checkpoint (``server``: replicas launched once per checkpoint)."""
+        self.engine.use(self.model_dir, self._policy, release=self._release_model)
+        return self.engine
+
+    def _release_model(self) -> None:
+        """Free the in-memory model for the rollout servers (training reloads the committed checkpoint)."""
+        self.model = self.processor = None
+
+    def _journal(self, step: str, **meta: Any) -> Any:
+        """The rollout journal of ``step`` (finished rollouts are not generated again on --resume)."""
+        return self.engine.journal(step, model=self.state.model_path, **meta)
+
     def _peft(self) -> Any:
         lc = self.cfg.model.lora
         if not lc.enabled:
@@ -128,13 +155,13 @@ class Metaloop(CommittedRun):
         return LoraConfig(task_type="CAUSAL_LM", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                           target_modules=lc.target_modules)
 
-    def _episode_roller(self, policy: Any) -> Any:
+    def _episode_roller(self, journal: Any = None) -> Any:
         if not self.cfg.data.env_tasks:
             return None
         from training.algorithm.env_rollouts import EpisodeRoller
 
-        return EpisodeRoller(policy, max_steps=self.cfg.data.env_max_steps,
-                             max_new_tokens=self.cfg.grpo.max_completion_length, style=self.style)
+        return EpisodeRoller(self.engine, max_steps=self.cfg.data.env_max_steps,
+                             max_new_tokens=self.cfg.grpo.max_completion_length, style=self.style, journal=journal)
 
     def _data(self) -> dict[str, list[EmbodiedSample]]:
         if not hasattr(self, "_data_cache"):
@@ -152,10 +179,10 @@ class Metaloop(CommittedRun):
         """Held-out (QA and closed-loop) and general replay through the benchmark runner, in process."""
         cfg, dc = self.cfg, self.cfg.data
         episodes = heldout_episodes(dc, cfg.grpo.max_completion_length)
-        res = evaluate(self._policy(), self.model_dir, self.out / "data",
+        res = evaluate(self._engine().backend, self.model_dir, self.out / "data",
                        self.out / "eval" / tag.replace("/", "-"), tag=tag, seq=len(self.state.completed),
                        compute_s=self.state.compute_s, frames=dc.frames, max_new_tokens=cfg.eval.max_new_tokens,
-                       batch_size=cfg.eval.batch_size, episodes=episodes, with_general=bool(self._data()["general"]),
+                       episodes=episodes, with_general=bool(self._data()["general"]),
                        step_prompt=dc.env_prompt, progress=self.progress)
         held, gen = res["heldout"], res["general"]
         logger.info("eval %s: held-out %.1f (n=%d)%s", tag, held["overall"], held["n"],
@@ -195,16 +222,19 @@ class Metaloop(CommittedRun):
             "sft_pool": lambda s: self._sft(s.loop, diagnosed=False),  # sft_only: the pool + replay
         }
         loop = 0
-        for step in plan(cfg):
-            if step.loop != loop:  # entering metaloop iteration k
-                if self._budget_left() <= 0:
-                    logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s,
-                                step.loop)
-                    break
-                loop = self.state.loop = step.loop
-            self._step(step.name, lambda step=step: actions[step.kind](step))
-            if step.name == until:
-                return {}
+        try:
+            for step in plan(cfg):
+                if step.loop != loop:  # entering metaloop iteration k
+                    if self._budget_left() <= 0:
+                        logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s,
+                                    step.loop)
+                        break
+                    loop = self.state.loop = step.loop
+                self._step(step.name, lambda step=step: actions[step.kind](step))
+                if step.name == until:
+                    return {}
+        finally:
+            self.engine.stop()  # no rollout server outlives the run (nor a failed step: --resume relaunches)
 
         return self._finish()
 
@@ -270,11 +300,13 @@ class Metaloop(CommittedRun):
         cfg, dc = self.cfg, self.cfg.difficulty
         skipped: list[dict[str, str]] = []
         cands = loadable(self._candidates(k), self.loader, skipped)
-        policy = self._policy()
+        engine = self._engine()
+        journal = self._journal(f"k{k}-difficulty", temperature=dc.temperature, max_tokens=dc.max_new_tokens)
         with ComputeClock() as clock:
             table = estimate_success_rates(
-                cands, QARoller(policy, self.loader, dc.max_new_tokens), dc.rollouts, dc.temperature,
-                episode_roller=self._episode_roller(policy), progress=self.progress)
+                cands, QARoller(engine, self.loader, dc.max_new_tokens, journal=journal), dc.rollouts, dc.temperature,
+                episode_roller=self._episode_roller(journal), progress=self.progress,
+                chunk=max(64, engine.backend.chunk_size // dc.rollouts))
         self.state.compute_s += clock.seconds
         buf = build_buffer(cands, table, dc, sampling=cfg.sampling, seed=cfg.seed + k)
         if is_main():
@@ -282,7 +314,8 @@ class Metaloop(CommittedRun):
             atomic_write_json(self.out / "buffers" / f"k{k}.json", buf.__dict__)
         self._rank_dump(f"k{k}-difficulty", {"sr": table_to_json(table), "buffer": buf.__dict__})
         return {"candidates": len(cands), "skipped_media": skipped, "rl": len(buf.rl), "weak": len(buf.weak),
-                "trivial": len(buf.trivial), "sr_by_task": sr_summary(table), "seconds": clock.seconds}
+                "trivial": len(buf.trivial), "sr_by_task": sr_summary(table), "seconds": clock.seconds,
+                "engine": self.engine.kind, **failure_summary(table)}
 
     def _buffer(self, k: int) -> tuple[dict[str, SRRecord], Buffer]:
         table = table_from_json(read_json(self.out / "sr" / f"k{k}.json", {}))
@@ -296,7 +329,6 @@ class Metaloop(CommittedRun):
         by_id = {s.id: s for s in data["train"]}
         qa = [by_id[i] for i in buf.rl if i in by_id and not by_id[i].metadata.get("env_id")]
         episodes = [by_id[i] for i in buf.rl if i in by_id and by_id[i].metadata.get("env_id")]
-        self._load_model()
         extra_rows: list[dict[str, Any]] = []
         extra_rewards: list[Any] = []
         extra_tasks: dict[str, str] = {}
@@ -304,14 +336,17 @@ class Metaloop(CommittedRun):
         if episodes:
             from training.algorithm.env_rollouts import POOL, EpisodeReward, episode_rows
 
-            policy, pool = self._policy(), POOL
+            pool = POOL
             extra_rows, extra_tasks, row_sr, states = episode_rows(
-                episodes, policy, table, max_steps=cfg.data.env_max_steps, seed=cfg.seed + k,
-                max_new_tokens=cfg.grpo.max_completion_length, pool=pool, style=self.style)
+                episodes, self._engine(), table, max_steps=cfg.data.env_max_steps, seed=cfg.seed + k,
+                max_new_tokens=cfg.grpo.max_completion_length, pool=pool, style=self.style,
+                journal=self._journal(f"k{k}-rl-rows", temperature=1.0, max_tokens=cfg.grpo.max_completion_length))
+            policy = self._policy()  # the live model finishes the reward episodes (servers stop here)
             initial.update(row_sr)
             extra_rewards = [EpisodeReward(policy, states, max_steps=cfg.data.env_max_steps,
                                            max_new_tokens=cfg.grpo.max_completion_length, pool=pool,
                                            style=self.style)]
+        self._load_model()
         res = run_grpo(self.model, self.processor, qa, cfg.grpo, initial, out_dir=self.out / "rl" / f"k{k}",
                        seed=cfg.seed + k, report_to=cfg.report_to, index=SampleIndex(data["train"]),
                        extra_rows=extra_rows, extra_rewards=extra_rewards, extra_tasks=extra_tasks,
@@ -332,15 +367,17 @@ class Metaloop(CommittedRun):
         _, buf = self._buffer(k)
         by_id = {s.id: s for s in self._data()["train"]}
         targets = [by_id[i] for i in dict.fromkeys(buf.rl + buf.weak) if i in by_id]
-        policy = self._policy()
+        engine = self._engine()
+        journal = self._journal(f"k{k}-diagnosis", temperature=dc.temperature, max_tokens=dc.max_new_tokens)
         with ComputeClock() as clock:
-            d = diagnose(targets, QARoller(policy, self.loader, dc.max_new_tokens), dc.rollouts, dc.temperature,
-                         failure_sr=0.5, episode_roller=self._episode_roller(policy), progress=self.progress)
+            d = diagnose(targets, QARoller(engine, self.loader, dc.max_new_tokens, journal=journal), dc.rollouts,
+                         dc.temperature, failure_sr=0.5, episode_roller=self._episode_roller(journal),
+                         progress=self.progress)
         self.state.compute_s += clock.seconds
         if is_main():
             write_report(d, self.out / "reports", k)
         return {"failures": len(d.failures), "diagnosed": len(targets), "weak_capabilities": d.weak_capabilities,
-                "seconds": clock.seconds}
+                "seconds": clock.seconds, "engine": self.engine.kind, **d.rollout_failures}
 
     def _sft(self, k: int, diagnosed: bool = True) -> dict[str, Any]:
         cfg, sc = self.cfg, self.cfg.sft

@@ -124,6 +124,7 @@ def test_bench_zero_variance_groups(benchmark: Any, setup: dict[str, Any]) -> No
     from inference.policy import VLMPolicy
     from training.algorithm.difficulty import QARoller, build_buffer, estimate_success_rates
     from training.algorithm.difficulty_config import DifficultySettings
+    from training.algorithm.rollout_engine import RolloutEngine
     from training.phases.grpo import run_grpo, zero_std_fraction
 
     cands = setup["samples"][64:]
@@ -132,8 +133,9 @@ def test_bench_zero_variance_groups(benchmark: Any, setup: dict[str, Any]) -> No
     def measure() -> None:
         torch.manual_seed(0)
         model, processor = load_vlm(setup["path"])
-        table = estimate_success_rates(cands, QARoller(VLMPolicy(model, processor, batch_size=64), setup["loader"],
-                                                      max_new_tokens=8), rollouts=8, temperature=1.0, progress=False)
+        engine = RolloutEngine.in_process(VLMPolicy(model, processor, batch_size=64), batch_size=64)
+        table = estimate_success_rates(cands, QARoller(engine, setup["loader"], max_new_tokens=8), rollouts=8,
+                                       temperature=1.0, progress=False)
         cfg = DifficultySettings(buffer_size=48, max_task_share=0.5, max_capability_share=0.5)
         by_id = {s.id: s for s in cands}
         for sampling in ("difficulty", "random"):

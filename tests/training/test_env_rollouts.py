@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("mujoco")
 
+from benchmarks.backends.base import Backend
 from dppo_embodied.prompts import COMPACT_SYSTEM_PROMPT
 from training.algorithm.env_rollouts import (
     EnvPool,
@@ -20,6 +21,25 @@ from training.algorithm.env_rollouts import (
 )
 
 ENV = "dppo/TabletopPick-v0"
+
+
+class PolicyBackend(Backend):
+    """A backend that hands each batch of requests to a policy in one call (as the local engine does)."""
+
+    def __init__(self, policy) -> None:
+        super().__init__("policy")
+        self.policy = policy
+
+    def generate(self, requests, on_result) -> None:
+        for i, text in enumerate(self.policy.generate([r.conversation for r in requests])):
+            on_result(i, text)
+
+
+def engine(policy, tmp_path):
+    from training.algorithm.rollout_config import RolloutSettings
+    from training.algorithm.rollout_engine import RolloutEngine
+
+    return RolloutEngine(RolloutSettings(), tmp_path, backend=PolicyBackend(policy))
 
 
 class OraclePolicy:
@@ -48,21 +68,21 @@ def test_episode_samples_are_seeds() -> None:
     assert s[0].capabilities == ["decision_planning", "affordance_function"]
 
 
-def test_roller_runs_whole_episodes() -> None:
+def test_roller_runs_whole_episodes(tmp_path) -> None:
     samples = episode_samples([ENV], 2, seed=0)
-    good = EpisodeRoller(OraclePolicy(True), max_steps=2)(samples, 2, 1.0)
+    good = EpisodeRoller(engine(OraclePolicy(True), tmp_path), max_steps=2)(samples, 2, 1.0)
     assert good == [[(1.0, True)] * 2] * 2
     bad_policy = OraclePolicy(False)
-    bad = EpisodeRoller(bad_policy, max_steps=3)(samples, 2, 1.0)
+    bad = EpisodeRoller(engine(bad_policy, tmp_path), max_steps=3)(samples, 2, 1.0)
     assert all(not ok and 0.0 <= r < 0.5 for outs in bad for r, ok in outs)
     assert bad_policy.calls == 3  # three lockstep decisions, batched over the 4 episodes
 
 
-def test_state_reset_rows_and_reward() -> None:
+def test_state_reset_rows_and_reward(tmp_path) -> None:
     samples = episode_samples([ENV], 2, seed=0)
     pool = EnvPool()
-    rows, tasks, initial, states = episode_rows(samples, OraclePolicy(False), {}, max_steps=2, pool=pool,
-                                                style="compact")
+    rows, tasks, initial, states = episode_rows(samples, engine(OraclePolicy(False), tmp_path), {}, max_steps=2,
+                                                pool=pool, style="compact")
     assert tasks == {s.id: ENV for s in samples} and initial == {s.id: 0.0 for s in samples}
     assert {r["sample_id"] for r in rows} == set(states) and len(rows) == 4  # 2 decision states per seed
     assert all(len(r["images"]) == 1 and r["prompt"][-1]["content"][-1] == {"type": "image"} for r in rows)
@@ -99,7 +119,7 @@ def test_oracle_demos_are_verified_by_the_env() -> None:
     assert json.loads(oracle_action(env, "skills"))["action"]["name"] == "pick"
 
 
-def test_pusht_trains_from_its_observation_alone() -> None:
+def test_pusht_trains_from_its_observation_alone(tmp_path) -> None:
     """Regression: ``data.env_tasks: [dppo/PushT-v0]`` failed (the PushT env had no ``history``)."""
     pytest.importorskip("gym_pusht")
     env_id = "dppo/PushT-v0"
@@ -112,10 +132,10 @@ def test_pusht_trains_from_its_observation_alone() -> None:
             return ['{"action": {"type": "point", "x": 0.5, "y": 0.5}}'] * len(convs)
 
     policy = PointPolicy()
-    outcomes = EpisodeRoller(policy, max_steps=2)(samples, 2, 1.0)
+    outcomes = EpisodeRoller(engine(policy, tmp_path), max_steps=2)(samples, 2, 1.0)
     assert len(outcomes) == 2 and all(len(o) == 2 and all(0.0 <= r <= 1.0 for r, _ in o) for o in outcomes)
     pool = EnvPool()
-    rows, _, _, states = episode_rows(samples, policy, {}, max_steps=2, pool=pool)
+    rows, _, _, states = episode_rows(samples, engine(policy, tmp_path), {}, max_steps=2, pool=pool)
     assert len(rows) == 4 and any("- {" in r["prompt"][-1]["content"][0]["text"] for r in rows)
     point = [[{"role": "assistant", "content": '{"action": {"type": "point", "x": 0.4, "y": 0.4}}'}]] * len(rows)
     rewards = EpisodeReward(policy, states, max_steps=2, pool=pool)(completions=point,

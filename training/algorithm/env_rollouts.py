@@ -33,6 +33,8 @@ from typing import Any
 
 from dppo_embodied.conversation import Conversation
 from dppo_embodied.episode import Episode, Policy, play, start_episode
+from dppo_embodied.errors import EnvError
+from dppo_embodied.generation import ChatRequest, GenerationSettings
 from dppo_embodied.images import load_image
 from dppo_embodied.prompts import PromptStyle
 from dppo_embodied.types import AnswerType, EmbodiedSample
@@ -71,9 +73,37 @@ def step_row(conv: Conversation) -> dict[str, Any]:
 
 
 def policy_fn(policy: Any, temperature: float, max_new_tokens: int) -> Policy:
-    """The runner's ``policy(conversations) -> replies`` over a :class:`inference.policy.VLMPolicy` (one batch)."""
+    """The runner's ``policy(conversations) -> replies`` over a :class:`inference.policy.VLMPolicy` (one batch):
+    the live model, for the GRPO phase's episode rewards (the weights being trained)."""
     def generate(convs: Sequence[Conversation]) -> list[str]:
         return list(policy.generate(list(convs), max_new_tokens=max_new_tokens, temperature=temperature))
+
+    return generate
+
+
+def engine_policy(engine: Any, episodes: Sequence[Episode], names: dict[int, str], settings: GenerationSettings,
+                  max_steps: int | None, journal: Any = None, failures: dict[int, str] | None = None) -> Policy:
+    """The runner's ``policy(conversations) -> replies`` on the rollout engine, for ``play(episodes, ...)``.
+
+    :func:`~dppo_embodied.episode.play` asks for the live episodes in order, so each conversation is known as
+    ``<name>@<decision>`` (``names``: episode id -> ``<sample id>#<rollout index>``), the journal key of that decision:
+    a resumed step replays journaled decisions without sending them. A decision that failed for good is answered
+    ``""`` (an invalid action) and the episode's first reason is kept in ``failures`` (episode id -> reason).
+    """
+    def generate(convs: Sequence[Conversation]) -> list[str]:
+        live = [e for e in episodes if not e.done and (max_steps is None or e.steps < max_steps)]
+        if len(live) != len(convs):
+            raise EnvError(f"engine_policy: {len(convs)} conversations for {len(live)} live episodes")
+        keys = [f"{names[id(e)]}@{e.steps}" for e in live]
+        texts = engine.generate([ChatRequest(c, settings) for c in convs], keys, journal)
+        out = []
+        for e, t in zip(live, texts, strict=True):
+            if not isinstance(t, str):
+                if failures is not None:
+                    failures.setdefault(id(e), str(t))
+                t = ""
+            out.append(t)
+        return out
 
     return generate
 
@@ -109,36 +139,44 @@ def _start(pool: EnvPool, env_id: str, seed: int, prefix: Sequence[str] = ()) ->
 
 
 class EpisodeRoller:
-    """``T`` whole episodes per episode sample with the current policy; outcome = (episode reward, success).
+    """``T`` whole episodes per episode sample on the rollout engine; outcome = (episode reward, success).
 
     Args:
-        policy: a :class:`inference.policy.VLMPolicy`.
+        engine: the :class:`~training.algorithm.rollout_engine.RolloutEngine` serving the current checkpoint.
         max_steps: decisions per episode.
         max_new_tokens: generation cap per action.
         pool: env pool (shared).
         max_concurrent: live envs at most (one batched generation per decision across them).
         style: the checkpoint's step prompt style (:func:`dppo_embodied.prompts.read_prompt_style`).
+        journal: the step's journal (key ``<sample id>#<rollout index>@<decision>``).
     """
 
-    def __init__(self, policy: Any, max_steps: int = 6, max_new_tokens: int = 48, pool: EnvPool | None = None,
-                 max_concurrent: int = 32, style: PromptStyle = "full") -> None:
-        self.policy, self.max_steps, self.max_new_tokens = policy, max_steps, max_new_tokens
-        self.pool, self.max_concurrent, self.style = pool or POOL, max_concurrent, style
+    def __init__(self, engine: Any, max_steps: int = 6, max_new_tokens: int = 48, pool: EnvPool | None = None,
+                 max_concurrent: int = 32, style: PromptStyle = "full", journal: Any = None) -> None:
+        self.engine, self.max_steps, self.max_new_tokens = engine, max_steps, max_new_tokens
+        self.pool, self.max_concurrent, self.style, self.journal = pool or POOL, max_concurrent, style, journal
         self.transcripts: dict[str, list[list[str]]] = {}
+        self.failures: dict[str, list[str]] = {}
 
     def __call__(self, samples: Sequence[EmbodiedSample], n: int,
                  temperature: float) -> list[list[tuple[float, bool]]]:
         """Run ``n`` episodes per sample (at most ``max_concurrent`` live envs, reused from the pool)."""
-        jobs = [s for s in samples for _ in range(n)]
-        act = policy_fn(self.policy, temperature, self.max_new_tokens)
+        jobs = [(s, r) for s in samples for r in range(n)]
+        settings = GenerationSettings(max_tokens=self.max_new_tokens, temperature=temperature)
         runs: list[Episode] = []
+        failed: dict[int, str] = {}
         for i in range(0, len(jobs), self.max_concurrent):
-            part = [_start(self.pool, s.metadata["env_id"], int(s.metadata["seed"]))
-                    for s in jobs[i:i + self.max_concurrent]]
-            play(part, act, self.style, self.max_steps)
-            for r, s in zip(part, jobs[i:i + self.max_concurrent], strict=True):
-                self.pool.put(s.metadata["env_id"], r.env)
-            runs += part
+            part = jobs[i:i + self.max_concurrent]
+            eps = [_start(self.pool, s.metadata["env_id"], int(s.metadata["seed"])) for s, _ in part]
+            names = {id(e): f"{s.id}#{r}" for e, (s, r) in zip(eps, part, strict=True)}
+            play(eps, engine_policy(self.engine, eps, names, settings, self.max_steps, self.journal, failed),
+                 self.style, self.max_steps)
+            for e, (s, _) in zip(eps, part, strict=True):
+                self.pool.put(s.metadata["env_id"], e.env)
+                if id(e) in failed:
+                    self.failures.setdefault(s.id, []).append(failed.pop(id(e)))
+                    e.info = {**e.info, "is_success": False, "progress": 0.0}  # a failed rollout counts as failed
+            runs += eps
         out: list[list[tuple[float, bool]]] = []
         for i, s in enumerate(samples):
             mine = runs[i * n:(i + 1) * n]
@@ -157,10 +195,12 @@ class DecisionState:
     prefix: list[str]
 
 
-def episode_rows(episodes: Sequence[EmbodiedSample], policy: Any, table: dict[str, Any], max_steps: int,
-                 seed: int = 0, max_new_tokens: int = 48, pool: EnvPool | None = None, style: PromptStyle = "full"
+def episode_rows(episodes: Sequence[EmbodiedSample], engine: Any, table: dict[str, Any], max_steps: int,
+                 seed: int = 0, max_new_tokens: int = 48, pool: EnvPool | None = None, style: PromptStyle = "full",
+                 journal: Any = None
                  ) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, float], dict[str, DecisionState]]:
-    """GRPO rows for the decision states of one sampled episode per seed.
+    """GRPO rows for the decision states of one sampled episode per seed, played on the rollout engine
+    (``engine``; decisions journaled as ``<sample id>#0@<decision>`` in ``journal``).
 
     Returns:
         ``(rows, tasks, initial_sr, states)``: dataset rows (:func:`step_row`) whose ``sample_id`` is
@@ -169,7 +209,9 @@ def episode_rows(episodes: Sequence[EmbodiedSample], policy: Any, table: dict[st
     pool = pool or POOL
     rng = random.Random(seed)
     runs = [_start(pool, s.metadata["env_id"], int(s.metadata["seed"])) for s in episodes]
-    play(runs, policy_fn(policy, 1.0, max_new_tokens), style, max_steps)
+    names = {id(e): f"{s.id}#0" for e, s in zip(runs, episodes, strict=True)}
+    settings = GenerationSettings(max_tokens=max_new_tokens, temperature=1.0)
+    play(runs, engine_policy(engine, runs, names, settings, max_steps, journal), style, max_steps)
     rows, states = [], {}
     for s, r in zip(episodes, runs, strict=False):
         for t in range(max(1, r.steps)):
@@ -191,6 +233,10 @@ def episode_rows(episodes: Sequence[EmbodiedSample], policy: Any, table: dict[st
 
 class EpisodeReward:
     """GRPO reward of closed-loop rows: restore the state, run the sampled action, finish the episode greedily.
+
+    The episode is finished by the live model (the weights being trained, step by step), not by the rollout
+    engine: served replicas hold the checkpoint of the phase's start, and a reward computed with them would score
+    every later GRPO step against a stale policy.
 
     Returns ``None`` for non-episode rows. Records ``(step, episode sample id, reward, success)``.
 

@@ -1,7 +1,8 @@
 """The metaloop's evaluations run the benchmark runner in process, around the live model (no reload from disk).
 
-One evaluation = one ``dppo eval`` run into ``<run>/eval/<tag>/``, with an ``hf`` backend wrapping the current
-policy (:class:`benchmarks.backends.hf.HFBackend` with ``policy=``):
+One evaluation = one ``dppo eval`` run into ``<run>/eval/<tag>/``, on the rollout engine's backend
+(:mod:`training.algorithm.rollout_engine`): ``local``, an ``hf`` backend wrapping the current policy
+(:class:`benchmarks.backends.hf.HFBackend` with ``policy=``); ``server`` / ``openai``, the served replicas:
 
 * ``heldout_qa``: the ``tabletop_qa`` task on the held-out split (``data/heldout.jsonl``), each sample rendered by the
   one sample renderer exactly as in training (``data.frames`` video frames), scored by
@@ -29,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.backends.hf import HFBackend
+from benchmarks.backends.base import Backend
 from benchmarks.records import read_records
 from benchmarks.results import load_results, save_results
 from benchmarks.runner import run
@@ -111,14 +112,14 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "overall": 100.0 * sum(scores) / len(scores) if scores else 0.0, "n": len(scores)}
 
 
-def evaluate(policy: Any, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,
-             frames: int, max_new_tokens: int, batch_size: int, episodes: EpisodeSettings | None = None,
+def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,
+             frames: int, max_new_tokens: int, episodes: EpisodeSettings | None = None,
              with_general: bool = True, step_prompt: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Run one evaluation into ``out`` (``<run>/eval/<tag>``) and return its ``"metaloop"`` figures (every rank).
 
     Args:
-        policy: the live :class:`~inference.policy.VLMPolicy`.
-        model_path: the checkpoint it was loaded from (named in ``results.json``).
+        backend: the rollout engine's backend (it serves ``model_path``).
+        model_path: the checkpoint (named in ``results.json``).
         data_dir: the run's data folder (``heldout.jsonl``, ``general.jsonl``).
         out: the evaluation folder.
         tag: the evaluation's name (``base``, ``k1/rl``...).
@@ -126,7 +127,6 @@ def evaluate(policy: Any, model_path: str, data_dir: Path, out: Path, *, tag: st
         compute_s: training compute spent so far.
         frames: video frames per clip (the recipe's ``data.frames``, as in training).
         max_new_tokens: generation cap of the QA tasks.
-        batch_size: generation batch.
         episodes: the held-out closed-loop episodes, if the recipe has env tasks.
         with_general: evaluate general replay too.
         step_prompt: the closed-loop step prompt style of the policy.
@@ -142,9 +142,10 @@ def evaluate(policy: Any, model_path: str, data_dir: Path, out: Path, *, tag: st
     if with_general:
         selections.append(Selection(qa_spec(GENERAL, max_new_tokens)))
         paths[GENERAL] = str(data_dir / "general.jsonl")
+    label = "hf (in process)" if backend.name == "hf" else f"{backend.name} (rollout servers)"
     settings = RunSettings(out=out, data_paths=paths, frames=frames, progress=progress, model=model_path,
-                           backend="hf (in process)", step_prompt=step_prompt)
-    run(selections, HFBackend(model_path, batch_size=batch_size, policy=policy), settings)
+                           backend=label, step_prompt=step_prompt)
+    run(selections, backend, settings)
     figures = None
     if is_main():
         records = {s.spec.task: list(read_records(out / s.spec.task / "samples.jsonl").values()) for s in selections}
