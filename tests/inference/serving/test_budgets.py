@@ -126,7 +126,7 @@ def test_serve_flags_and_config_checks() -> None:
     from inference.serving.cli import config_from_args
     from inference.serving.config import ServeConfig
 
-    cfg, _ = config_from_args(["--model", "m", "--request-timeout", "5", "--max-request-timeout", "30",
+    cfg, _ = config_from_args(["--model", "org/m", "--request-timeout", "5", "--max-request-timeout", "30",
                                "--max-model-len", "2048", "--max-work-tokens", "1024", "--max-image-pixels", "1000",
                                "--max-request-pixels", "3000", "--allow-origin", "http://a:1",
                                "--allow-origin", "http://b:2"])
