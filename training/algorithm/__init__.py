@@ -8,7 +8,11 @@
 * :mod:`~training.algorithm.diagnosis`: failures and weak capabilities;
 * :mod:`~training.algorithm.teacher`: verified targets for the failures;
 * :mod:`~training.algorithm.env_rollouts`: closed-loop episodes as rollouts, episode rewards, oracle demonstrations;
-* :mod:`~training.algorithm.evaluation`: held-out success per capability.
+* :mod:`~training.algorithm.evaluation`: held-out success per capability;
+* :mod:`~training.algorithm.rollout_engine`: where every generation outside the GRPO trainer runs (``local``,
+  ``server`` replicas from :mod:`~training.algorithm.rollout_servers`, an ``openai`` fleet; requests spread by
+  :mod:`~training.algorithm.rollout_replicas`, finished rollouts journaled by
+  :mod:`~training.algorithm.rollout_journal`).
 
 Each ``<step>_config.py`` holds the settings of its step (composed in :mod:`training.metaloop_config`).
 """

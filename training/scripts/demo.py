@@ -4,7 +4,8 @@ Steps: build a ~1.2 M-parameter Qwen2.5-VL offline; generate tabletop QA (held-o
 stream), the general replay suite and a closed-loop pick task; pre-train briefly on the replay suite (that is the
 base, like a user's pretrained VLM); evaluate the base; run 3 metaloops; evaluate; print the before/after table
 per capability; write ``outputs/demo/curve.png`` and ``outputs/demo/summary.json``
-(``{"base": {capability: success, ..., "overall": x}, "final": {...}}``, success 0-100).
+(``{"base": {capability: success, ..., "overall": x}, "final": {...}}``, success 0-100). The trained checkpoint is
+``outputs/demo/model`` (a link to the run's last checkpoint, ``ckpt/k3-sft``): evaluate, serve and bridge it.
 
     dppo demo [--output-dir outputs/demo] [--resume] [key=value overrides of training/recipes/demo.yaml]
 """
@@ -35,6 +36,20 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+def link_model(out: Path, checkpoint: str) -> Path:
+    """``<out>/model``: a relative link to the run's last checkpoint (a copy where links are not allowed)."""
+    link = out / "model"
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    try:
+        link.symlink_to(checkpoint, target_is_directory=True)
+    except OSError:
+        shutil.copytree(out / checkpoint, link)
+    return link
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; print the table; return 0 (1 on a DPPO error)."""
     args = make_parser().parse_args(argv)
@@ -60,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dppo demo: replacing the previous demo run in {out}")
             shutil.rmtree(out)
         summary = run_metaloop(cfg, resume=args.resume, progress=not args.no_progress)
+        model = link_model(out, summary["checkpoint"])
         evals = {e["tag"]: e for e in read_evals(out)}
         base = evals["base"]["heldout"]
         final = evals[summary["curve"][-1]["step"]]["heldout"]
@@ -74,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     gr = summary["general_replay"]
     if gr["base"] is not None:
         print(f"general replay (forgetting check): base {gr['base']:.1f} -> final {gr['final']:.1f}")
-    print(f"\nwrote {out / 'summary.json'}, {out / 'summary.md'}, {out / 'curve.png'}; "
+    print(f"\ntrained checkpoint: {model} (dppo eval run --model {model} ...; dppo serve --model {model})")
+    print(f"wrote {out / 'summary.json'}, {out / 'summary.md'}, {out / 'curve.png'}; "
           f"held-out success per capability in TensorBoard: tensorboard --logdir {out / 'tensorboard'} "
           f"(every phase's curves: --logdir {out})")
     return 0
