@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 from benchmarks.cards import DatasetLayoutError, card_for
 from benchmarks.task import TaskSpec
 from dppo_embodied.errors import DataError
-from dppo_embodied.io import iter_json_lines
+from dppo_embodied.io import iter_json_lines, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +45,6 @@ def require_dir(task: str, root: Path, layout: str, dataset_id: str = "") -> Pat
 
 
 # ----------------------------------------------------------------------------------------------------- readers
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, with a :class:`DataError` naming the file on failure."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise DataError(f"{path}: cannot read JSON: {type(e).__name__}: {e}") from e
-
-
 @dataclass(frozen=True)
 class MalformedRow:
     """A dataset row that could not be read (a line that is not UTF-8 or not a JSON object); the adapters turn it

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters import build_docs, make_doc, seconds
-from benchmarks.data import layout_error, read_json, read_jsonl, require_dir
+from benchmarks.data import layout_error, read_jsonl, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
+from dppo_embodied.io import read_json
 from dppo_embodied.types import VideoRef
 
 TEMPLATE = ("Considering the progress shown in the video and my current observation in the last frame, what action "

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters import LETTERS, build_docs, make_doc, option_letter
-from benchmarks.data import layout_error, read_json, require_dir
+from benchmarks.data import layout_error, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
 from dppo_embodied.errors import DataError
+from dppo_embodied.io import read_json
 
 
 def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:

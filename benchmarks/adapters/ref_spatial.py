@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters import build_docs, make_doc, want
-from benchmarks.data import DatasetLayoutError, cached_rows, image_value, read_json, split_rows
+from benchmarks.data import DatasetLayoutError, cached_rows, image_value, split_rows
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
+from dppo_embodied.io import read_json
 
 
 def _split_rows(spec: TaskSpec, root: Path, split: str) -> tuple[list[Any], Path]:
