@@ -18,7 +18,6 @@ export WANDB_MODE := disabled
 export TOKENIZERS_PARALLELISM := false
 export MUJOCO_GL := egl
 export PYOPENGL_PLATFORM := egl
-export MESA_SHADER_CACHE_DISABLE := true
 
 .PHONY: setup test test-all bench demo lint clean
 

@@ -14,7 +14,6 @@ for _k, _v in {
     "TOKENIZERS_PARALLELISM": "false",
     "MUJOCO_GL": "egl",
     "PYOPENGL_PLATFORM": "egl",
-    "MESA_SHADER_CACHE_DISABLE": "true",
 }.items():
     os.environ.setdefault(_k, _v)
 
