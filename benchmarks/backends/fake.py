@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks.backends.base import Backend, ResultCallback
 from dppo_embodied.errors import DataError
 from dppo_embodied.generation import ChatRequest
+from dppo_embodied.io import iter_json_lines
 
 
 class FakeBackend(Backend):
@@ -32,13 +32,13 @@ class FakeBackend(Backend):
         self.replay: dict[str, str] | None = None
         if responder is None and model and Path(model).is_file():
             self.replay = {}
-            for lineno, line in enumerate(Path(model).read_text(encoding="utf-8").splitlines(), start=1):
-                if line.strip():
-                    try:
-                        rec = json.loads(line)
-                        self.replay[str(rec["id"])] = str(rec.get("response") or "")
-                    except (ValueError, KeyError, TypeError) as e:
-                        raise DataError(f"{model}:{lineno}: expected {{\"id\": ..., \"response\": ...}}: {e}") from e
+            for lineno, rec, err in iter_json_lines(model):
+                try:
+                    if err is not None:
+                        raise ValueError(err)
+                    self.replay[str(rec["id"])] = str(rec.get("response") or "")
+                except (ValueError, KeyError, TypeError) as e:
+                    raise DataError(f"{model}:{lineno}: expected {{\"id\": ..., \"response\": ...}}: {e}") from e
 
     def generate(self, requests: Sequence[ChatRequest], on_result: ResultCallback) -> None:
         for i, r in enumerate(requests):
