@@ -170,8 +170,9 @@ def _run_config(args: argparse.Namespace) -> EvalRunConfig:
 def cmd_run(args: argparse.Namespace) -> int:
     """``dppo eval run``."""
     from benchmarks.backends import make_backend
-    from benchmarks.runner import dist_info, run
+    from benchmarks.runner import run
     from benchmarks.task import TaskManager
+    from dppo_embodied.io import rank_world_from_env
 
     cfg = _run_config(args)
     selections = TaskManager(cfg.include_paths).resolve(cfg.tasks)
@@ -196,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = run(selections, backend, settings)
     finally:
         backend.close()
-    if dist_info()[0] == 0:
+    if rank_world_from_env()[0] == 0:
         for task, e in results.items():
             score = "-" if e.get("overall") is None else f"{e['overall']:.2f}"
             print(f"{task:24s} {e.get('metric', ''):16s} {score:>8s}  n={e.get('n')} failed={e.get('n_failed')}")

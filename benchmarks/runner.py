@@ -39,16 +39,17 @@ from benchmarks.backends.base import Backend
 from benchmarks.closed_loop import run_closed_loop
 from benchmarks.doc import Doc
 from benchmarks.records import RecordWriter, read_records
-from benchmarks.settings import RunSettings, dataset_root, dist_info, progress_bar
+from benchmarks.settings import RunSettings, dataset_root, progress_bar
 from benchmarks.task import ADAPTERS, Selection, TaskSpec
 from benchmarks.task_scoring import base_record, finalize_task
 from dppo_embodied.errors import DppoError
 from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.io import rank_world_from_env
 from dppo_embodied.media import MediaLoader
 from dppo_embodied.registry import load_entry_point
 from dppo_embodied.rendering import render_sample
 
-__all__ = ["RunSettings", "dist_info", "load_docs", "run", "run_task"]
+__all__ = ["RunSettings", "load_docs", "run", "run_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def run_task(sel: Selection, backend: Backend, settings: RunSettings) -> dict[st
         The task's ``results.json`` entry on rank 0, ``None`` on the other ranks.
     """
     spec = sel.spec
-    rank, world = dist_info()
+    rank, world = rank_world_from_env()
     settings.task_started.setdefault(spec.task, time.time())
     if spec.media == "env":  # closed-loop episodes run on rank 0 only (not sharded)
         return run_closed_loop(sel, backend, settings) if rank == 0 else None

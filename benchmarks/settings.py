@@ -10,11 +10,9 @@ from typing import Any
 from benchmarks.data import download_command
 from benchmarks.task import TaskSpec
 from dppo_embodied.errors import ConfigError
-from dppo_embodied.io import rank_world_from_env as dist_info
 from dppo_embodied.prompts import check_prompt_style
 
-__all__ = ["RunSettings", "dataset_root", "dist_info", "missing_datasets", "parse_data_paths", "progress_bar"]
-# dist_info: (rank, world_size) from RANK/WORLD_SIZE, the core's rank_world_from_env (name kept for the runner)
+__all__ = ["RunSettings", "dataset_root", "missing_datasets", "parse_data_paths", "progress_bar"]
 
 
 @dataclass
