@@ -27,6 +27,8 @@ from dppo_embodied.points import _molmo_points, _size
 
 __all__ = [
     "ACTION_TYPES",
+    "PUSH_CM",
+    "PUSH_DIRECTIONS",
     "THEN_CHOICES",
     "Action",
     "DoneAction",
@@ -34,12 +36,23 @@ __all__ = [
     "PointAction",
     "SkillAction",
     "action_to_json",
+    "invalid_push_target",
     "parse_action",
     "parse_actions",
 ]
 
 ACTION_TYPES = ("point", "move", "skill", "done")
 THEN_CHOICES = ("move_to", "push", "grasp", "place")
+#: the ``push`` skill's direction targets (the sim env and the bridge): world direction, as seen from the front
+#: camera -> horizontal unit vector (x right, y away from the camera); ``"target"`` (the target disc) is the other.
+PUSH_DIRECTIONS: dict[str, tuple[float, float]] = {
+    "left": (-1.0, 0.0),
+    "right": (1.0, 0.0),
+    "away": (0.0, 1.0),
+    "toward": (0.0, -1.0),
+}
+#: how far the ``push`` skill pushes toward a direction, centimetres
+PUSH_CM = 7
 _EXAMPLE = '{"action": {"type": "point", "x": 0.5, "y": 0.5}}'
 
 
@@ -349,3 +362,8 @@ def action_to_json(a: Action) -> str:
     else:
         raise TypeError(f"not an action: {a!r}")
     return json.dumps({"action": body}, ensure_ascii=False)
+
+
+def invalid_push_target(target: str) -> str:
+    """The reason a ``push`` target that is neither a :data:`PUSH_DIRECTIONS` key nor ``"target"`` is refused."""
+    return f"invalid push target {target!r}; valid: {', '.join(PUSH_DIRECTIONS)}, target"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dppo_embodied.actions import PUSH_DIRECTIONS
 from envs.scene import GRIPPER_HOME, TIMESTEP, TabletopScene
 from envs.spec import TABLE_HALF
 
@@ -34,15 +35,11 @@ WORKSPACE_LO = np.array([-TABLE_HALF[0] - 0.05, -TABLE_HALF[1] - 0.05, 0.005])
 WORKSPACE_HI = np.array([TABLE_HALF[0] + 0.05, TABLE_HALF[1] + 0.06, 0.30])
 #: an object counts as between the fingers within this horizontal distance of the TCP.
 GRASP_RADIUS = 0.03
-#: world direction -> (unit vector, phrase as seen from the front camera)
-DIRECTIONS: dict[str, tuple[tuple[float, float], str]] = {
-    "left": ((-1.0, 0.0), "to the left"),
-    "right": ((1.0, 0.0), "to the right"),
-    "away": ((0.0, 1.0), "away from the camera"),
-    "toward": ((0.0, -1.0), "toward the camera"),
-}
-#: default push distance of the push skill and of QA push events, cm
-PUSH_CM = 7
+_PHRASES = {"left": "to the left", "right": "to the right", "away": "away from the camera",
+            "toward": "toward the camera"}
+#: world direction -> (unit vector, phrase as seen from the front camera); the vectors are the core's
+#: :data:`dppo_embodied.actions.PUSH_DIRECTIONS` (the bridge's push skill uses the same table)
+DIRECTIONS: dict[str, tuple[tuple[float, float], str]] = {k: (v, _PHRASES[k]) for k, v in PUSH_DIRECTIONS.items()}
 #: half extents (x, y) of the closed fingers in the gripper frame, metres; pushes use the y face.
 PUSHER_HALF = (0.015, 0.012)
 

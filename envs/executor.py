@@ -13,9 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dppo_embodied.actions import Action, DoneAction, MoveAction, PointAction, SkillAction
+from dppo_embodied.actions import (
+    PUSH_CM,
+    Action,
+    DoneAction,
+    MoveAction,
+    PointAction,
+    SkillAction,
+    invalid_push_target,
+)
 from dppo_embodied.prompts import DEFAULT_SKILLS
-from envs.control import DIRECTIONS, HOVER, PUSH_CM, Controller, Outcome
+from envs.control import DIRECTIONS, HOVER, Controller, Outcome
 from envs.scene import TabletopScene
 from envs.spec import TABLE_HALF, free_position
 
@@ -199,5 +207,5 @@ class Executor:
             d = sc.target - sc.object_pos(i)[:2]
             return self._finish(ctl.push_object(i, d, float(np.linalg.norm(d))))
         if tgt not in DIRECTIONS:
-            return Result(False, f"invalid push target {a.target!r}; valid: {', '.join(DIRECTIONS)}, target")
+            return Result(False, invalid_push_target(a.target))
         return self._finish(ctl.push_object(i, DIRECTIONS[tgt][0], PUSH_CM / 100))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dppo_embodied.actions import SkillAction
+from dppo_embodied.actions import PUSH_CM, PUSH_DIRECTIONS, SkillAction, invalid_push_target
 from dppo_embodied.parsing import NoAnswer
 from robot_bridge.pose import GRIPPER_CLOSED, GRIPPER_OPEN, EEPose, Waypoint
 
@@ -27,9 +27,6 @@ Locator = Callable[[str], "tuple[float, float, float] | None"]
 """``locate(object_name) -> (x, y, top_z)`` metres, world frame; ``None`` when not found."""
 
 SKILLS = ("pick", "place", "push", "home", "open", "close", "lift")
-#: push directions (world frame, as seen from the front camera) and the default push distance (metres)
-DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "away": (0.0, 1.0), "toward": (0.0, -1.0)}
-PUSH_M = 0.07
 PUSHER_HALF_M = 0.015
 
 
@@ -134,7 +131,7 @@ class SkillLibrary:
         return motion.timed(seq, state, t_obs, decision)
 
     def _push(self, action: SkillAction, state: EEPose, motion: MotionPlanner) -> list[Any] | NoAnswer:
-        """Push the object ``PUSH_M`` in a direction, or onto the target disc (like ``envs.control``)."""
+        """Push the object ``PUSH_CM`` centimetres in a direction, or onto the target disc (like ``envs.control``)."""
         top = self._where(action.object, "push")
         if isinstance(top, NoAnswer):
             return top
@@ -151,10 +148,10 @@ class SkillLibrary:
             if distance < 1e-3:
                 return NoAnswer("the object is already on the target")
             d = d / distance
-        elif tgt in DIRECTIONS:
-            d, distance = np.asarray(DIRECTIONS[tgt], dtype=np.float64), PUSH_M
+        elif tgt in PUSH_DIRECTIONS:
+            d, distance = np.asarray(PUSH_DIRECTIONS[tgt], dtype=np.float64), PUSH_CM / 100
         else:
-            return NoAnswer(f"invalid push target {action.target!r}; valid: {', '.join(DIRECTIONS)}, target")
+            return NoAnswer(invalid_push_target(action.target))
         start = centre - d * (half * 1.42 + PUSHER_HALF_M + 0.02)
         end = centre + d * (distance - half - PUSHER_HALF_M)
         return motion.push_path(start, end, state)

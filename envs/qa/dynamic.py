@@ -10,8 +10,9 @@ from itertools import pairwise
 
 import numpy as np
 
+from dppo_embodied.actions import PUSH_CM
 from dppo_embodied.types import AnswerType, EmbodiedSample
-from envs.control import DIRECTIONS, PUSH_CM, Controller
+from envs.control import DIRECTIONS, Controller
 from envs.qa.common import QAContext, Recorder, cm, fmt_xy
 from envs.qa.static import jitter
 from envs.spec import TABLE_HALF, free_position

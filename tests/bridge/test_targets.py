@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dppo_embodied.actions import DoneAction, MoveAction, PointAction, SkillAction
+from dppo_embodied.actions import (
+    PUSH_DIRECTIONS,
+    DoneAction,
+    MoveAction,
+    PointAction,
+    SkillAction,
+    invalid_push_target,
+)
 from dppo_embodied.parsing import NoAnswer
 from robot_bridge.pose import EEPose
 from robot_bridge.skills import SkillLibrary, sim_locator
@@ -152,3 +159,19 @@ def test_sim_locator_reads_scene_state() -> None:
     assert loc("target") == pytest.approx((0.1, -0.05, 0.0))
     assert loc("blue_ball") is None
     assert sim_locator(object()) is None
+
+
+@pytest.mark.parametrize("direction", sorted(PUSH_DIRECTIONS))
+def test_push_sweeps_along_the_cores_direction_table(direction: str) -> None:
+    """The bridge pushes along the same unit vectors as the sim env (dppo_embodied.actions.PUSH_DIRECTIONS)."""
+    lib = SkillLibrary(locator={"red_block": (0.05, 0.05, 0.04)}.get, home=HOME)
+    mp = planner()
+    mp.skills = lib
+    push = mp.plan(SkillAction("push", "red_block", direction), EEPose(*HOME, 0.0), 0.0)
+    assert not isinstance(push, NoAnswer)
+    lower = next(w for w in push if w.label == "lower")
+    sweep = next(w for w in push if w.label == "sweep")
+    step = np.array([sweep.pose.x - lower.pose.x, sweep.pose.y - lower.pose.y])
+    assert step / np.linalg.norm(step) == pytest.approx(np.array(PUSH_DIRECTIONS[direction]), abs=1e-9)
+    bad = mp.plan(SkillAction("push", "red_block", "up"), EEPose(*HOME, 0.0), 0.0)
+    assert isinstance(bad, NoAnswer) and bad.reason == invalid_push_target("up")
