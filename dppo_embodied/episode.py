@@ -32,8 +32,9 @@ from dppo_embodied.conversation import Conversation
 from dppo_embodied.errors import EnvError
 from dppo_embodied.prompts import PromptStyle, build_step_prompt, step_system_prompt
 
-__all__ = ["CHARSET", "MAX_TEXT", "Episode", "EpisodeResult", "Policy", "StepObservation", "TextEnv",
-           "ascii_text", "history_entry", "play", "render_step", "run_episode", "start_episode"]
+__all__ = ["CHARSET", "INVALID_FEEDBACK", "MAX_TEXT", "Episode", "EpisodeResult", "Policy", "StepObservation",
+           "TextEnv", "ascii_text", "history_entry", "invalid_feedback", "is_invalid_feedback", "play",
+           "render_step", "run_episode", "start_episode"]
 
 #: Longest instruction/feedback/history text in an observation.
 MAX_TEXT = 1024
@@ -48,6 +49,24 @@ def ascii_text(text: str, limit: int = MAX_TEXT) -> str:
     t = text.encode("ascii", "replace").decode("ascii")
     t = "".join(c if c in CHARSET else "?" for c in t)
     return t[:limit]
+
+
+#: how the feedback of an action that did not run (it did not parse, or was refused) begins
+INVALID_FEEDBACK = "Last action is invalid: "
+
+
+def invalid_feedback(reason: str) -> str:
+    """The feedback of an action that did not run (the env's and the bridge's): ``"Last action is invalid: <reason>"``.
+
+    Args:
+        reason: why it did not run (a parse error, an invalid target, a safety refusal...).
+    """
+    return f"{INVALID_FEEDBACK}{reason}"
+
+
+def is_invalid_feedback(feedback: str) -> bool:
+    """Whether ``feedback`` is an :func:`invalid_feedback` text."""
+    return feedback.startswith(INVALID_FEEDBACK)
 
 
 def history_entry(command: str | None, reply: Any, feedback: str) -> str:

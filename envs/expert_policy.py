@@ -32,6 +32,7 @@ import numpy as np
 
 from dppo_embodied.actions import DoneAction, action_to_json, parse_action
 from dppo_embodied.conversation import Conversation
+from dppo_embodied.episode import is_invalid_feedback
 from dppo_embodied.errors import ConfigError, EnvError
 from dppo_embodied.parsing import NoAnswer
 from dppo_embodied.prompts import DEFAULT_SKILLS
@@ -210,7 +211,8 @@ class ExpertPolicy:
     def _follow(self, last: str) -> None:
         """Execute the last answer on the twin when the robot reports it ran it (not refused as invalid)."""
         pending, self._pending = self._pending, None
-        if pending is None or not last.startswith(f"{pending} -> ") or " -> Last action is invalid" in last:
+        if pending is None or not last.startswith(f"{pending} -> ") or is_invalid_feedback(
+                last[len(pending) + 4:]):
             return
         parsed = parse_action(pending, skills=DEFAULT_SKILLS)
         if isinstance(parsed, (NoAnswer, DoneAction)):

@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from dppo_embodied.actions import DoneAction, MoveAction, PointAction, action_to_json, parse_action
-from dppo_embodied.episode import history_entry
+from dppo_embodied.episode import history_entry, invalid_feedback
 from dppo_embodied.errors import ConfigError
 from dppo_embodied.imports import require
 from dppo_embodied.parsing import NoAnswer
@@ -124,7 +124,7 @@ class PushTTextEnv(gym.Env[dict[str, Any], str]):
         reward = 0.0
         if reason:
             self.invalid_count += 1
-            self.feedback = f"Last action is invalid: {reason}"
+            self.feedback = invalid_feedback(reason)
         elif not done:
             executed = True
             for _ in range(self.action_repeat):

@@ -26,7 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from dppo_embodied.actions import action_to_json, parse_action
-from dppo_embodied.episode import history_entry
+from dppo_embodied.episode import history_entry, invalid_feedback
 from dppo_embodied.errors import ConfigError, EnvError
 from dppo_embodied.parsing import NoAnswer
 from dppo_embodied.prompts import DEFAULT_SKILLS
@@ -205,7 +205,7 @@ class TabletopEnv(gym.Env[dict[str, Any], str]):
         if isinstance(parsed, NoAnswer):
             parse_error = parsed.reason
             self.invalid_count += 1
-            self.feedback = f"Last action is invalid: {parsed.reason}"
+            self.feedback = invalid_feedback(parsed.reason)
         else:
             parse_ok = True
             command = action_to_json(parsed)
@@ -218,7 +218,7 @@ class TabletopEnv(gym.Env[dict[str, Any], str]):
                 self.feedback = ("Last action succeeded: " if res.ok else "Last action failed: ") + res.message
             else:
                 self.invalid_count += 1
-                self.feedback = f"Last action is invalid: {res.message}"
+                self.feedback = invalid_feedback(res.message)
         self.history.append(history_entry(command, text, self.feedback))
         success, progress = evaluate(self.task, self.scene)  # type: ignore[arg-type]
         reward = progress - self.progress + (self.success_bonus if success else 0.0)

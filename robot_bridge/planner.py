@@ -36,7 +36,7 @@ import numpy as np
 from dppo_embodied.actions import Action, DoneAction, action_to_json, parse_action
 from dppo_embodied.client import ChatClient
 from dppo_embodied.conversation import Conversation
-from dppo_embodied.episode import StepObservation, history_entry, render_step
+from dppo_embodied.episode import StepObservation, history_entry, invalid_feedback, render_step
 from dppo_embodied.errors import ClientError, DppoError
 from dppo_embodied.parsing import NoAnswer
 from dppo_embodied.prompts import PromptStyle
@@ -253,7 +253,7 @@ class Planner:
         t4 = time.perf_counter()
         d.timings_ms["parse"] = (t4 - t3) * 1000
         if isinstance(action, NoAnswer):  # not executed; a plan already running goes on within its TTL
-            self._note(None, d.raw_text, f"Last action is invalid: {action.reason}")
+            self._note(None, d.raw_text, invalid_feedback(action.reason))
             d.status, d.error = "invalid", action.reason
             self.safety.note_invalid(action.reason)
             d.timings_ms["plan"] = (time.perf_counter() - t4) * 1000
@@ -275,7 +275,7 @@ class Planner:
         plan = self.motion.plan(action, state_now, d.t_obs, d.index, depth=frame.depth, state_obs=d.state,
                                 holding=holding)
         if isinstance(plan, NoAnswer):
-            self._note(action_to_json(action), d.raw_text, f"Last action is invalid: {plan.reason}")
+            self._note(action_to_json(action), d.raw_text, invalid_feedback(plan.reason))
             d.status, d.error = "refused", plan.reason
             self.safety.note_invalid(plan.reason)
         else:

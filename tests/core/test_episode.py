@@ -130,3 +130,11 @@ def test_run_episode_caps_and_truncates() -> None:
     assert truncated.steps == 5 and not truncated.success  # the env's horizon
     with pytest.raises(EnvError, match="max_steps"):
         run_episode(env, lambda conv: "+", seed=0, max_steps=0)
+
+
+def test_invalid_feedback_is_recognised_only_at_the_start() -> None:
+    from dppo_embodied.episode import invalid_feedback, is_invalid_feedback
+
+    assert invalid_feedback("bad json") == "Last action is invalid: bad json"
+    assert is_invalid_feedback(invalid_feedback("x"))
+    assert not is_invalid_feedback("Last action succeeded: moved; " + invalid_feedback("x"))

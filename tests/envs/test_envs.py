@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gymnasium as gym
@@ -214,3 +215,23 @@ def test_the_observation_carries_everything_the_policy_sees() -> None:
     conv = render_step(StepObservation.from_env(obs))
     assert "Available skills: pick, home." in conv.text and obs["history"][0] in conv.text
     env.close()
+
+
+def test_a_refused_push_gets_the_cores_invalid_feedback() -> None:
+    """The env words a refused action with the core's invalid_feedback (the bridge's planner uses the same)."""
+    from dppo_embodied.actions import invalid_push_target
+    from dppo_embodied.episode import invalid_feedback, is_invalid_feedback
+
+    env = envs.make(TABLETOP[0])
+    try:
+        env.reset(seed=3)
+        slug = env.unwrapped.scene.spec.objects[0].slug
+        push = {"action": {"type": "skill", "name": "push", "object": slug, "target": "up"}}
+        *_, info = env.step(json.dumps(push))
+        assert info["feedback"] == invalid_feedback(invalid_push_target("up"))
+        *_, info = env.step("garbage")
+        assert is_invalid_feedback(info["feedback"]) and info["feedback"] != invalid_feedback("")
+        *_, info = env.step('{"action": {"type": "move", "dx_cm": 1, "dy_cm": 0, "dz_cm": 0}}')
+        assert not is_invalid_feedback(info["feedback"])
+    finally:
+        env.close()
