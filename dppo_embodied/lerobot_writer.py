@@ -17,7 +17,6 @@ import io
 import logging
 import shutil
 from collections.abc import Mapping
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from dppo_embodied.lerobot_format import (
     pyarrow,
     tasks_table,
 )
+from dppo_embodied.media import write_h264
 
 __all__ = ["LeRobotWriter", "encode_png", "write_lerobot_dataset"]
 
@@ -256,29 +256,9 @@ class LeRobotWriter:
         atomic_write_bytes(self.root / DATA_PATH.format(chunk_index=c, file_index=f), parquet_bytes(pa.table(cols)))
 
     def _write_video(self, key: str, frames: list[np.ndarray], ep: int) -> None:
-        """Encode frames as H.264 (yuv420p, every other frame a keyframe) with frame ``i`` at ``i / fps`` s."""
-        av = require("av", extra="video")
+        """Encode frames as H.264 (the core's one writer, :func:`dppo_embodied.media.write_h264`)."""
         c, f = file_of_episode(ep)
-        path = self.root / VIDEO_PATH.format(video_key=key, chunk_index=c, file_index=f)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        h, w = frames[0].shape[:2]
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=self.fps)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.time_base = Fraction(1, self.fps)
-            stream.codec_context.gop_size = 2
-            stream.codec_context.max_b_frames = 0
-            stream.options = {"crf": "18", "preset": "veryfast"}
-            for i, img in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                frame.pts = i
-                frame.time_base = Fraction(1, self.fps)
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        tmp.replace(path)
+        write_h264(self.root / VIDEO_PATH.format(video_key=key, chunk_index=c, file_index=f), frames, self.fps)
 
     def _write_meta(self) -> None:
         pa = pyarrow()

@@ -11,6 +11,8 @@
   frames than ``N`` gives all its frames.
 * The number of frames is a parameter: the official evaluation samples :data:`DEFAULT_FRAMES` (32), a training
   recipe may set fewer (``data.frames``), and the metaloop's held-out evaluation uses the recipe's value.
+* Videos are encoded by one writer, :func:`write_h264` (H.264 in MP4, ``yuv420p``: plays in browsers; LeRobot
+  datasets and the closed-loop episode videos of ``dppo eval run --save-videos``).
 * **One order** for every path: the sampled video frames first (in time order), then the sample's images (in their
   listed order), the order the official evaluations show visuals in.
 
@@ -23,6 +25,7 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +38,7 @@ from dppo_embodied.imports import require
 from dppo_embodied.types import VideoRef
 
 __all__ = ["DEFAULT_FRAMES", "DEFAULT_FRAME_FOLDER_FPS", "HasMedia", "MediaLoader", "VideoStream", "frame_indices",
-           "load_media", "sample_frames"]
+           "load_media", "sample_frames", "write_h264"]
 
 DEFAULT_FRAMES = 32
 """Frames sampled per clip by the official evaluations (``dppo eval --frames``)."""
@@ -91,6 +94,43 @@ def frame_indices(total: int, n: int, fps: float | None = None, start: float | N
 # ------------------------------------------------------------------------------------------------- decoding
 def _av() -> Any:
     return require("av", extra="video")
+
+
+def write_h264(path: str | os.PathLike[str], frames: Sequence[np.ndarray], fps: int) -> Path:
+    """Encode ``frames`` (``(H, W, 3)`` uint8, one size, even sides) as H.264 in MP4 (yuv420p, every other frame a
+    keyframe, CRF 18) with frame ``i`` at ``i / fps`` s; written to a temporary file, then renamed into place.
+
+    Raises:
+        MediaError: no frames, or frames of another shape.
+        DependencyNotInstalled: ``av`` is missing (extra ``video``).
+    """
+    path = Path(path)
+    if not frames:
+        raise MediaError(f"{path}: no frames to encode")
+    h, w = frames[0].shape[:2]
+    if any(f.shape != (h, w, 3) for f in frames) or h % 2 or w % 2:
+        raise MediaError(f"{path}: frames must share one (H, W, 3) shape with even H and W (yuv420p); first is "
+                         f"{frames[0].shape}")
+    av = _av()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        stream.codec_context.gop_size = 2
+        stream.codec_context.max_b_frames = 0
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img, dtype=np.uint8), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+    return path
 
 
 def _open_container(path: Path) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from dppo_embodied.errors import DependencyNotInstalled, MediaError
-from dppo_embodied.media import MediaLoader, VideoStream, frame_indices, load_media, sample_frames
+from dppo_embodied.media import MediaLoader, VideoStream, frame_indices, load_media, sample_frames, write_h264
 from dppo_embodied.types import AnswerType, EmbodiedSample, VideoRef
 
 av = pytest.importorskip("av")
@@ -116,3 +116,21 @@ def test_errors_name_the_file_or_the_extra(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
     with pytest.raises(DependencyNotInstalled, match=r"dppo-embodied\[video\]"):
         sample_frames(VideoRef(str(clip)), 2)
+
+
+def test_the_one_h264_writer_round_trips_through_the_one_decoder(tmp_path: Path) -> None:
+    frames = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(5)]
+    path = write_h264(tmp_path / "sub" / "ep.mp4", frames, fps=2)
+    assert path.is_file() and not list(path.parent.glob(".*.tmp"))
+    stream = VideoStream(path)
+    assert stream.fps == 2 and stream.size == (48, 32)
+    levels = []
+    while (frame := stream.read()) is not None:
+        levels.append(round(float(frame.mean()) / 40))
+    stream.close()
+    assert levels == [0, 1, 2, 3, 4]
+    with pytest.raises(MediaError, match="even"):
+        write_h264(tmp_path / "odd.mp4", [np.zeros((31, 48, 3), np.uint8)], fps=2)
+    with pytest.raises(MediaError, match="no frames"):
+        write_h264(tmp_path / "none.mp4", [], fps=2)
+    assert not (tmp_path / "odd.mp4").exists()
