@@ -31,6 +31,7 @@ import yaml
 from benchmarks.settings import RunSettings, dataset_root, missing_datasets, parse_data_paths
 from dppo_embodied.config import from_dict, load_yaml
 from dppo_embodied.errors import ConfigError, DataError, DppoError
+from dppo_embodied.imports import require
 from dppo_embodied.logs import setup_logging
 from dppo_embodied.model_ref import check_model_ref
 
@@ -61,6 +62,7 @@ class EvalRunConfig:
     progress: bool = True
     step_prompt: str | None = None
     parallel_episodes: int = 8
+    save_videos: int = 0
 
     def __post_init__(self) -> None:
         for name in ("model", "tasks", "out"):
@@ -106,6 +108,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-new-tokens", type=int, help="override every task's generation cap")
     r.add_argument("--parallel-episodes", type=int,
                    help="closed-loop episodes run at once, each with its own env instance (default 8)")
+    r.add_argument("--save-videos", type=int, metavar="N",
+                   help="closed-loop tasks: save an MP4 of the first N episodes of every env (<task>/videos/, "
+                        "shown on report.html; default 0)")
     r.add_argument("--step-prompt", choices=["full", "compact"],
                    help="closed-loop step prompt style of the model (default: the one recorded in the model folder, "
                         "else full); needed for a served model trained with compact")
@@ -154,7 +159,7 @@ def _run_config(args: argparse.Namespace) -> EvalRunConfig:
              "out": args.out, "limit": args.limit, "frames": args.frames, "max_new_tokens": args.max_new_tokens,
              "concurrency": args.concurrency, "batch_size": args.batch_size, "base_url": args.base_url,
              "dtype": args.dtype, "device": args.device, "step_prompt": args.step_prompt,
-             "parallel_episodes": args.parallel_episodes}
+             "parallel_episodes": args.parallel_episodes, "save_videos": args.save_videos}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.include_path:
         data["include_paths"] = [*data.get("include_paths", []), *args.include_path]
@@ -183,8 +188,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                            data_paths=cfg.data_paths, limit=cfg.limit, frames=cfg.frames,
                            max_new_tokens=cfg.max_new_tokens, scorer_options=cfg.scorer_options,
                            progress=cfg.progress, model=cfg.model, backend=cfg.backend, step_prompt=cfg.step_prompt,
-                           parallel_episodes=cfg.parallel_episodes)
+                           parallel_episodes=cfg.parallel_episodes, save_videos=cfg.save_videos)
     _require_datasets([s.spec for s in selections], settings)  # before the model loads
+    if settings.save_videos and any(s.spec.media == "env" for s in selections):
+        require("av", extra="video")  # the episode videos' encoder, before the model loads
     if cfg.backend in ("hf", "vllm"):
         check_model_ref(cfg.model)
     kwargs: dict[str, Any] = dict(cfg.backend_options)

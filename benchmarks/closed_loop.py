@@ -16,15 +16,25 @@ One record per episode (``response`` = the episode summary JSON), appended as it
 the episodes not yet written; the records and scores are the same for any ``parallel_episodes``. The score is success
 (1/0); the metric is the success rate per env and their mean. An env whose optional dependency is missing (gym-pusht)
 is skipped with the reason.
+
+Episode videos (``RunSettings.save_videos``, ``--save-videos N``): the first N seeds of every env of a task are saved
+as ``<out>/<task>/videos/<subtask>/seed<seed>.mp4`` (H.264 by the core's one writer,
+:func:`dppo_embodied.media.write_h264`): one frame per decision, the camera image the model was shown, then the
+scene after the last action, at :data:`VIDEO_FPS` frames per second. The record names it by a path relative to its
+``samples.jsonl`` (``"video": "videos/pick/seed1000.mp4"``); ``report.html`` plays it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections import Counter, deque
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.adapters import make_doc
 from benchmarks.backends.base import Backend
@@ -34,12 +44,16 @@ from benchmarks.settings import RunSettings, progress_bar
 from benchmarks.task import Selection, TaskSpec
 from benchmarks.task_scoring import base_record, finalize_task
 from dppo_embodied.conversation import Conversation
-from dppo_embodied.episode import run_episode
-from dppo_embodied.errors import DependencyNotInstalled, DppoError
+from dppo_embodied.episode import Episode, play, start_episode
+from dppo_embodied.errors import DependencyNotInstalled, DppoError, MediaError
 from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.media import write_h264
 from dppo_embodied.prompts import PromptStyle, check_prompt_style, read_prompt_style
 
 logger = logging.getLogger(__name__)
+
+VIDEO_FPS = 2
+"""Frames per second of an episode video (one frame per decision: each shown for half a second)."""
 
 
 def episode_docs(spec: TaskSpec, subtasks: tuple[str, ...] | None, limit: int | None) -> list[Doc]:
@@ -56,6 +70,34 @@ def episode_docs(spec: TaskSpec, subtasks: tuple[str, ...] | None, limit: int | 
             meta = {"env_id": envs_map[sub], "seed": seed}
             docs.append(make_doc(spec, f"{sub}/seed{seed}", "", None, sub, meta=meta))
     return docs
+
+
+def video_ids(docs: list[Doc], n: int) -> dict[str, str]:
+    """Doc id -> its video's path relative to the task folder, for the first ``n`` seeds of every env."""
+    out: dict[str, str] = {}
+    taken: Counter[str] = Counter()
+    for d in docs:
+        if taken[d.meta["env_id"]] < n:
+            taken[d.meta["env_id"]] += 1
+            out[d.id] = "videos/" + "/".join(re.sub(r"[^\w.-]", "_", part) for part in d.id.split("/")) + ".mp4"
+    return out
+
+
+def _frame(image: Any) -> np.ndarray:
+    """An RGB frame with even sides (yuv420p), the last row/column repeated where a side is odd."""
+    a = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
+    return np.pad(a, ((0, a.shape[0] % 2), (0, a.shape[1] % 2), (0, 0)), mode="edge")
+
+
+def save_video(path: Path, frames: list[Any], final: Episode) -> bool:
+    """Write the episode's frames (then the scene after its last action) to ``path``; False (logged) when it cannot
+    be encoded: a video never fails the episode."""
+    try:
+        write_h264(path, [_frame(f) for f in [*frames, final.obs["image"]]], VIDEO_FPS)
+        return True
+    except (MediaError, KeyError, ValueError) as e:
+        logger.warning("%s: episode video not written: %s", path, e)
+        return False
 
 
 def load(spec: TaskSpec, root: Any = None, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
@@ -193,6 +235,7 @@ def run_closed_loop(sel: Selection, backend: Backend, settings: RunSettings) -> 
     errors: list[BaseException] = []
     decisions = Decisions(backend)
     bar = progress_bar(len(todo), spec.task, settings.progress)
+    videos = video_ids(docs, settings.save_videos)
 
     def episode(doc: Doc, envs_: dict[str, Any], writer: RecordWriter) -> None:
         env_id = doc.meta["env_id"]
@@ -209,14 +252,21 @@ def run_closed_loop(sel: Selection, backend: Backend, settings: RunSettings) -> 
                 return
         actor = _Actor(decisions, doc.id, gen)
         rec = base_record(doc)
+        frames: list[Any] = []
+        ep: Episode | None = None
         try:
-            ep = run_episode(envs_[env_id], actor, seed=int(doc.meta["seed"]), max_steps=max_steps, style=style)
-            summary = {"success": ep.success, "progress": ep.progress, "steps": ep.steps, "invalid": ep.invalid,
-                       "return": ep.total_reward}
+            ep = start_episode(envs_[env_id], int(doc.meta["seed"]))
+            play([ep], lambda convs: [actor(c) for c in convs], style, max_steps,
+                 on_step=(lambda _e, conv, _r: frames.append(conv.images[0])) if doc.id in videos else None)
+            res = ep.result()
+            summary = {"success": res.success, "progress": res.progress, "steps": res.steps, "invalid": res.invalid,
+                       "return": res.total_reward}
             rec.update(prompt=actor.first_prompt, response=json.dumps(summary), error=None,
-                       actions=[t["action"] for t in ep.transcript][:50])
+                       actions=[t["action"] for t in res.transcript][:50])
         except DppoError as e:
             rec.update(prompt=actor.first_prompt, response=None, error=f"episode: {e}")
+        if ep is not None and doc.id in videos and save_video(task_dir / videos[doc.id], frames, ep):
+            rec["video"] = videos[doc.id]
         with lock:
             writer.write(rec)
             writer.sync()

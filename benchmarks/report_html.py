@@ -11,6 +11,10 @@ Thumbnails need the dataset: they come from the docs the task's adapter builds f
 or from the folder a re-score recorded (``results.json`` ``data_root``); at most ``thumbs_per_task`` samples per task
 get them (96 px JPEG data URLs). Prompts and responses longer than :data:`MAX_TEXT` characters are cut on the page
 (``samples.jsonl`` keeps them whole).
+
+A closed-loop episode saved as a video (``dppo eval run --save-videos N``; the record's ``video``, relative to its
+``samples.jsonl``) is played in the sample's row (``<video>`` with a path relative to the page, so the run folder can
+be moved or copied whole); a missing video file leaves the row as it was (thumbnails, text).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import html
 import json
 import logging
 import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from benchmarks.records import read_records, to_jsonable
 from dppo_embodied.taxonomy import BY_SLUG, SLUGS
@@ -129,6 +134,18 @@ def _cut(text: Any) -> Any:
     return text
 
 
+def video_src(out: Path, task: str, record: dict[str, Any]) -> str | None:
+    """The page-relative address of the record's episode video (the page is ``out/report.html``); ``None`` when it
+    has none, names a path outside its task folder, or the file is not there."""
+    video = record.get("video")
+    if not isinstance(video, str) or not video:
+        return None
+    rel = PurePosixPath(video)
+    if rel.is_absolute() or ".." in rel.parts or not (out / task / rel).is_file():
+        return None
+    return quote(f"{task}/{rel}")
+
+
 def page_data(data: dict[str, Any], out: Path, other: dict[str, Any] | None = None, out_b: Path | None = None,
               data_root: Path | None = None, thumbs_per_task: int = 60) -> dict[str, Any]:
     """Everything the page shows, as JSON-safe data (the page renders it; tests read it too)."""
@@ -156,6 +173,7 @@ def page_data(data: dict[str, Any], out: Path, other: dict[str, Any] | None = No
             samples.append({"task": task, "id": rid, "subtask": r.get("subtask"), "prompt": _cut(r.get("prompt")),
                             "response": _cut(r.get("response")), "parsed": to_jsonable(r.get("parsed")),
                             "score": r.get("score"), "error": r.get("error"), "thumbs": thumbs.get(rid, []),
+                            "video": video_src(out, task, r),
                             "other": None if b is None else {"score": b.get("score"),
                                                              "response": _cut(b.get("response")),
                                                              "error": b.get("error")}})
@@ -175,6 +193,7 @@ vertical-align:top}td.num{text-align:right}.gap{fill:#999;font-style:italic}.axi
 .na{color:#999;font-style:italic}.bad{background:#fde8e8}.good{background:#e8f6e8}#radar{float:right}
 .thumb{height:64px;margin:1px;border:1px solid #ddd}pre{white-space:pre-wrap;max-height:12em;overflow:auto;
 margin:0;font-size:12px}#controls label{margin-right:1em}.up{color:#197a19}.down{color:#b11}
+.clip{width:192px;display:block}
 """
 
 JS = r"""
@@ -207,6 +226,8 @@ function render(){var rs=rows(),body=document.getElementById('samples-body');bod
  document.getElementById('page').textContent=(page+1)+' / '+pages;
  rs.slice(page*PER,page*PER+PER).forEach(function(s){
   var th=el('td',{},s.thumbs.map(function(u){return el('img',{src:u,'class':'thumb',alt:'media of '+s.id});}));
+  if(s.video){th.appendChild(el('video',{src:s.video,'class':'clip',controls:'',muted:'',loop:'',
+   preload:'metadata','aria-label':'episode video of '+s.id}));th.appendChild(el('a',{href:s.video,text:'mp4'}));}
   var cells=[el('td',{text:s.task}),el('td',{text:s.id}),el('td',{text:s.subtask||''}),th,
    el('td',{},[el('pre',{text:s.prompt||''})]),el('td',{},[el('pre',{text:s.response===null?'':s.response})]),
    el('td',{text:JSON.stringify(s.parsed)}),el('td',{'class':'num',text:fmt(s.score)}),

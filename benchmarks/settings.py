@@ -34,6 +34,7 @@ class RunSettings:
         step_prompt: the closed-loop step prompt style of the evaluated checkpoint (``full`` or ``compact``);
             ``None``: the style recorded in the backend's model folder (``full`` when none is).
         parallel_episodes: closed-loop episodes run at once (each with its own env instance).
+        save_videos: closed-loop episode videos (MP4) of the first N seeds of every env (0: none).
         started: when the run started (``time.time()``; ``results.json`` records start, end and duration).
         task_started: task -> when its generation started (each task's ``duration_s``).
     """
@@ -51,6 +52,7 @@ class RunSettings:
     backend: str = ""
     step_prompt: str | None = None
     parallel_episodes: int = 8
+    save_videos: int = 0
     started: float = field(default_factory=time.time)
     task_started: dict[str, float] = field(default_factory=dict)
 
@@ -64,6 +66,8 @@ class RunSettings:
             check_prompt_style(self.step_prompt)
         if self.parallel_episodes < 1:
             raise ConfigError(f"--parallel-episodes must be >= 1, got {self.parallel_episodes}")
+        if self.save_videos < 0:
+            raise ConfigError(f"--save-videos must be >= 0 (episodes per env), got {self.save_videos}")
 
 
 def dataset_root(spec: TaskSpec, settings: RunSettings) -> Path:
