@@ -101,6 +101,14 @@ def _f(v: float | None, signed: bool = False) -> str:
     return f"{v:+.2f}" if signed else f"{v:.2f}"
 
 
+def largest_changes(d: dict[str, Any], n: int = 10) -> list[tuple[str, float]]:
+    """The ``n`` subtasks of a diff that moved most (``task/subtask``, change), largest absolute change first, each
+    once; unchanged and unscored subtasks are left out."""
+    moved = {f"{t}/{s}": float(v) for t, e in d["tasks"].items() for s, v in e["subtasks"].items()
+             if v is not None and v != 0}
+    return sorted(moved.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:n]
+
+
 def render(data: dict[str, Any], weak: list[tuple[str, float]], d: dict[str, Any] | None, name_a: str,
            name_b: str | None) -> str:
     """The report as Markdown."""
@@ -123,11 +131,9 @@ def render(data: dict[str, Any], weak: list[tuple[str, float]], d: dict[str, Any
                          f"{e.get('improved', '-')} | {e.get('regressed', '-')} |")
         lines += ["", "| capability | delta |", "|---|---:|"]
         lines += [f"| {BY_SLUG[s].name} | {_f(v, True)} |" for s, v in d["capabilities"].items()]
-        moved = sorted(((f"{t}/{s}", v) for t, e in d["tasks"].items() for s, v in e["subtasks"].items()
-                        if v is not None), key=lambda kv: kv[1])
-        if moved:
-            lines += ["", "Largest subtask changes: " + ", ".join(f"{k} {v:+.2f}" for k, v in
-                                                                  [*moved[:5], *moved[-5:][::-1]])]
+        if any(e["subtasks"] for e in d["tasks"].values()):
+            moved = largest_changes(d)
+            lines += ["", "Largest subtask changes: " + (", ".join(f"{k} {v:+.2f}" for k, v in moved) or "none")]
     return "\n".join(lines) + "\n"
 
 

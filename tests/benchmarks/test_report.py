@@ -55,3 +55,21 @@ def test_report_needs_results(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match=r"results\.json"):
         write_report(tmp_path)
+
+
+def test_largest_subtask_changes_each_once_by_absolute_change() -> None:
+    from benchmarks.report import largest_changes
+
+    d = {"tasks": {"blink": {"subtasks": {"blink_counting": 0.0, "blink_jigsaw": 62.5, "blink_depth": None}},
+                   "erqa": {"subtasks": {"erqa_a": -70.0, "erqa_b": 3.25}}}}
+    assert largest_changes(d) == [("erqa/erqa_a", -70.0), ("blink/blink_jigsaw", 62.5), ("erqa/erqa_b", 3.25)]
+    assert largest_changes(d, n=2) == [("erqa/erqa_a", -70.0), ("blink/blink_jigsaw", 62.5)]
+
+
+def test_report_md_lists_the_largest_subtask_changes_once(runs: tuple[Path, Path]) -> None:
+    a, b = runs
+    assert main(["report", str(a), "--compare", str(b)]) == 0
+    line = next(x for x in (a / "report.md").read_text().splitlines() if x.startswith("Largest subtask changes: "))
+    items = [x.rsplit(" ", 1) for x in line.removeprefix("Largest subtask changes: ").split(", ")]
+    names, values = [n for n, _ in items], [abs(float(v)) for _, v in items]
+    assert len(names) == len(set(names)) >= 2 and values == sorted(values, reverse=True) and 0.0 not in values
