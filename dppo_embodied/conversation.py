@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Conversation"]
+from dppo_embodied.images import ImageLike, to_data_url
+
+__all__ = ["Conversation", "image_part"]
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,13 @@ class Conversation:
     def openai_messages(self, image_quality: int = 90, max_side: int | None = None) -> list[dict[str, Any]]:
         """OpenAI chat messages: the same structure with each image as a base64 JPEG data URL.
 
+        Every turn's content is a list of parts (text alone too); images may also be anything
+        :func:`image_part` accepts (paths, bytes, ready data URLs). This is the one builder
+        of OpenAI messages (:func:`dppo_embodied.messages.build_messages` builds a conversation and calls it).
+
         Raises:
             MediaError: an image cannot be encoded.
         """
-        from dppo_embodied.messages import image_part
-
         return self._turns([image_part(im, quality=image_quality, max_side=max_side) for im in self.images])
 
     def signature(self, with_pixels: bool = False) -> list[dict[str, Any]]:
@@ -113,3 +117,25 @@ def _describe(image: Any, with_pixels: bool) -> str:
     if with_pixels:
         desc += ":" + hashlib.sha1(np.ascontiguousarray(arr, dtype=np.uint8).tobytes()).hexdigest()[:12]
     return desc
+
+
+def image_part(image: ImageLike, quality: int = 90, max_side: int | None = None) -> dict[str, Any]:
+    """One OpenAI ``image_url`` content part holding ``image`` as a base64 JPEG data URL.
+
+    Args:
+        image: anything :func:`dppo_embodied.images.encode_image` accepts, or a ready ``data:image/...`` URL
+            (passed through unchanged).
+        quality: JPEG quality.
+        max_side: optional downscale bound on the longest side, in pixels.
+
+    Returns:
+        ``{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}``.
+
+    Raises:
+        MediaError: the image cannot be read or encoded (remote ``http(s)`` URLs are refused).
+    """
+    if isinstance(image, str) and image.startswith("data:image/"):
+        url = image
+    else:
+        url = to_data_url(image, quality=quality, max_side=max_side)
+    return {"type": "image_url", "image_url": {"url": url}}

@@ -1,4 +1,6 @@
-"""OpenAI chat messages with images as base64 JPEG data URLs: :func:`build_messages`, :func:`image_part`.
+"""OpenAI chat messages with images as base64 JPEG data URLs: :func:`build_messages` (a one-turn
+:class:`~dppo_embodied.conversation.Conversation`'s :meth:`~dppo_embodied.conversation.Conversation.openai_messages`),
+:func:`image_part` (defined beside the conversation).
 
 Torch-free. Re-exported by :mod:`dppo_embodied.client`, the usual import path.
 """
@@ -12,7 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dppo_embodied.images import ImageLike, to_data_url
+from dppo_embodied.conversation import Conversation, image_part
+from dppo_embodied.images import ImageLike
 
 __all__ = ["Message", "build_messages", "image_part"]
 
@@ -25,28 +28,6 @@ Message = dict[str, Any]
 
 def _is_single_image(x: Any) -> bool:
     return isinstance(x, (np.ndarray, Image.Image, str, bytes, bytearray, os.PathLike))
-
-
-def image_part(image: ImageLike, quality: int = 90, max_side: int | None = None) -> dict[str, Any]:
-    """One OpenAI ``image_url`` content part holding ``image`` as a base64 JPEG data URL.
-
-    Args:
-        image: anything :func:`dppo_embodied.images.encode_image` accepts, or a ready ``data:image/...`` URL
-            (passed through unchanged).
-        quality: JPEG quality.
-        max_side: optional downscale bound on the longest side, in pixels.
-
-    Returns:
-        ``{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}``.
-
-    Raises:
-        MediaError: the image cannot be read or encoded (remote ``http(s)`` URLs are refused).
-    """
-    if isinstance(image, str) and image.startswith("data:image/"):
-        url = image
-    else:
-        url = to_data_url(image, quality=quality, max_side=max_side)
-    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def build_messages(
@@ -71,20 +52,12 @@ def build_messages(
         images_first: put the images before the text in the user message.
 
     Returns:
-        The message list. Without images the user content is a plain string.
+        The message list (:meth:`dppo_embodied.conversation.Conversation.openai_messages` of that conversation:
+        each content a list of parts).
 
     Raises:
         MediaError: an image cannot be read or encoded.
     """
-    messages: list[Message] = []
-    if system:
-        messages.append({"role": "system", "content": system})
     imgs = [images] if _is_single_image(images) else list(images)  # type: ignore[arg-type]
-    if not imgs:
-        messages.append({"role": "user", "content": prompt})
-        return messages
-    img_parts = [image_part(im, quality=image_quality, max_side=max_side) for im in imgs]
-    text_parts = [{"type": "text", "text": prompt}] if prompt else []
-    content = img_parts + text_parts if images_first else text_parts + img_parts
-    messages.append({"role": "user", "content": content})
-    return messages
+    conversation = Conversation(prompt, tuple(imgs), system=system or None, media_first=images_first)
+    return conversation.openai_messages(image_quality=image_quality, max_side=max_side)

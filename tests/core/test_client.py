@@ -15,6 +15,7 @@ from PIL import Image
 
 from dppo_embodied import images as images_mod
 from dppo_embodied.client import ChatClient, ChatResponse, ClientConfig, build_messages
+from dppo_embodied.conversation import Conversation
 from dppo_embodied.errors import ClientError, ConfigError, MediaError, ServerError
 from dppo_embodied.images import decode_data_url, encode_image, load_image, to_data_url
 from tests.helpers.fake_openai_server import FakeOpenAIServer, image_urls, last_user_text
@@ -120,7 +121,7 @@ def _write_png(tmp_path) -> str:
 def test_build_messages_text_before_images_by_default() -> None:
     frames = [rgb(480, 640), rgb(100, 50)]
     msgs = build_messages("pick the cube", images=frames, system="You are a robot.", max_side=320)
-    assert msgs[0] == {"role": "system", "content": "You are a robot."}
+    assert msgs[0] == {"role": "system", "content": [{"type": "text", "text": "You are a robot."}]}
     user = msgs[1]
     assert user["role"] == "user"
     assert [p["type"] for p in user["content"]] == ["text", "image_url", "image_url"]
@@ -134,7 +135,10 @@ def test_build_messages_text_before_images_by_default() -> None:
 def test_build_messages_variants() -> None:
     first = build_messages("q", images=rgb(8, 8), images_first=True)  # a single image, not a sequence
     assert [p["type"] for p in first[0]["content"]] == ["image_url", "text"]
-    assert build_messages("just text") == [{"role": "user", "content": "just text"}]
+    assert build_messages("just text") == [{"role": "user", "content": [{"type": "text", "text": "just text"}]}]
+    # the one builder: a one-turn Conversation's wire form, the form the bridge and the eval backends send
+    conv = Conversation("q", (rgb(8, 8),), system="s", media_first=False)
+    assert build_messages("q", images=[rgb(8, 8)], system="s") == conv.openai_messages()
     url = to_data_url(rgb(8, 8))
     assert build_messages("", images=[url])[0]["content"] == [{"type": "image_url", "image_url": {"url": url}}]
 
