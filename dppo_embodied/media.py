@@ -37,8 +37,8 @@ from dppo_embodied.images import MAX_IMAGE_PIXELS, check_pixels, load_image
 from dppo_embodied.imports import require
 from dppo_embodied.types import VideoRef
 
-__all__ = ["DEFAULT_FRAMES", "DEFAULT_FRAME_FOLDER_FPS", "HasMedia", "MediaLoader", "VideoStream", "frame_indices",
-           "load_media", "sample_frames", "write_h264"]
+__all__ = ["DEFAULT_FRAMES", "DEFAULT_FRAME_FOLDER_FPS", "HasMedia", "MediaLoader", "VideoStream", "decode_frames",
+           "frame_indices", "load_media", "sample_frames", "write_h264"]
 
 DEFAULT_FRAMES = 32
 """Frames sampled per clip by the official evaluations (``dppo eval --frames``)."""
@@ -155,20 +155,28 @@ def _stream_fps(stream: Any) -> float:
     return float(rate) if rate else 0.0
 
 
-def _decode(path: Path, wanted: Sequence[int] | None) -> tuple[list[Image.Image], int]:
-    """Decode ``path`` sequentially: the RGB frames at the ``wanted`` indices (all with ``None``: none kept, only
-    counted) and the number of frames decoded (the whole file unless the last wanted index came first)."""
+def _decode(path: Path, wanted: Sequence[int] | None, fps: float | None = None, start_s: float = 0.0
+            ) -> tuple[dict[int, Image.Image], int]:
+    """Decode ``path`` sequentially (the one decode loop): the RGB frames at the ``wanted`` indices, by index in
+    decode order (all with ``None``: none kept, only counted), and the number of frames decoded (the whole file
+    unless the last wanted index came first).
+
+    With ``fps``, a frame's index is its timestamp instead: ``round(pts_seconds * fps) - round(start_s * fps)``
+    (a LeRobot video file holds several episodes one after another; frames before ``start_s`` get negative
+    indices and are skipped)."""
     keep = set(wanted or ())
     stop = max(keep) if keep else -1
-    frames: list[Image.Image] = []
+    first = round(start_s * fps) if fps else 0
+    frames: dict[int, Image.Image] = {}
     container = _open_container(path)
     count = 0
     try:
         stream = container.streams.video[0]
-        for i, frame in enumerate(container.decode(stream)):
-            count = i + 1
-            if i in keep:
-                frames.append(frame.to_image())
+        for n, frame in enumerate(container.decode(stream)):
+            count = n + 1
+            i = n if not fps or frame.pts is None else round(float(frame.pts * frame.time_base) * fps) - first
+            if i in keep and i not in frames:
+                frames[i] = frame.to_image()
             if wanted is not None and i >= stop:
                 break
     except MediaError:
@@ -193,12 +201,36 @@ def _frames_from_file(path: Path, video: VideoRef, n: int, max_pixels: int | Non
     if total <= 0:  # the container does not say: count the frames once
         total = _decode(path, None)[1]
     wanted = frame_indices(total, n, fps, video.start, video.end)
-    frames, count = _decode(path, wanted)
-    if len(frames) < len(wanted) and count < total:  # the header promised more frames than the file holds
-        frames, _ = _decode(path, frame_indices(count, n, fps, video.start, video.end))
-    if not frames:
+    got, count = _decode(path, wanted)
+    if len(got) < len(wanted) and count < total:  # the header promised more frames than the file holds
+        got, _ = _decode(path, frame_indices(count, n, fps, video.start, video.end))
+    if not got:
         raise MediaError(f"video {path} has no decodable frames")
-    return frames
+    return list(got.values())
+
+
+def decode_frames(path: str | os.PathLike[str], indices: Sequence[int], fps: float, start_s: float = 0.0
+                  ) -> np.ndarray:
+    """Frames of a video file picked by timestamp, with the one PyAV decode loop (the LeRobot dataset reader).
+
+    Args:
+        path: the video file.
+        indices: frame indices counted from ``start_s`` (``round(t * fps) - round(start_s * fps)``), any order,
+            repeats allowed.
+        fps: frames per second that turns timestamps into indices.
+        start_s: the timestamp of index 0 in the file, seconds.
+
+    Returns:
+        ``(len(indices), H, W, 3)`` uint8 RGB frames in the order of ``indices``.
+
+    Raises:
+        MediaError: the file is missing, does not decode, or lacks a wanted frame (the message names them).
+    """
+    got, _ = _decode(Path(path), list(indices), fps=fps, start_s=start_s)
+    missing = sorted(set(indices) - set(got))
+    if missing:
+        raise MediaError(f"video {path}: no frames at indices {missing} (from {start_s:g} s at {fps:g} fps)")
+    return np.stack([np.asarray(got[i].convert("RGB")) for i in indices])
 
 
 def _frames_from_folder(folder: Path, video: VideoRef, n: int, max_pixels: int | None) -> list[Image.Image]:

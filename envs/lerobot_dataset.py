@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from dppo_embodied.errors import DataError, MediaError
-from dppo_embodied.imports import require
 from dppo_embodied.io import read_json
 from dppo_embodied.lerobot_format import pyarrow, read_tasks
+from dppo_embodied.media import decode_frames
 
 __all__ = ["Episode", "LeRobotDatasetV3"]
 
@@ -149,30 +149,19 @@ class LeRobotDatasetV3:
         return self.frames(i, key, indices)
 
     def _video_frames(self, i: int, key: str, want: list[int]) -> np.ndarray:
-        """Decode the wanted frames (a frame's index is ``round(time * fps)`` minus the episode's first frame)."""
+        """Decode the wanted frames with the core's decoder (:func:`dppo_embodied.media.decode_frames`: a frame's index
+        is ``round(time * fps)`` minus the episode's first frame)."""
         m = self.episodes[i]
         path = self.root / self.info["video_path"].format(
             video_key=key, chunk_index=int(m[f"videos/{key}/chunk_index"]),
             file_index=int(m[f"videos/{key}/file_index"]))
         if not path.is_file():
             raise MediaError(f"missing video file {path}")
-        av = require("av", extra="video")
-        start = round(float(m[f"videos/{key}/from_timestamp"]) * self.fps)
-        targets, last = set(want), max(want)
-        out: dict[int, np.ndarray] = {}
+        start_s = float(m[f"videos/{key}/from_timestamp"])
         try:
-            with av.open(str(path)) as container:
-                for frame in container.decode(container.streams.video[0]):
-                    j = round(float(frame.pts * frame.time_base) * self.fps) - start
-                    if j in targets:
-                        out[j] = frame.to_ndarray(format="rgb24")
-                    if j >= last:
-                        break
-        except Exception as e:  # av raises several types on a corrupt file
-            raise MediaError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
-        if len(out) != len(targets):
-            raise MediaError(f"{path}: could not decode frames {sorted(targets - set(out))} of episode {i}")
-        return np.stack([out[k] for k in want])
+            return decode_frames(path, want, self.fps, start_s)
+        except MediaError as e:
+            raise MediaError(f"{self.root}: episode {i} of {key!r}: {e}") from e
 
     def iter_episodes(self) -> Iterator[Episode]:
         """All episodes in order."""

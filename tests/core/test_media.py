@@ -134,3 +134,14 @@ def test_the_one_h264_writer_round_trips_through_the_one_decoder(tmp_path: Path)
     with pytest.raises(MediaError, match="no frames"):
         write_h264(tmp_path / "none.mp4", [], fps=2)
     assert not (tmp_path / "odd.mp4").exists()
+
+
+def test_decode_frames_picks_by_timestamp_from_an_offset(clip: Path) -> None:
+    """The LeRobot reader's path: indices counted from start_s, any order, repeats kept, a missing one named."""
+    from dppo_embodied.media import decode_frames
+
+    got = decode_frames(clip, [3, 0, 3], fps=10, start_s=0.5)  # index 0 is the frame at 0.5 s (frame 5)
+    assert got.shape == (3, 32, 48, 3) and got.dtype == np.uint8
+    assert [index_of(Image.fromarray(f)) for f in got] == [8, 5, 8]
+    with pytest.raises(MediaError, match=r"no frames at indices \[15\]"):
+        decode_frames(clip, [1, 15], fps=10, start_s=0.5)
