@@ -306,7 +306,8 @@ def test_readme_flow_runs_as_written(tmp_path: Path) -> None:
     work = _run_slow(ROOT / "README.md", tmp_path,
                      before=[["dppo", "demo", "--config", "training/recipes/smoke.yaml", "--no-progress"]])
     assert (work / "outputs" / "demo" / "model" / "config.json").is_file()
-    assert (work / "runs" / "demo-eval" / "report.html").is_file()
+    assert "tabletop_closed_loop/videos/pick/seed1000.mp4" in (work / "runs" / "demo-eval" / "report.html").read_text()
+    assert len(list((work / "runs" / "demo-eval" / "tabletop_closed_loop" / "videos" / "pick").glob("*.mp4"))) == 2
     import json
 
     expert = json.loads((work / "runs" / "deploy-expert" / "meta" / "info.json").read_text())
