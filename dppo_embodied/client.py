@@ -48,7 +48,7 @@ from dppo_embodied.client_response import (
     bad_response,
     decode_json,
     parse_chat,
-    parse_models,
+    parse_model_cards,
     status_error,
 )
 from dppo_embodied.errors import ClientError, ConfigError
@@ -312,11 +312,20 @@ class ChatClient:
         Raises:
             ClientError: the server cannot be reached or answers badly (see :meth:`chat`).
         """
+        return [m["id"] for m in self.model_cards(timeout_s)]
+
+    def model_cards(self, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """The entries of ``GET {base_url}/models`` as the server sent them (``id`` and any extension, e.g.
+        :data:`dppo_embodied.prompts.STEP_PROMPT_FIELD` from ``dppo serve``), with the SDK's retries.
+
+        Raises:
+            ClientError: the server cannot be reached or answers badly (see :meth:`chat`).
+        """
         url = f"{self.config.base_url}/models"
         raw, attempts = self._send("GET", url, lambda sdk, timeout: sdk.models.with_raw_response.list(
             timeout=timeout), timeout_s, None)
         try:
-            return parse_models(decode_json(raw.content, raw.status_code, url, attempts))
+            return parse_model_cards(decode_json(raw.content, raw.status_code, url, attempts))
         except ValueError as e:
             raise bad_response(str(e), url, attempts) from None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from dppo_embodied.errors import ClientError, ServerError
 
-__all__ = ["START_HINT", "ChatResponse", "bad_response", "decode_json", "parse_chat", "parse_models",
+__all__ = ["START_HINT", "ChatResponse", "bad_response", "decode_json", "parse_chat", "parse_model_cards",
            "status_error"]
 
 START_HINT = (
@@ -116,8 +116,9 @@ def parse_chat(data: Any) -> tuple[str, str | None, str | None]:
     return text, finish if isinstance(finish, str) else None, reasoning if isinstance(reasoning, str) else None
 
 
-def parse_models(data: Any) -> list[str]:
-    """The model ids of a ``GET /models`` answer.
+def parse_model_cards(data: Any) -> list[dict[str, Any]]:
+    """The model entries of a ``GET /models`` answer (``{"id": ..., ...}`` with any server extensions, e.g.
+    ``dppo serve``'s step prompt style), in order; entries without a string ``id`` are skipped.
 
     Raises:
         ValueError: no ``data`` list.
@@ -125,7 +126,8 @@ def parse_models(data: Any) -> list[str]:
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ValueError("malformed /models response: no 'data' list")
-    return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    return [m for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
 
 
 def _status_hint(status: int, model: str, base_url: str) -> str:

@@ -27,7 +27,8 @@ from typing import Literal, cast
 from dppo_embodied.errors import ConfigError
 
 __all__ = ["ACTION_EXAMPLES", "COMPACT_SYSTEM_PROMPT", "DEFAULT_SKILLS", "HISTORY_STEPS", "PROMPT_STYLES",
-           "STEP_PROMPT_FILE", "SYSTEM_PROMPT", "PromptStyle", "build_step_prompt", "check_prompt_style",
+           "STEP_PROMPT_FIELD", "STEP_PROMPT_FILE", "SYSTEM_PROMPT", "PromptStyle", "build_step_prompt",
+           "check_prompt_style",
            "read_prompt_style", "step_system_prompt", "system_prompt", "write_prompt_style"]
 
 #: Skills the tabletop envs and the twin understand.
@@ -42,6 +43,8 @@ PROMPT_STYLES: tuple[PromptStyle, ...] = ("full", "compact")
 COMPACT_SYSTEM_PROMPT = "You are a robot."
 #: The file beside a checkpoint's weights that records its prompt style (``{"style": "compact"}``).
 STEP_PROMPT_FILE = "dppo_step_prompt.json"
+#: The field of a ``GET /v1/models`` entry in which ``dppo serve`` advertises the served checkpoint's prompt style.
+STEP_PROMPT_FIELD = "dppo_step_prompt"
 
 #: One canonical example per action type (each parses with :func:`dppo_embodied.actions.parse_action`).
 ACTION_EXAMPLES: dict[str, str] = {

@@ -78,7 +78,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--skills", help="offer only these skills, e.g. pick,place,push,home (the simulated envs' set)")
     p.add_argument("--step-prompt", dest="step_prompt", choices=["full", "compact"],
                    help="step prompt style the served model was trained with (its dppo_step_prompt.json; "
-                        "default full)")
+                        "default full); checked against the style dppo serve advertises in GET /v1/models")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, dotted (e.g. motion.hover_m=0.04), repeatable")
     p.add_argument("--no-status", dest="no_status", action="store_true", help="no live status line")

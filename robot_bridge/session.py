@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dppo_embodied.client import ChatClient, ClientConfig
-from dppo_embodied.errors import ConfigError
+from dppo_embodied.errors import ClientError, ConfigError
 from dppo_embodied.geometry import CameraCalibration
+from dppo_embodied.prompts import STEP_PROMPT_FIELD
 from robot_bridge.cameras import LatestFrame, make_camera
 from robot_bridge.estop import EStopServer
 from robot_bridge.executor import Executor
@@ -28,6 +29,25 @@ from robot_bridge.skills import SkillLibrary, sim_locator
 from robot_bridge.targets import MotionConfig, MotionPlanner
 
 logger = logging.getLogger(__name__)
+
+
+def check_served_prompt_style(cards: list[dict[str, Any]], model: str, style: str) -> None:
+    """Refuse to prompt a served checkpoint in another step prompt style than the one it was trained with.
+
+    Args:
+        cards: the server's ``GET /models`` entries (``dppo serve`` advertises the style as
+            :data:`dppo_embodied.prompts.STEP_PROMPT_FIELD`; other servers advertise none: nothing to check).
+        model: the model id the bridge will send.
+        style: the bridge's step prompt style (``--step-prompt``).
+
+    Raises:
+        ConfigError: the server advertises another style for ``model``.
+    """
+    served = next((c.get(STEP_PROMPT_FIELD) for c in cards if c.get("id") == model), None)
+    if served is not None and served != style:
+        raise ConfigError(f"the served model {model!r} was trained with the {served!r} step prompt (its "
+                          f"dppo_step_prompt.json) but the bridge prompts in the {style!r} style; pass "
+                          f"--step-prompt {served}")
 
 
 @dataclass
@@ -182,15 +202,21 @@ class Bridge:
         p = cfg.planner
         model = cfg.model
         probe = ChatClient(ClientConfig(base_url=cfg.server, model=model or "probe", api_key=cfg.api_key,
-                                        timeout_s=5.0, max_retries=2))
+                                        timeout_s=5.0, max_retries=2 if model is None else 0))
         try:
+            cards = probe.model_cards()
+        except ClientError as e:
             if model is None:
-                models = probe.list_models()
-                if not models:
-                    raise ConfigError(f"{cfg.server}/models lists no model; pass --model")
-                model = models[0]
+                raise
+            logger.warning("cannot list %s/models (%s): the served step prompt style is not checked", cfg.server, e)
+            cards = []
         finally:
             probe.close()
+        if model is None:
+            if not cards:
+                raise ConfigError(f"{cfg.server}/models lists no model; pass --model")
+            model = str(cards[0]["id"])
+        check_served_prompt_style(cards, model, cfg.step_prompt)
         return ChatClient(ClientConfig(base_url=cfg.server, model=model, api_key=cfg.api_key,
                                        timeout_s=p.request_timeout_s, connect_timeout_s=min(1.0, p.request_timeout_s),
                                        max_retries=0, concurrency=1, max_tokens=p.max_tokens,

@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(cfg: Any) -> int:
+    from dppo_embodied.prompts import read_prompt_style
     from inference.serving.server import bind_socket, build_batcher, create_app, make_uvicorn
 
     sock = bind_socket(cfg.host, cfg.port)  # bind first: a busy port fails before the model loads
@@ -138,7 +139,8 @@ def _serve(cfg: Any) -> int:
     try:
         app = create_app(batcher, cfg.model_name, api_key=cfg.api_key, limits=cfg.limits(),
                          max_body_bytes=int(cfg.max_body_mb * 1024 * 1024), decode_slots=cfg.decode_slots,
-                         allowed_origins=cfg.allowed_origins)
+                         allowed_origins=cfg.allowed_origins,
+                         step_prompt=None if cfg.backend == "expert" else read_prompt_style(cfg.model))
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         auth = "API key required" if cfg.api_key else "no API key (loopback only)"

@@ -25,6 +25,7 @@ from PIL import Image
 
 from dppo_embodied.conversation import Conversation
 from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.prompts import STEP_PROMPT_FIELD
 from inference.serving.images import ImageRefused, PixelBudget
 
 ROLES = ("system", "user", "assistant")
@@ -343,6 +344,10 @@ def stream_chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
     return chunks
 
 
-def models_body(model: str, created: int) -> dict[str, Any]:
-    """The JSON body of ``GET /v1/models``."""
-    return {"object": "list", "data": [{"id": model, "object": "model", "created": created, "owned_by": "dppo"}]}
+def models_body(model: str, created: int, step_prompt: str | None = None) -> dict[str, Any]:
+    """The JSON body of ``GET /v1/models``; with ``step_prompt``, the entry also carries the checkpoint's step prompt
+    style as :data:`dppo_embodied.prompts.STEP_PROMPT_FIELD` (``dppo bridge`` checks it against its own)."""
+    card: dict[str, Any] = {"id": model, "object": "model", "created": created, "owned_by": "dppo"}
+    if step_prompt is not None:
+        card[STEP_PROMPT_FIELD] = step_prompt
+    return {"object": "list", "data": [card]}

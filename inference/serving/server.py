@@ -135,7 +135,7 @@ def _admit(raw: bytes, batcher: MicroBatcher, served_model: str, limits: Limits)
 
 def create_app(batcher: MicroBatcher, served_model: str, api_key: str | None = None, limits: Limits | None = None,
                max_body_bytes: int = 32 * 1024 * 1024, decode_slots: int = 2,
-               allowed_origins: list[str] | None = None) -> FastAPI:
+               allowed_origins: list[str] | None = None, step_prompt: str | None = None) -> FastAPI:
     """Build the FastAPI app.
 
     Args:
@@ -146,6 +146,8 @@ def create_app(batcher: MicroBatcher, served_model: str, api_key: str | None = N
         max_body_bytes: request body cap.
         decode_slots: requests decoded (JSON, images, tokens) at the same time.
         allowed_origins: browser origins accepted besides loopback when there is no key.
+        step_prompt: the served checkpoint's step prompt style (its ``dppo_step_prompt.json``), advertised in
+            ``GET /v1/models``; ``None`` advertises none.
 
     Returns:
         The app (docs and OpenAPI routes are disabled).
@@ -185,7 +187,7 @@ def create_app(batcher: MicroBatcher, served_model: str, api_key: str | None = N
 
     @app.get("/v1/models")
     async def models() -> JSONResponse:
-        return JSONResponse(models_body(served_model, created))
+        return JSONResponse(models_body(served_model, created, step_prompt))
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:

@@ -155,3 +155,21 @@ def test_skills_offered_and_prompt_style_come_from_the_config(make_bridge: Bridg
         assert "Available skills: home." in last_user_text(srv.chat_requests[0]["json"])
         with pytest.raises(ConfigError, match="not supported by this robot"):
             make_bridge(srv.url, skills=["pick"])  # the fake robot has no object locator
+
+
+def test_bridge_refuses_a_served_checkpoint_trained_in_another_step_prompt_style(make_bridge) -> None:  # type: ignore[no-untyped-def]
+    """``dppo serve`` advertises the checkpoint's style in GET /v1/models; the bridge checks it at start."""
+    from dppo_embodied.errors import ConfigError
+    from inference.serving.batching import MicroBatcher
+    from inference.serving.server import ServerThread, create_app
+    from tests.inference.serving.conftest import EchoBackend
+
+    batcher = MicroBatcher(EchoBackend(0.0, max_model_len=1024), max_batch_size=2, window_s=0.01)
+    srv = ServerThread(create_app(batcher, "fake-model", step_prompt="compact")).start()
+    try:
+        with pytest.raises(ConfigError, match="--step-prompt compact"):
+            make_bridge(srv.url)
+        make_bridge(srv.url, step_prompt="compact", planner={"max_steps": 1})  # the matching style starts
+    finally:
+        srv.stop()
+        batcher.close()

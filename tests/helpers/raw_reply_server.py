@@ -28,6 +28,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         with owner.lock:
             owner.hits += 1
+            owner.paths.append(self.path)
         self.send_response(owner.status)
         self.send_header("Content-Type", owner.content_type)
         self.send_header("Content-Length", str(len(owner.body)))
@@ -56,6 +57,7 @@ class RawReplyServer:
                  lifetime_s: float = 60.0) -> None:
         self.body, self.status, self.content_type = body, status, content_type
         self.hits = 0
+        self.paths: list[str] = []  # the request paths, in order
         self.lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self

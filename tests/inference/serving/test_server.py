@@ -134,3 +134,25 @@ def test_tiny_vlm_served(tiny_vlm_path: Path) -> None:
         assert batcher.stats.requests == 7
     finally:
         batcher.close()
+
+
+def test_models_advertise_the_step_prompt_style_and_the_bridge_checks_it(echo_server) -> None:  # type: ignore[no-untyped-def]
+    """GET /v1/models carries the checkpoint's step prompt style; the bridge refuses another style than it."""
+    from dppo_embodied.errors import ConfigError
+    from dppo_embodied.prompts import STEP_PROMPT_FIELD
+    from robot_bridge.session import check_served_prompt_style
+
+    plain, _, _ = echo_server()
+    with client(plain.url) as c:
+        cards = c.model_cards()
+    assert [m["id"] for m in cards] == ["echo"] and STEP_PROMPT_FIELD not in cards[0]
+    check_served_prompt_style(cards, "echo", "compact")  # a server that advertises nothing is not checked
+    srv, _, _ = echo_server(step_prompt="compact")
+    with client(srv.url) as c:
+        cards = c.model_cards()
+        assert c.list_models() == ["echo"]
+    assert cards[0][STEP_PROMPT_FIELD] == "compact"
+    check_served_prompt_style(cards, "echo", "compact")
+    check_served_prompt_style(cards, "other-model", "full")  # another model's card says nothing of this one
+    with pytest.raises(ConfigError, match="--step-prompt compact"):
+        check_served_prompt_style(cards, "echo", "full")
