@@ -43,7 +43,16 @@ def _mask_array(ref: Any) -> np.ndarray:
     return decode_mask(ref)
 
 
-class Where2PlaceScorer(Scorer):
+class _PointingScorer(Scorer):
+    """A pointing benchmark: its report also says how many answers were valid (``valid/total``)."""
+
+    def aggregate(self, rows: Sequence[Row]) -> TaskResult:
+        res = super().aggregate(rows)
+        res.details["valid/total"] = f"{res.n_scored}/{res.n}"
+        return res
+
+
+class Where2PlaceScorer(_PointingScorer):
     """Where2Place: fraction of predicted points inside the free-space mask (continuous JPEG mask values).
 
     Options:
@@ -70,13 +79,8 @@ class Where2PlaceScorer(Scorer):
         except (ValueError, IndexError, TypeError) as e:
             return SampleScore(None if mode == "pelican" else 0.0, None, {"invalid": str(e)})
 
-    def aggregate(self, rows: Sequence[Row]) -> TaskResult:
-        res = super().aggregate(rows)
-        res.details["valid/total"] = f"{res.n_scored}/{res.n}"
-        return res
 
-
-class RefSpatialScorer(Scorer):
+class RefSpatialScorer(_PointingScorer):
     """RefSpatial-Bench: fraction of points in the **binarised** mask; overall = micro mean over valid answers,
     plus one score per split (location / placement / unseen).
 
@@ -108,11 +112,6 @@ class RefSpatialScorer(Scorer):
             return SampleScore(targets_accuracy(targets, mask), parsed)
         except (ValueError, IndexError, TypeError) as e:
             return SampleScore(None if mode == "pelican" else 0.0, None, {"invalid": str(e)})
-
-    def aggregate(self, rows: Sequence[Row]) -> TaskResult:
-        res = super().aggregate(rows)
-        res.details["valid/total"] = f"{res.n_scored}/{res.n}"
-        return res
 
 
 # ------------------------------------------------------------------------------------------ RoboSpatial-Home

@@ -329,3 +329,9 @@ def test_blink_optional_judge_only_when_configured() -> None:
         prompt = srv.chat_requests[0]["json"]["messages"][0]["content"]
         assert "Question: How many cups?\nSelect from the following choices?\nOptions: (A) 2\n(B) 3\n(Z) Failed\n" \
                "Answer: There are three cups.\nYour output: " in prompt
+
+
+@pytest.mark.parametrize("name", ["where2place", "ref_spatial"])
+def test_pointing_reports_count_valid_answers(name: str) -> None:
+    rows = [Row("1", None, 1.0), Row("2", None, None), Row("3", None, 0.0)]  # None: an invalid answer
+    assert make_scorer(name, name).aggregate(rows).details["valid/total"] == "2/3"
