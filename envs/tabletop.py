@@ -268,6 +268,17 @@ class TabletopPickEnv(TabletopEnv):
         return spec, Task("pick", [spec.objects[i].slug])
 
 
+def _target_task(env: TabletopEnv, rng: np.random.Generator, min_m: float, max_m: float) -> tuple[SceneSpec, Task]:
+    """A scene and an ``env.kind`` task of moving one object onto a target disc ``min_m``..``max_m`` metres from it
+    (scenes are drawn again until one has room for the disc)."""
+    while True:
+        spec = sample_scene(rng, env.n_objects, distractors=env.distractors)
+        i = int(rng.integers(len(spec.objects)))
+        t = _free_target(rng, spec, i, min_m, max_m)
+        if t is not None:
+            return spec, Task(env.kind, [spec.objects[i].slug], t)
+
+
 class TabletopPushEnv(TabletopEnv):
     """Push an object onto the white target disc (centre within 3 cm). Horizon 20."""
 
@@ -275,12 +286,7 @@ class TabletopPushEnv(TabletopEnv):
     default_horizon = 20
 
     def make_task(self, rng: np.random.Generator) -> tuple[SceneSpec, Task]:
-        while True:
-            spec = sample_scene(rng, self.n_objects, distractors=self.distractors)
-            i = int(rng.integers(len(spec.objects)))
-            t = _free_target(rng, spec, i, 0.08, 0.2)
-            if t is not None:
-                return spec, Task("push", [spec.objects[i].slug], t)
+        return _target_task(self, rng, 0.08, 0.2)
 
 
 class TabletopPlaceEnv(TabletopEnv):
@@ -290,12 +296,7 @@ class TabletopPlaceEnv(TabletopEnv):
     default_horizon = 20
 
     def make_task(self, rng: np.random.Generator) -> tuple[SceneSpec, Task]:
-        while True:
-            spec = sample_scene(rng, self.n_objects, distractors=self.distractors)
-            i = int(rng.integers(len(spec.objects)))
-            t = _free_target(rng, spec, i, 0.1, 0.35)
-            if t is not None:
-                return spec, Task("place", [spec.objects[i].slug], t)
+        return _target_task(self, rng, 0.1, 0.35)
 
 
 class TabletopStackEnv(TabletopEnv):
