@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,7 @@ pytest.importorskip("mujoco")
 
 from dppo_embodied.episode import StepObservation, render_step
 from dppo_embodied.prompts import build_step_prompt
+from tests.helpers.serve_process import dppo_serve
 
 pytestmark = [pytest.mark.mujoco]
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,31 +67,12 @@ def test_expert_refuses_what_is_not_a_step_prompt_with_a_clear_error() -> None:
         ExpertPolicy()([Conversation("What colour is the ball?")])
 
 
-def _read_lines(stream: Any, q: queue.Queue[str]) -> None:
-    for line in stream:
-        q.put(line)
-
-
 @pytest.mark.network
 def test_bridge_completes_the_task_against_the_expert_server(tmp_path: Path) -> None:
     env = {**os.environ, "DPPO_LOG_LEVEL": "WARNING"}
     env.pop("DPPO_API_KEY", None)
-    server = subprocess.Popen([sys.executable, "-m", "dppo_embodied.cli", "serve", "--backend", "expert", "--port",
-                               "0", "--seed", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_read_lines, args=(server.stdout, lines), daemon=True).start()
-        url, t_end, seen = None, time.monotonic() + 60, []
-        while url is None and time.monotonic() < t_end and server.poll() is None:
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            if line.startswith("dppo serve:") and "http://" in line:
-                url = line.split("on ", 1)[1].split(" ", 1)[0]
-        assert url is not None, "dppo serve --backend expert did not start:\n" + "".join(seen)
+    with dppo_serve(["--backend", "expert", "--port", "0", "--seed", "0"], env, startup_s=60) as srv:
+        url = srv.url
         from openai import OpenAI
 
         assert [m.id for m in OpenAI(base_url=url, api_key="none").models.list()] == ["expert"]
@@ -108,11 +86,3 @@ def test_bridge_completes_the_task_against_the_expert_server(tmp_path: Path) -> 
         assert ep["success"] is True and ep["status"] == "done", ep
         info = json.loads((rec / "meta" / "info.json").read_text())
         assert info["total_episodes"] == 1 and info["total_frames"] == ep["steps"]
-    finally:
-        if server.poll() is None:
-            os.kill(server.pid, signal.SIGTERM)
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(server.pid, signal.SIGKILL)
-                server.wait(5)

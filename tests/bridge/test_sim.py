@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from robot_bridge.planner import PlannerConfig
 from robot_bridge.safety import SafetyConfig
 from robot_bridge.session import Bridge, BridgeConfig
 from tests.helpers.fake_openai_server import FakeOpenAIServer
+from tests.helpers.serve_process import dppo_serve
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.network]
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,31 +88,12 @@ def test_expert_standin_solves_sim_tasks(tmp_path: Path) -> None:
     assert info["total_episodes"] == 2 and info["total_frames"] == pick.steps + stack.steps
 
 
-def _read_lines(stream: Any, q: queue.Queue[str]) -> None:
-    for line in stream:
-        q.put(line)
-
-
 def test_serve_tiny_vlm_and_bridge_sim_end_to_end(tiny_vlm_path: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DPPO_LOG_LEVEL": "WARNING"}
     env.pop("DPPO_API_KEY", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dppo_embodied.cli", "serve", "--model", str(tiny_vlm_path), "--port", "0",
-         "--served-model-name", "tiny", "--max-tokens", "48", "--threads", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_read_lines, args=(server.stdout, lines), daemon=True).start()
-        url, t_end, seen = None, time.monotonic() + 120, []
-        while url is None and time.monotonic() < t_end and server.poll() is None:
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            if line.startswith("dppo serve:") and "http://" in line:
-                url = line.split("on ", 1)[1].split(" ", 1)[0]
-        assert url is not None, "dppo serve did not start:\n" + "".join(seen)
+    with dppo_serve(["--model", str(tiny_vlm_path), "--port", "0", "--served-model-name", "tiny", "--max-tokens",
+                     "48", "--threads", "1"], env) as srv:
+        url = srv.url
         root = url[: -len("/v1")]
         for _ in range(100):
             if httpx.get(f"{root}/health", timeout=2).status_code == 200:
@@ -133,11 +112,3 @@ def test_serve_tiny_vlm_and_bridge_sim_end_to_end(tiny_vlm_path: Path, tmp_path:
         assert summary["estop"] is False
         info = json.loads((rec / "meta" / "info.json").read_text())
         assert info["total_frames"] == ep["steps"] and info["robot_type"] == "tabletop_twin"
-    finally:
-        if server.poll() is None:
-            os.kill(server.pid, signal.SIGTERM)
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(server.pid, signal.SIGKILL)
-                server.wait(5)

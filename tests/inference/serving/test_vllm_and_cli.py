@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -17,11 +12,11 @@ import pytest
 
 from dppo_embodied.errors import DependencyNotInstalled
 from dppo_embodied.imports import is_available
+from dppo_embodied.prompts import STEP_PROMPT_FIELD, read_prompt_style
 from inference.serving.cli import config_from_args, main
 from inference.serving.server import ServeConfig
 from inference.serving.vllm_launcher import VLLMNotInstalled, VLLMSettings, build_vllm_command, find_vllm, vllm_env
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.serve_process import dppo_serve
 
 
 def test_vllm_command_has_robot_settings() -> None:
@@ -77,35 +72,16 @@ def test_busy_port_fails_before_loading(capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.network
 def test_dppo_serve_process(tiny_vlm_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DPPO_API_KEY": "proc-key"}
-    proc = subprocess.Popen([sys.executable, "-m", "dppo_embodied.cli", "serve", "--model", str(tiny_vlm_path),
-                             "--port", "0", "--max-tokens", "8", "--threads", "1"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()  # type: ignore
-        url, t_end, seen = None, time.monotonic() + 120, []
-        while url is None and time.monotonic() < t_end and proc.poll() is None:
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            if line.startswith("dppo serve:"):
-                url = line.split(" on ", 1)[1].split(" ", 1)[0]
-                assert "API key required" in line
-        assert url is not None, "".join(seen)
+    with dppo_serve(["--model", str(tiny_vlm_path), "--port", "0", "--max-tokens", "8", "--threads", "1"],
+                    env) as srv:
+        url = srv.url
+        assert "API key required" in srv.banner
         name = tiny_vlm_path.name
         assert httpx.get(f"{url}/models").status_code == 401
         h = {"Authorization": "Bearer proc-key"}
-        assert httpx.get(f"{url}/models", headers=h).json()["data"][0]["id"] == name
+        card = httpx.get(f"{url}/models", headers=h).json()["data"][0]
+        assert card["id"] == name and card[STEP_PROMPT_FIELD] == read_prompt_style(tiny_vlm_path)  # advertised
         r = httpx.post(f"{url}/chat/completions", headers=h, timeout=60,
                        json={"model": name, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4})
         assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] in ("stop", "length")
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                assert proc.wait(15) in (0, -signal.SIGTERM)  # uvicorn shuts down, then re-raises SIGTERM
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    assert srv.returncode in (0, -signal.SIGTERM)  # uvicorn shuts down, then re-raises SIGTERM
