@@ -6,12 +6,13 @@ Every answer is read from the loaded scene (poses, sizes, segmentation) or from 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from dppo_embodied.types import AnswerType, EmbodiedSample
 from envs.qa.common import QAContext, cm, fmt_xy, point_in_mask
-from envs.spec import COLORS, SHAPES, TABLE_HALF, free_position
+from envs.spec import COLORS, SHAPES, TABLE_HALF, ObjectSpec, free_position
 
 POINT_FORMAT = "Answer with normalized (x, y) coordinates."
 MIN_VISIBLE_PX = 6
@@ -46,16 +47,25 @@ def _listing(ctx: QAContext) -> str:
     return ", ".join(_names(ctx))
 
 
+def _unique_object(ctx: QAContext, attr: str, values: Sequence[str]) -> tuple[str, ObjectSpec] | None:
+    """In a new scene, a value of ``attr`` (``"shape"`` or ``"color"``) that one object alone has, and that object;
+    ``None`` when no value is unique or an object is hidden."""
+    spec = ctx.new_scene()
+    have = [getattr(o, attr) for o in spec.objects]
+    unique = [v for v in values if have.count(v) == 1]
+    if not unique or _all_visible(ctx) is None:
+        return None
+    value = ctx.pick(unique)
+    return value, spec.objects[have.index(value)]
+
+
 # ------------------------------------------------------------------------------------- perception & grounding
 def color_of_shape(ctx: QAContext) -> EmbodiedSample | None:
     """What colour is the <shape>? (the shape is unique in the scene)"""
-    spec = ctx.new_scene()
-    shapes = [o.shape for o in spec.objects]
-    unique = [s for s in SHAPES if shapes.count(s) == 1]
-    if not unique or _all_visible(ctx) is None:
+    found = _unique_object(ctx, "shape", SHAPES)
+    if found is None:
         return None
-    shape = ctx.pick(unique)
-    o = spec.objects[shapes.index(shape)]
+    shape, o = found
     opts, ans = ctx.mcq(o.color, list(COLORS))
     return ctx.sample("color_of_shape", [PG], f"What colour is the {shape}?", ans, AnswerType.MCQ,
                       [ctx.render()], f"There is one {shape} on the table and it is {o.color}.", opts)
@@ -63,13 +73,10 @@ def color_of_shape(ctx: QAContext) -> EmbodiedSample | None:
 
 def shape_of_color(ctx: QAContext) -> EmbodiedSample | None:
     """What shape is the <colour> object? (the colour is unique in the scene)"""
-    spec = ctx.new_scene()
-    colors = [o.color for o in spec.objects]
-    unique = [c for c in COLORS if colors.count(c) == 1]
-    if not unique or _all_visible(ctx) is None:
+    found = _unique_object(ctx, "color", COLORS)
+    if found is None:
         return None
-    color = ctx.pick(unique)
-    o = spec.objects[colors.index(color)]
+    color, o = found
     opts, ans = ctx.mcq(o.shape, list(SHAPES), n=3)
     return ctx.sample("shape_of_color", [PG], f"What shape is the {color} object?", ans, AnswerType.MCQ,
                       [ctx.render()], f"The only {color} object on the table is a {o.shape}.", opts)
