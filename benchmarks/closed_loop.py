@@ -47,6 +47,7 @@ from dppo_embodied.conversation import Conversation
 from dppo_embodied.episode import Episode, play, start_episode
 from dppo_embodied.errors import DependencyNotInstalled, DppoError, MediaError
 from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.imports import require
 from dppo_embodied.media import write_h264
 from dppo_embodied.prompts import PromptStyle, check_prompt_style, read_prompt_style
 
@@ -236,6 +237,8 @@ def run_closed_loop(sel: Selection, backend: Backend, settings: RunSettings) -> 
     decisions = Decisions(backend)
     bar = progress_bar(len(todo), spec.task, settings.progress)
     videos = video_ids(docs, settings.save_videos)
+    if videos.keys() & {d.id for d in todo}:
+        require("av", extra="video")  # the videos' encoder: missing, the run stops before its first episode
 
     def episode(doc: Doc, envs_: dict[str, Any], writer: RecordWriter) -> None:
         env_id = doc.meta["env_id"]
