@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters import LETTERS, build_docs, make_doc, option_letter
-from benchmarks.data import image_value, layout_error, require_dir
+from benchmarks.data import image_value, layout_error, read_rows, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
-from dppo_embodied.errors import DataError
-from dppo_embodied.io import read_json
 
 
 def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
@@ -23,9 +21,7 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     path = root / "embspatial_bench.json"
     if not path.is_file():
         raise layout_error(spec.task, root, spec.layout, spec.dataset_id, "missing embspatial_bench.json")
-    rows = read_json(path)
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON list")
+    rows = read_rows(path)
 
     def build(i: int, row: dict[str, Any], doc_id: str) -> Doc:
         opts = [str(o) for o in row["answer_options"]]
