@@ -118,13 +118,22 @@ def exists(ctx: QAContext) -> EmbodiedSample | None:
 
 
 # --------------------------------------------------------------------------------------------- quantitative
-def count_color(ctx: QAContext) -> EmbodiedSample | None:
-    """How many <colour> objects are on the table? (count)"""
+def _count_of(ctx: QAContext, attr: str, values: Sequence[str]) -> tuple[str, list[str]] | None:
+    """In a new scene (with some distractors), a value of ``attr`` (``"color"`` or ``"shape"``: the anchor's, or
+    any) and the names of the objects that have it; ``None`` when an object is hidden."""
     spec = ctx.new_scene(distractors=max(ctx.difficulty.distractors, int(ctx.rng.integers(0, 3))))
     if _all_visible(ctx) is None:
         return None
-    color = spec.objects[spec.anchor].color if ctx.rng.random() < 0.7 else ctx.pick(list(COLORS))
-    hits = [o.name for o in spec.objects if o.color == color]
+    value = getattr(spec.objects[spec.anchor], attr) if ctx.rng.random() < 0.7 else ctx.pick(list(values))
+    return value, [o.name for o in spec.objects if getattr(o, attr) == value]
+
+
+def count_color(ctx: QAContext) -> EmbodiedSample | None:
+    """How many <colour> objects are on the table? (count)"""
+    found = _count_of(ctx, "color", COLORS)
+    if found is None:
+        return None
+    color, hits = found
     why = f"The {color} objects are: {', '.join(hits)}; that is {len(hits)}." if hits else f"No object is {color}."
     return ctx.sample("count_color", [QN], f"How many {color} objects are on the table?", len(hits),
                       AnswerType.COUNT, [ctx.render()], why)
@@ -132,11 +141,10 @@ def count_color(ctx: QAContext) -> EmbodiedSample | None:
 
 def count_shape(ctx: QAContext) -> EmbodiedSample | None:
     """How many <shape>s are on the table? (count)"""
-    spec = ctx.new_scene(distractors=max(ctx.difficulty.distractors, int(ctx.rng.integers(0, 3))))
-    if _all_visible(ctx) is None:
+    found = _count_of(ctx, "shape", SHAPES)
+    if found is None:
         return None
-    shape = spec.objects[spec.anchor].shape if ctx.rng.random() < 0.7 else ctx.pick(list(SHAPES))
-    hits = [o.name for o in spec.objects if o.shape == shape]
+    shape, hits = found
     why = f"The {shape}s are: {', '.join(hits)}; that is {len(hits)}." if hits else f"There is no {shape}."
     return ctx.sample("count_shape", [QN], f"How many {shape}s are on the table?", len(hits), AnswerType.COUNT,
                       [ctx.render()], why)
