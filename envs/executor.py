@@ -131,15 +131,11 @@ class Executor:
             return Result(True, f"moved above ({a.x:.2f}, {a.y:.2f})")
         if a.then == "grasp":
             if sc.held is not None:
-                return Result(False, f"already holding the {spec.objects[sc.held].name}; place it first")
+                return self._pick(sc.held)  # refused: the gripper is full
             i = ctl.object_near(p, radius=0.035)
             if i is None:
                 return Result(False, f"no object at ({a.x:.2f}, {a.y:.2f}); point at the object to grasp")
-            above = ctl.object_above(i)
-            if above is not None:
-                return Result(False, f"the {spec.objects[above].name} is on top of the {spec.objects[i].name}; "
-                                     f"remove it first")
-            return self._finish(ctl.pick(i))
+            return self._pick(i)
         if a.then == "place":
             if sc.held is None:
                 return Result(False, "not holding anything; grasp an object first")
@@ -154,6 +150,19 @@ class Executor:
                                  "starts")
         return self._finish(ctl.push(start[:2], p[:2]))
 
+    def _pick(self, i: int) -> Result:
+        """Pick object ``i`` (the point action's grasp and the pick skill), refused while the gripper holds an object
+        or while another object lies on it."""
+        spec = self.scene.spec
+        assert spec is not None
+        if self.scene.held is not None:
+            return Result(False, f"already holding the {spec.objects[self.scene.held].name}; place it first")
+        above = self.ctl.object_above(i)
+        if above is not None:
+            return Result(False, f"the {spec.objects[above].name} is on top of the {spec.objects[i].name}; "
+                                 f"remove it first")
+        return self._finish(self.ctl.pick(i))
+
     def _skill(self, a: SkillAction) -> Result:
         sc, ctl = self.scene, self.ctl
         spec = sc.spec
@@ -167,13 +176,7 @@ class Executor:
             i = self._object(a.object)
             if isinstance(i, str):
                 return Result(False, i)
-            if sc.held is not None:
-                return Result(False, f"already holding the {spec.objects[sc.held].name}; place it first")
-            above = ctl.object_above(i)
-            if above is not None:
-                return Result(False, f"the {spec.objects[above].name} is on top of the {spec.objects[i].name}; "
-                                     f"remove it first")
-            return self._finish(ctl.pick(i))
+            return self._pick(i)
         if a.name == "place":
             if sc.held is None:
                 return Result(False, "not holding anything; pick an object first")

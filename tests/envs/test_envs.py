@@ -235,3 +235,20 @@ def test_a_refused_push_gets_the_cores_invalid_feedback() -> None:
         assert not is_invalid_feedback(info["feedback"])
     finally:
         env.close()
+
+
+def test_a_full_gripper_refuses_both_grasp_paths() -> None:
+    """The pick skill and the point action's grasp share one refusal (the executor's _pick)."""
+    env = envs.make(TABLETOP[0])
+    try:
+        env.reset(seed=3)
+        objects = env.unwrapped.scene.spec.objects
+        *_, info = env.step(json.dumps({"action": {"type": "skill", "name": "pick", "object": objects[0].slug}}))
+        assert env.unwrapped.scene.held == 0, info["feedback"]
+        held = f"already holding the {objects[0].name}"
+        *_, info = env.step(json.dumps({"action": {"type": "skill", "name": "pick", "object": objects[-1].slug}}))
+        assert held in info["feedback"]
+        *_, info = env.step('{"action": {"type": "point", "x": 0.5, "y": 0.6, "then": "grasp"}}')
+        assert held in info["feedback"]
+    finally:
+        env.close()
