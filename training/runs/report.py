@@ -74,6 +74,13 @@ def plot_run(path: str | Path, base: dict[str, Any], final: dict[str, Any], curv
     ax2.set_ylim(0, 100)
     ax2.set_title("held-out success vs compute")
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    """Write a figure as PNG (parents made) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,12 +105,7 @@ def plot_compare(path: str | Path, curves: dict[str, Sequence[dict[str, Any]]], 
     ax.set_ylabel("held-out success, overall (0-100)")
     ax.set_ylim(0, 100)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def compute_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | None:
