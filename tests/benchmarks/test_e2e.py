@@ -154,7 +154,10 @@ def test_hostile_data_fails_per_sample_and_the_run_resumes(data: Path, tmp_path:
             calls.extend(r.id for r in requests)
             super().generate(requests, on_result)
 
-    monkeypatch.setattr(fake, "FakeBackend", Counting)
+    from benchmarks.backends import BACKENDS
+
+    # the registry caches what it loaded: an earlier test in the same process may already hold the real class
+    monkeypatch.setitem(BACKENDS._loaded, "fake", Counting)
     out = tmp_path / "out"
     cmd = ["run", "--model", "A", "--backend", "fake", "--tasks", "tabletop_qa,erqa", "--data-root", str(data),
            "--out", str(out), "--no-progress"]
