@@ -5,6 +5,12 @@ Compiling a model and creating a renderer costs ~15 ms (the first EGL context ~2
 holding a box, a cylinder and a sphere geom) and :meth:`TabletopScene.load` switches geoms on and off, resizes them
 and sets masses in place. Unused slots are parked, invisible, collision-free and gravity-compensated.
 
+Every geom that may collide at run time (the object geoms, the closed-finger ``pusher``) is *compiled* collidable,
+so that it has a bounding-volume node and ``mj_setConst`` accepts it however it was toggled since; the scene then
+switches them off. :meth:`TabletopScene.load` first restores every model field the scene edits at run time to that
+rest state (:data:`_RUNTIME_FIELDS`), so a reset after any history (a grasp, a closed gripper, a push) compiles
+the same constants and gives the same frames as a fresh scene.
+
 The end effector is a mocap gripper (palm and two fingers) whose tool centre point (TCP) is the mocap position,
 between the finger tips. Grasping is kinematic: :meth:`TabletopScene.attach` makes an object follow the TCP
 until :meth:`TabletopScene.detach`; pushing is physical (the closed fingers collide with objects).
@@ -45,6 +51,9 @@ GRIPPER_HOME = (0.0, 0.21, 0.16)
 FINGER_OPEN, FINGER_CLOSED = 0.044, 0.009
 _PARK = (5.0, 5.0, 1.0)
 _GEOM_ORDER = tuple(SHAPES.values())  # box, cylinder, sphere
+#: model fields edited at run time (load, grasp, gripper, target, depth rendering); load restores them first
+_RUNTIME_FIELDS = ("geom_contype", "geom_conaffinity", "geom_group", "geom_rgba", "geom_size", "geom_rbound",
+                   "geom_aabb", "geom_pos", "body_gravcomp", "body_mass", "body_inertia")
 
 
 def _xyaxes(pos: tuple[float, float, float], target: tuple[float, float, float]) -> str:
@@ -66,11 +75,11 @@ def build_mjcf(image_size: int = 96, shadows: bool = False) -> str:
         slots.append(
             f'    <body name="obj{i}" pos="{_PARK[0] + i * 0.2} {_PARK[1]} {_PARK[2]}" gravcomp="1">\n'
             f'      <freejoint name="obj{i}_joint"/>\n'
-            f'      <geom name="obj{i}_box" type="box" size="0.02 0.02 0.02" group="3" contype="0" conaffinity="0" '
+            f'      <geom name="obj{i}_box" type="box" size="0.02 0.02 0.02" group="3" contype="3" conaffinity="3" '
             f'mass="0.1"/>\n'
-            f'      <geom name="obj{i}_cylinder" type="cylinder" size="0.02 0.02" group="3" contype="0" '
-            f'conaffinity="0" mass="0"/>\n'
-            f'      <geom name="obj{i}_sphere" type="sphere" size="0.02" group="3" contype="0" conaffinity="0" '
+            f'      <geom name="obj{i}_cylinder" type="cylinder" size="0.02 0.02" group="3" contype="3" '
+            f'conaffinity="3" mass="0"/>\n'
+            f'      <geom name="obj{i}_sphere" type="sphere" size="0.02" group="3" contype="3" conaffinity="3" '
             f'mass="0" condim="6" friction="0.8 0.01 0.003"/>\n'
             f'    </body>')
     hx, hy = TABLE_HALF
@@ -106,8 +115,9 @@ def build_mjcf(image_size: int = 96, shadows: bool = False) -> str:
             rgba="0.15 0.15 0.17 1" contype="0" conaffinity="0" group="2"/>
       <geom name="finger_r" type="box" size="0.006 0.012 0.035" pos="{FINGER_OPEN} 0 0.035"
             rgba="0.15 0.15 0.17 1" contype="0" conaffinity="0" group="2"/>
-      <!-- the closed fingers collide as one solid paddle (two thin boxes squeeze round objects sideways) -->
-      <geom name="pusher" type="box" size="0.015 0.012 0.035" pos="0 0 0.035" contype="0" conaffinity="0"
+      <!-- the closed fingers collide as one solid paddle (two thin boxes squeeze round objects sideways); compiled
+           collidable (the scene switches it off until the gripper closes on nothing) -->
+      <geom name="pusher" type="box" size="0.015 0.012 0.035" pos="0 0 0.035" contype="2" conaffinity="2"
             group="3" rgba="0 0 0 0"/>
     </body>
 {chr(10).join(slots)}
@@ -153,6 +163,12 @@ class TabletopScene:
         self.target: np.ndarray | None = None
         for n in ("palm", "wrist", "finger_l", "finger_r", "pusher"):
             self._geom_label[name2id(m, g, n)] = SEG_GRIPPER
+        # rest state of the run-time colliders (compiled collidable, see the module docstring), then its snapshot
+        m.geom_contype[self._pusher] = m.geom_conaffinity[self._pusher] = 0
+        for i in range(MAX_OBJECTS):
+            for gid in self._geoms[i]:
+                m.geom_contype[gid] = m.geom_conaffinity[gid] = 0
+        self._rest = {name: getattr(m, name).copy() for name in _RUNTIME_FIELDS}
         self.spec: SceneSpec | None = None
         self.held: int | None = None
         self._held_offset = np.zeros(3)
@@ -169,12 +185,12 @@ class TabletopScene:
         """Reset the simulation to ``spec`` (objects at rest, gripper home and open, nothing held)."""
         m, d, mj = self.model, self.data, self.mj
         mj.mj_resetData(m, d)
+        for name, rest in self._rest.items():  # undo every run-time edit (grasp, closed gripper, target...)
+            getattr(m, name)[...] = rest
         self._geom_label[self._geom_label >= 0] = SEG_NONE
         for i in range(MAX_OBJECTS):
             b = self._body[i]
             for gid in self._geoms[i]:
-                m.geom_contype[gid] = m.geom_conaffinity[gid] = 0
-                m.geom_group[gid] = 3
                 m.geom_rgba[gid] = (0, 0, 0, 0)
             if i >= len(spec.objects):
                 m.body_gravcomp[b] = 1.0
