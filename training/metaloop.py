@@ -187,8 +187,10 @@ class Metaloop:
                 from training.env_rollouts import episode_samples
 
                 d["train"] += episode_samples(self.cfg.data.env_tasks, self.cfg.data.env_seeds, self.cfg.data.seed)
+                offset = data_sources.VALIDATION_SEED_OFFSET if self.cfg.data.eval_split == "validation" else \
+                    data_sources.HELDOUT_SEED_OFFSET
                 d["heldout"] += episode_samples(self.cfg.data.env_tasks, self.cfg.data.env_heldout_seeds,
-                                                self.cfg.data.seed + data_sources.HELDOUT_SEED_OFFSET)
+                                                self.cfg.data.seed + offset)
             self._data_cache = d
         return self._data_cache
 
@@ -200,7 +202,7 @@ class Metaloop:
                         episode_roller=self._episode_roller(policy), progress=self.progress)
         gen = evaluate(policy, data["general"], self.loader, self.cfg.eval.max_new_tokens) if data["general"] else None
         res = {"tag": tag, "seq": len(self.state.completed), "heldout": held, "general": gen,
-               "compute_s": self.state.compute_s}
+               "compute_s": self.state.compute_s, "teacher_calls": self.state.teacher_calls}
         if is_main():
             atomic_write_json(self.out / "eval" / f"{tag.replace('/', '-')}.json", res)
         logger.info("eval %s: held-out %.3f (n=%d)%s", tag, held["overall"], held["n"],
@@ -244,14 +246,15 @@ class Metaloop:
                 logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s, k)
                 break
             self.state.loop = k
-            if cfg.mode != "sft_only":
+            if cfg.mode in ("sft_only", "sft_pool") or (cfg.mode == "sft_then_rl" and k == 1):  # ablations
+                self._step(f"k{k}/sft", lambda k=k: self._sft(k))
+            if cfg.mode in ("dppo", "grpo_only", "sft_then_rl"):
                 self._step(f"k{k}/difficulty", lambda k=k: self._difficulty(k))        # 1-3: horizon, SR, buffer
                 self._step(f"k{k}/rl", lambda k=k: self._rl(k))                        # 4: GRPO + stop rule
                 if cfg.eval.every_phase and cfg.mode == "dppo":
                     self._step(f"k{k}/eval_rl", lambda k=k: self._evaluate(f"k{k}-rl"))
             if cfg.mode == "dppo":
                 self._step(f"k{k}/diagnosis", lambda k=k: self._diagnosis(k))          # 5: failures, weaknesses
-            if cfg.mode != "grpo_only":
                 self._step(f"k{k}/sft", lambda k=k: self._sft(k))                      # 6: D_weak ∪ D_assoc ∪ D_gen
             self._step(f"k{k}/eval", lambda k=k: self._evaluate(f"k{k}"))              # 7: held-out + replay
 
@@ -351,10 +354,15 @@ class Metaloop:
             initial.update(row_sr)
             extra_rewards = [EpisodeReward(policy, states, max_steps=cfg.data.env_max_steps,
                                            max_new_tokens=cfg.grpo.max_completion_length, pool=pool)]
+        dyn: dict[str, Any] = {}
+        if cfg.grpo.dynamic_sampling.enabled:  # refills come from the QA candidates left out of the buffer
+            taken = set(buf.rl)
+            dyn = {"reserve": [s for s in self._candidates(k) if s.id not in taken and not s.metadata.get("env_id")],
+                   "sampling": cfg.sampling, "policy": self._policy()}
         res = run_grpo(self.model, self.processor, qa, cfg.grpo, initial, out_dir=self.out / "rl" / f"k{k}",
                        seed=cfg.seed + k, report_to=cfg.report_to, index=SampleIndex(data["train"]),
                        extra_rows=extra_rows, extra_rewards=extra_rewards, extra_tasks=extra_tasks,
-                       loader=self.loader, peft_config=self._peft(), budget_s=self._budget_left())
+                       loader=self.loader, peft_config=self._peft(), budget_s=self._budget_left(), **dyn)
         self.state.compute_s += res.compute_s
         self._checkpoint(f"k{k}-rl")
         if is_main():
@@ -364,7 +372,8 @@ class Metaloop:
                                      "ts": [r["ts"] for r in res.reports]})
         return {"steps": res.steps, "stopped_early": res.stopped_early, "seconds": res.compute_s,
                 "frac_reward_zero_std": zero_std_fraction(res.log_history),
-                "final_ts": res.reports[-1]["ts"] if res.reports else None, "skipped_media": res.skipped}
+                "final_ts": res.reports[-1]["ts"] if res.reports else None, "skipped_media": res.skipped,
+                "dynamic_sampling": res.dynamic_sampling}
 
     def _diagnosis(self, k: int) -> dict[str, Any]:
         dc = self.cfg.difficulty
@@ -374,7 +383,7 @@ class Metaloop:
         policy = self._policy()
         with ComputeClock() as clock:
             d = diagnose(targets, QARoller(policy, self.loader, dc.max_new_tokens), dc.rollouts, dc.temperature,
-                         failure_sr=0.5, episode_roller=self._episode_roller(policy), progress=self.progress)
+                         failure_sr=dc.failure_sr, episode_roller=self._episode_roller(policy), progress=self.progress)
         self.state.compute_s += clock.seconds
         if is_main():
             write_report(d, self.out / "reports", k)
@@ -382,28 +391,20 @@ class Metaloop:
                 "seconds": clock.seconds}
 
     def _sft(self, k: int) -> dict[str, Any]:
+        from training.sft_sources import dppo_sources, ledger_path, pool_sources, random_sources
+        from training.teacher_budget import TeacherLedger
+
         cfg, sc = self.cfg, self.cfg.sft
         data = self._data()
         pool = [s for s in self._candidates(k) if not s.metadata.get("env_id")]
+        episodes = [s for s in data["train"] if s.metadata.get("env_id")]
         rng = random.Random(cfg.seed + 100 * k)
-        weak_items: list[tuple[EmbodiedSample, str]] = []
+        ledger = TeacherLedger.from_json(read_json(ledger_path(self.out), {}), budget=cfg.teacher.budget)
         synth: list[EmbodiedSample] = []
         if cfg.mode == "dppo":
             d = Diagnosis.from_json(read_json(self.out / "reports" / f"weakness_k{k}.json", {}))
-            by_id = {s.id: s for s in pool}
-            failures = [by_id[i] for i in d.failures if i in by_id]
-            # one process asks the teacher (a remote server must not get every request once per rank)
-            outputs = make_teacher(cfg.teacher, self.loader).fill(failures) if is_main() else None
-            outputs = broadcast(outputs)
-            weak_items = [(by_id[o.sample_id], o.target) for o in outputs if o.target]
-            ep_failures = [s for s in self._data()["train"] if s.id in set(d.failures) and s.metadata.get("env_id")]
-            if ep_failures:  # closed-loop failures: verified oracle demonstrations, step by step
-                from training.env_rollouts import oracle_demos
-
-                weak_items += oracle_demos(ep_failures, cfg.data.env_max_steps, cfg.data.env_oracle)
-            weak_caps = set(d.weak_capabilities)
             failed = set(d.failures)
-            assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed]
+            weak_caps = set(d.weak_capabilities)
             if sc.synthesize_assoc and weak_caps and is_main():
                 synth = data_sources.synthesize(cfg.data, sorted(weak_caps), sc.synthesize_n, k,
                                                 self.out / "data" / f"synth_k{k}")
@@ -411,17 +412,23 @@ class Metaloop:
             barrier()
             if sc.synthesize_assoc and weak_caps and (self.out / "data" / f"synth_k{k}.jsonl").is_file():
                 synth = load_samples(self.out / "data" / f"synth_k{k}.jsonl")[0]
-            assoc = assoc + synth
-            n_verified = len(weak_items)
-        else:  # sft_only: plain SFT on the candidate pool (and oracle demonstrations of every episode) + replay
-            assoc = list(pool)
-            episodes = [s for s in self._data()["train"] if s.metadata.get("env_id")]
-            if episodes:
-                from training.env_rollouts import oracle_demos
-
-                weak_items = oracle_demos(episodes, cfg.data.env_max_steps, cfg.data.env_oracle)
-            n_verified = 0
-        items = mix(weak_items, loadable(assoc, self.loader), loadable(data["general"], self.loader), sc.ratios,
+            assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
+            failures = [s for s in pool if s.id in failed]
+            ep_failures = [s for s in episodes if s.id in failed]
+        # one process asks the teacher (a remote server must not get every request once per rank)
+        src = None
+        if is_main():
+            teacher = make_teacher(cfg.teacher, self.loader, seed=cfg.seed)
+            if cfg.mode == "dppo":
+                src = dppo_sources(cfg, failures, ep_failures, assoc, teacher, ledger, self.loader,
+                                   rng.randrange(1 << 30))
+            elif cfg.mode == "sft_pool":
+                src = pool_sources(cfg, pool, episodes, ledger, self.loader)
+            else:  # sft_only / sft_then_rl: the same teacher on random candidates
+                src = random_sources(cfg, pool, episodes, teacher, ledger, self.loader, rng.randrange(1 << 30),
+                                     sc.teacher_samples)
+        src, ledger = broadcast((src, ledger))
+        items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios,
                     sc.size, seed=rng.randrange(1 << 30), with_reasoning=cfg.teacher.with_reasoning)
         self._load_model()
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "sft" / f"k{k}", max_steps=sc.max_steps,
@@ -429,21 +436,24 @@ class Metaloop:
                       seed=cfg.seed + k, report_to=cfg.report_to, trainer_overrides=sc.trainer, loader=self.loader,
                       peft_config=self._peft(), budget_s=self._budget_left(), lr_scheduler=sc.lr_scheduler)
         self.state.compute_s += res.compute_s
+        self.state.teacher_calls = ledger.spent
+        if is_main():
+            atomic_write_json(ledger_path(self.out), ledger.to_json())
         self._checkpoint(f"k{k}-sft")
-        return {"steps": res.steps, "rows": res.rows, "d_weak": len(weak_items), "verified": n_verified,
-                "d_assoc": len(assoc), "synthesized": len(synth), "seconds": res.compute_s,
-                "skipped_media": res.skipped}
+        return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": len(synth),
+                "seconds": res.compute_s, "skipped_media": res.skipped}
 
     def _finish(self) -> dict[str, Any]:
         evals = sorted((read_json(p) for p in (self.out / "eval").glob("*.json")), key=lambda e: e["seq"])
         by_tag = {e["tag"]: e for e in evals}
         tags = [e["tag"] for e in evals]
         curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
+                  "teacher_calls": by_tag[t].get("teacher_calls", 0),
                   "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
         base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
         summary = {"base": report.flat(base), "final": report.flat(final), "n_heldout": final["n"],
                    "mode": self.cfg.mode, "sampling": self.cfg.sampling, "loops_done": self.state.loop,
-                   "compute_s": self.state.compute_s, "curve": curve,
+                   "compute_s": self.state.compute_s, "teacher_calls": self.state.teacher_calls, "curve": curve,
                    "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]}}
         if is_main():
             atomic_write_json(self.out / "summary.json", summary)

@@ -21,7 +21,7 @@ from dppo_embodied.config import load_config
 from dppo_embodied.errors import ConfigError
 from dppo_embodied.taxonomy import SLUGS
 
-Mode = Literal["dppo", "grpo_only", "sft_only"]
+Mode = Literal["dppo", "grpo_only", "sft_only", "sft_then_rl", "sft_pool"]
 Sampling = Literal["difficulty", "random"]
 
 
@@ -113,6 +113,10 @@ class DataSettings:
             ``skills`` (single named-skill calls where the task allows, e.g. pick; the expert otherwise).
         env_prompt: ``full`` (the shared action-envelope system prompt, for real VLMs) or ``compact`` (the step
             prompt only, for tiny models).
+        difficulty: generator difficulty knobs for every generated split (``envs.qa`` ``Difficulty``, e.g.
+            ``{n_objects: [1, 3]}``; passed when the generator accepts ``difficulty``).
+        eval_split: what the run evaluates on: ``heldout`` (reported numbers) or ``validation`` (a third disjoint
+            seed stream, for tuning; docs/ablation.md: tune only on validation).
     """
 
     generator: str | None = "tabletop-qa"
@@ -133,6 +137,8 @@ class DataSettings:
     env_max_steps: int = 6
     env_oracle: Literal["expert", "skills"] = "expert"
     env_prompt: Literal["full", "compact"] = "full"
+    difficulty: dict[str, Any] = field(default_factory=dict)
+    eval_split: Literal["heldout", "validation"] = "heldout"
 
     def __post_init__(self) -> None:
         _check(self.generator is not None or self.train is not None, "data.train",
@@ -158,6 +164,8 @@ class DifficultySettings:
         max_task_share: cap on any one task's share of the RL buffer.
         max_capability_share: cap on any one capability's share of the RL buffer.
         buffer_size: maximum RL buffer size.
+        failure_sr: diagnosis: a sample whose post-RL SR is below this is a failure (D_weak); a value just above 0
+            keeps only never-solved samples (the ReLIFT-style variant).
     """
 
     rollouts: int = 4
@@ -168,8 +176,10 @@ class DifficultySettings:
     max_task_share: float = 0.35
     max_capability_share: float = 0.35
     buffer_size: int = 256
+    failure_sr: float = 0.5
 
     def __post_init__(self) -> None:
+        _check(0 < self.failure_sr <= 1, "difficulty.failure_sr", f"must be in (0, 1], got {self.failure_sr}")
         _check(self.rollouts >= 1, "difficulty.rollouts", f"must be >= 1, got {self.rollouts}")
         _check(self.temperature > 0, "difficulty.temperature",
                f"must be > 0 for sampled rollouts, got {self.temperature}")
@@ -205,6 +215,28 @@ class StagnationSettings:
 
 
 @dataclass
+class DynamicSamplingSettings:
+    """DAPO-style dynamic sampling in the RL phase (:mod:`training.dynamic_sampling`).
+
+    Attributes:
+        enabled: drop prompts whose GRPO group had zero reward variance and refill their slots from the candidates
+            left out of the buffer (most informative first).
+        probe_rollouts: cheap sampled rollouts per prompt before it enters a batch; prompts whose outcomes all agree
+            are dropped before they cost a group (0 = no pre-filter).
+        max_tries: prompts probed per batch slot before one is taken unprobed.
+    """
+
+    enabled: bool = False
+    probe_rollouts: int = 0
+    max_tries: int = 4
+
+    def __post_init__(self) -> None:
+        _check(self.probe_rollouts >= 0, "grpo.dynamic_sampling.probe_rollouts",
+               f"must be >= 0, got {self.probe_rollouts}")
+        _check(self.max_tries >= 1, "grpo.dynamic_sampling.max_tries", f"must be >= 1, got {self.max_tries}")
+
+
+@dataclass
 class GRPOSettings:
     """The RL phase (TRL GRPOTrainer).
 
@@ -219,6 +251,8 @@ class GRPOSettings:
         lambda_format: λ_f, weight of the format reward.
         lambda_task: λ_t, weight of the task reward.
         stagnation: the stop rule.
+        dynamic_sampling: DAPO-style dynamic sampling (off by default).
+        reward_noise: fraction of RL task rewards flipped (robustness preset; :mod:`training.reward_noise`).
         trainer: extra ``trl.GRPOConfig`` fields (checked by name).
     """
 
@@ -232,6 +266,8 @@ class GRPOSettings:
     lambda_format: float = 0.1
     lambda_task: float = 1.0
     stagnation: StagnationSettings = field(default_factory=StagnationSettings)
+    dynamic_sampling: DynamicSamplingSettings = field(default_factory=DynamicSamplingSettings)
+    reward_noise: float = 0.0
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -244,6 +280,7 @@ class GRPOSettings:
                f"must be >= 1, got {self.max_completion_length}")
         _check(self.temperature > 0, "grpo.temperature", f"must be > 0, got {self.temperature}")
         _check(self.beta >= 0, "grpo.beta", f"must be >= 0, got {self.beta}")
+        _check(0 <= self.reward_noise <= 1, "grpo.reward_noise", f"must be in [0, 1], got {self.reward_noise}")
         _check(self.lambda_format >= 0 and self.lambda_task > 0, "grpo.lambda_task",
                f"need lambda_format >= 0 and lambda_task > 0, got {self.lambda_format}, {self.lambda_task}")
 
@@ -264,6 +301,9 @@ class SFTSettings:
         synthesize_n: fresh samples synthesised per SFT phase.
         lr_scheduler: ``constant`` (after warm-up) or ``cosine`` / ``linear`` decay to 0 over the phase (SFT phases
             always run their full step budget, so a decaying schedule is safe here, unlike in RL).
+        assoc_max: at most this many D_assoc samples per phase, drawn at random (0 = all); each costs a teacher call.
+        teacher_samples: ``sft_only`` / ``sft_then_rl``: new randomly chosen candidates sent to the teacher per SFT
+            phase (the ablation's equal-teacher-budget baseline).
         trainer: extra ``trl.SFTConfig`` fields (checked by name).
     """
 
@@ -276,9 +316,13 @@ class SFTSettings:
     synthesize_assoc: bool = True
     synthesize_n: int = 512
     lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
+    assoc_max: int = 0
+    teacher_samples: int = 64
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check(self.assoc_max >= 0, "sft.assoc_max", f"must be >= 0 (0 = all), got {self.assoc_max}")
+        _check(self.teacher_samples >= 0, "sft.teacher_samples", f"must be >= 0, got {self.teacher_samples}")
         _check(self.max_steps >= 0, "sft.max_steps", f"must be >= 0, got {self.max_steps}")
         _check(0 < self.learning_rate <= 1e-2, "sft.learning_rate", f"must be in (0, 1e-2], got {self.learning_rate}")
         _check(self.batch_size >= 1, "sft.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -326,6 +370,11 @@ class TeacherSettings:
         timeout_s: per-request timeout.
         max_retries: retries per request before giving up.
         concurrency: parallel requests.
+        budget: teacher calls the run may spend (every SFT target = one call, ``k_vote`` with voting; 0 =
+            unlimited; :mod:`training.teacher_budget`).
+        accuracy: ``oracle`` only: below 1, a simulated imperfect teacher that is right with this probability
+            (:mod:`training.imperfect_teacher`; its wrong answers are caught by verification).
+        capability_accuracy: per-capability accuracy of the simulated teacher (overrides ``accuracy``).
     """
 
     kind: Literal["oracle", "openai", "local"] = "oracle"
@@ -339,8 +388,15 @@ class TeacherSettings:
     timeout_s: float = 60.0
     max_retries: int = 3
     concurrency: int = 8
+    budget: int = 0
+    accuracy: float = 1.0
+    capability_accuracy: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check(self.budget >= 0, "teacher.budget", f"must be >= 0 (0 = unlimited), got {self.budget}")
+        for key, acc in [("accuracy", self.accuracy), *((f"capability_accuracy.{c}", a)
+                                                        for c, a in self.capability_accuracy.items())]:
+            _check(0 <= acc <= 1, f"teacher.{key}", f"must be in [0, 1], got {acc}")
         if self.kind == "openai":
             _check(self.base_url.startswith(("http://", "https://")), "teacher.base_url",
                    f"an openai teacher needs an http(s) URL such as http://127.0.0.1:8000/v1, got {self.base_url!r}")
@@ -373,7 +429,9 @@ class MetaloopConfig:
     Attributes:
         name: run name.
         output_dir: run folder (state, checkpoints, SR tables, buffers, reports, TensorBoard logs).
-        mode: ``dppo`` (RL -> diagnose -> SFT), ``grpo_only`` or ``sft_only`` (ablations).
+        mode: ``dppo`` (RL -> diagnose -> SFT), or an ablation: ``grpo_only`` (RL only), ``sft_only`` (SFT on teacher
+            targets of random candidates, ``sft.teacher_samples`` per phase), ``sft_then_rl`` (one such SFT phase,
+            then RL), ``sft_pool`` (answer SFT on the whole pool; a reference outside the teacher budget).
         sampling: ``difficulty`` (DPPO buffer) or ``random`` (ablation: same buffer size, drawn at random).
         loops: K, metaloop iterations ([TR] 3).
         seed: global seed.

@@ -40,6 +40,7 @@ class PhaseResult:
         reports: RL only: the stop-rule evaluations.
         skipped: samples skipped for bad media, with reasons.
         rows: training rows used.
+        dynamic_sampling: RL only: what dynamic sampling did (:class:`training.dynamic_sampling.SamplerStats`).
     """
 
     steps: int
@@ -49,6 +50,7 @@ class PhaseResult:
     reports: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     rows: int = 0
+    dynamic_sampling: dict[str, Any] | None = None
 
 
 class ComputeClock:
@@ -137,13 +139,13 @@ def sft_rows(items: Sequence[tuple[EmbodiedSample | dict[str, Any], str]], loade
     return rows
 
 
-def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[EmbodiedSample], general: Sequence[EmbodiedSample],
+def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[Any], general: Sequence[EmbodiedSample],
         ratios: Sequence[float], size: int, seed: int, with_reasoning: bool = False) -> list[tuple[Any, str]]:
     """D_weak ∪ D_assoc ∪ D_gen by ``ratios`` (with replacement; an empty source's share goes to the others).
 
     Args:
         weak: (sample or ready row, verified target) pairs from the teacher / closed-loop oracle.
-        assoc: associated samples (oracle targets).
+        assoc: associated samples (oracle targets), or verified (sample, target) pairs.
         general: general replay samples (oracle targets).
         ratios: weights [weak, assoc, gen].
         size: rows in the mix.
@@ -152,7 +154,9 @@ def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[EmbodiedSample], genera
     """
     rng = random.Random(seed)
 
-    def oracle(s: EmbodiedSample) -> tuple[EmbodiedSample, str]:
+    def oracle(s: EmbodiedSample | tuple[Any, str]) -> tuple[Any, str]:
+        if isinstance(s, tuple):  # an already verified (sample, target) pair
+            return s
         return s, target_text(s, s.reasoning if with_reasoning else None)
 
     sources = [list(weak), [oracle(s) for s in assoc], [oracle(s) for s in general]]

@@ -211,8 +211,12 @@ class LocalTeacher:
         return [vote(s, ts, self.cfg.with_reasoning) for s, ts in zip(samples, texts, strict=False)]
 
 
-def make_teacher(cfg: TeacherSettings, loader: MediaLoader | None = None) -> Teacher:
-    """The teacher named by ``cfg.kind``."""
+def make_teacher(cfg: TeacherSettings, loader: MediaLoader | None = None, seed: int = 0) -> Teacher:
+    """The teacher named by ``cfg.kind`` (an oracle with ``accuracy < 1`` is the simulated imperfect teacher)."""
+    if cfg.kind == "oracle" and (cfg.accuracy < 1 or cfg.capability_accuracy):
+        from training.imperfect_teacher import SimulatedTeacher
+
+        return SimulatedTeacher(cfg.accuracy, cfg.capability_accuracy, cfg.with_reasoning, cfg.k_vote, seed)
     if cfg.kind == "oracle":
         return OracleTeacher(cfg.with_reasoning)
     if cfg.kind == "openai":

@@ -37,12 +37,12 @@ class Flat:
         return f"{self.color} {self.shape}"
 
 
-def _draw(ctx: QAContext, lo: int = 1, hi: int = 4) -> tuple[list[Flat], str]:
+def _draw(ctx: QAContext, lo: int = 1, hi: int = 4, palette: tuple[str, ...] | None = None) -> tuple[list[Flat], str]:
     w, h = ctx.scene.width, ctx.scene.height
     rng = ctx.rng
     n = int(rng.integers(lo, hi + 1))
-    pairs = [(c, s) for c in FLAT_COLORS for s in FLAT_SHAPES]
-    chosen = [pairs[int(k)] for k in rng.choice(len(pairs), size=n, replace=False)]
+    pairs = [(c, s) for c in (palette or FLAT_COLORS) for s in FLAT_SHAPES]
+    chosen = [pairs[int(k)] for k in rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)]
     shapes: list[Flat] = []
     for c, s in chosen:
         for _ in range(100):
@@ -132,3 +132,63 @@ def flat_describe(ctx: QAContext) -> EmbodiedSample | None:
     opts, ans = ctx.mcq(correct, dist)
     return ctx.sample("flat_describe", [PG], "Which description matches the image?", ans, AnswerType.MCQ, [img],
                       f"The image shows {correct}.", opts)
+
+
+# ----------------------------------------------------------------- "flat-qa": verifiable tasks on the same drawings
+#: colours of the counting template (few, so that counts of 0-3 occur)
+COUNT_PALETTE = ("red", "blue", "yellow")
+
+
+def _mask(ctx: QAContext, f: Flat) -> np.ndarray:
+    """Boolean pixel mask of one drawn shape (shapes never overlap)."""
+    img = Image.new("L", (ctx.scene.width, ctx.scene.height), 0)
+    dr = ImageDraw.Draw(img)
+    box = (f.cx - f.size, f.cy - f.size, f.cx + f.size, f.cy + f.size)
+    if f.shape == "square":
+        dr.rectangle(box, fill=255)
+    elif f.shape == "circle":
+        dr.ellipse(box, fill=255)
+    else:
+        dr.polygon([(f.cx, f.cy - f.size), (f.cx - f.size, f.cy + f.size), (f.cx + f.size, f.cy + f.size)], fill=255)
+    return np.asarray(img) > 0
+
+
+def flat_point(ctx: QAContext) -> EmbodiedSample | None:
+    """Point to the <colour> <shape>. (points; any point inside the shape scores, so the target is not unique)"""
+    shapes, img = _draw(ctx, 2, 4)
+    f = ctx.pick(shapes)
+    mask = _mask(ctx, f)
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 12:
+        return None
+    w, h = ctx.scene.width, ctx.scene.height
+    x, y = round(float(xs.mean() + 0.5) / w, 3), round(float(ys.mean() + 0.5) / h, 3)
+    if not mask[min(h - 1, int(y * h)), min(w - 1, int(x * w))]:  # a triangle's centroid lies inside; be safe
+        return None
+    return ctx.sample("flat_point", [PG], f"Point to the {f.name}. Answer with normalized (x, y) coordinates.",
+                      [[x, y]], AnswerType.POINTS, [img], f"The {f.name} is at about ({x:.2f}, {y:.2f}).",
+                      mask=ctx.save_mask(mask), mask_pixels=int(mask.sum()))
+
+
+def flat_count_color(ctx: QAContext) -> EmbodiedSample | None:
+    """How many <colour> shapes are in the image? (count; the reasoning lists them)"""
+    shapes, img = _draw(ctx, 2, 5, palette=COUNT_PALETTE)
+    color = ctx.pick(list(COUNT_PALETTE))
+    hits = [f.name for f in shapes if f.color == color]
+    why = f"The {color} shapes are: {', '.join(hits)}; that is {len(hits)}." if hits else f"No shape is {color}."
+    return ctx.sample("flat_count_color", [QN], f"How many {color} shapes are in the image?", len(hits),
+                      AnswerType.COUNT, [img], why)
+
+
+def flat_left_of(ctx: QAContext) -> EmbodiedSample | None:
+    """Is the <A> left of the <B>? (yes/no; horizontal centres differ by >= 8 % of the width)"""
+    shapes, img = _draw(ctx, 2, 4)
+    if len(shapes) < 2:
+        return None
+    a, b = ctx.pick(shapes, 2)
+    if abs(a.cx - b.cx) < 0.08 * ctx.scene.width:
+        return None
+    ans = "yes" if a.cx < b.cx else "no"
+    why = f"The {a.name} is {'further left' if a.cx < b.cx else 'further right'} in the image than the {b.name}."
+    return ctx.sample("flat_left_of", [SG], f"Is the {a.name} to the left of the {b.name}?", ans, AnswerType.YES_NO,
+                      [img], why)
