@@ -83,8 +83,9 @@ def run_task(config: str, task: Task, extra: list[str], progress: bool, jobs: in
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
     cmd = [sys.executable, "-m", "training.run", "--config", config, "--output-dir", str(task.folder), "--resume",
            "--no-progress", *overrides, "threads=1"]
-    if task.until:  # a base: stop after its evaluation
-        cmd = [sys.executable, "-m", "training.ablation", config, str(task.folder), *overrides, "threads=1"]
+    if task.until:  # a base: stop after its evaluation; the first one (pre-training) runs alone, so it gets every core
+        env["OMP_NUM_THREADS"] = str(jobs)
+        cmd = [sys.executable, "-m", "training.ablation", config, str(task.folder), *overrides, f"threads={jobs}"]
     log = (task.folder / "run.log").open("a", encoding="utf-8")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 HELDOUT_SEED_OFFSET = 1_000_000
 SYNTH_SEED_OFFSET = 2_000_000
 VALIDATION_SEED_OFFSET = 3_000_000
+PRETRAIN_SEED_OFFSET = 4_000_000
 
 
 def resolve_generator(name: str) -> Callable[..., list[EmbodiedSample]]:

@@ -266,10 +266,17 @@ class Metaloop:
         paths = data_sources.prepare_data(cfg.data, self.out / "data", progress=self.progress) if is_main() else {}
         barrier()
         if cfg.pretrain.steps > 0 and is_main():
+            n_task = round(cfg.pretrain.n_samples * cfg.pretrain.task_share) if cfg.data.generator else 0
             pre = data_sources.generate(
                 cfg.data.generator if cfg.data.generator and ":" in cfg.data.generator else cfg.data.general_suite,
-                suite=cfg.data.general_suite, n=cfg.pretrain.n_samples, seed=cfg.data.seed + 13,
+                suite=cfg.data.general_suite, n=cfg.pretrain.n_samples - n_task, seed=cfg.data.seed + 13,
                 out_dir=self.out / "data" / "pretrain", image_size=cfg.data.image_size)
+            if n_task:  # the base has seen some of the task family (its own disjoint seed stream)
+                pre += data_sources.generate(cfg.data.generator, suite=cfg.data.generator, n=n_task,
+                                             seed=cfg.data.seed + data_sources.PRETRAIN_SEED_OFFSET,
+                                             out_dir=self.out / "data" / "pretrain_tasks",
+                                             templates=cfg.data.templates, image_size=cfg.data.image_size,
+                                             difficulty=cfg.data.difficulty)
             write_samples(pre, self.out / "data" / "pretrain.jsonl")
         barrier()
         if cfg.model.build_tiny:
@@ -421,15 +428,16 @@ class Metaloop:
             teacher = make_teacher(cfg.teacher, self.loader, seed=cfg.seed)
             if cfg.mode == "dppo":
                 src = dppo_sources(cfg, failures, ep_failures, assoc, teacher, ledger, self.loader,
-                                   rng.randrange(1 << 30))
+                                   rng.randrange(1 << 30), sr=d.sr)
             elif cfg.mode == "sft_pool":
                 src = pool_sources(cfg, pool, episodes, ledger, self.loader)
             else:  # sft_only / sft_then_rl: the same teacher on random candidates
                 src = random_sources(cfg, pool, episodes, teacher, ledger, self.loader, rng.randrange(1 << 30),
                                      sc.teacher_samples)
         src, ledger = broadcast((src, ledger))
-        items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios,
-                    sc.size, seed=rng.randrange(1 << 30), with_reasoning=cfg.teacher.with_reasoning)
+        # teacher targets carry reasoning when the teacher gives it; general replay keeps its own (answer) format
+        items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
+                    seed=rng.randrange(1 << 30))
         self._load_model()
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "sft" / f"k{k}", max_steps=sc.max_steps,
                       learning_rate=sc.learning_rate, batch_size=sc.batch_size, warmup_steps=sc.warmup_steps,

@@ -73,11 +73,39 @@ def _verified(ledger: TeacherLedger, teacher: Teacher, samples: Sequence[Embodie
     return [(by_id[o.sample_id], o.target) for o in outs if o.target]
 
 
+def select_failures(failures: Sequence[EmbodiedSample], sr: dict[str, float], limit: int,
+                    seed: int = 0) -> list[EmbodiedSample]:
+    """At most ``limit`` failures (0 = all): lowest post-RL SR first, taking the tasks in turn (round robin).
+
+    The teacher budget goes to the hardest failures, spread over every weak task rather than the largest one.
+    """
+    if not limit or len(failures) <= limit:
+        return list(failures)
+    from training.sample_io import task_of
+
+    rng = random.Random(seed)
+    tie = {s.id: rng.random() for s in failures}
+    by_task: dict[str, list[EmbodiedSample]] = {}
+    for s in sorted(failures, key=lambda s: (sr.get(s.id, 0.0), tie[s.id])):
+        by_task.setdefault(task_of(s), []).append(s)
+    queues = [by_task[t] for t in sorted(by_task)]
+    out: list[EmbodiedSample] = []
+    while len(out) < limit:
+        for q in queues:
+            if q and len(out) < limit:
+                out.append(q.pop(0))
+    return out
+
+
 def dppo_sources(cfg: MetaloopConfig, failures: Sequence[EmbodiedSample], ep_failures: Sequence[EmbodiedSample],
                  assoc: Sequence[EmbodiedSample], teacher: Teacher, ledger: TeacherLedger,
-                 loader: MediaLoader, seed: int) -> SFTSources:
-    """D_weak and D_assoc of a DPPO SFT phase (failures first: they get the budget before D_assoc)."""
+                 loader: MediaLoader, seed: int, sr: dict[str, float] | None = None) -> SFTSources:
+    """D_weak and D_assoc of a DPPO SFT phase (failures first: they get the budget before D_assoc).
+
+    ``sft.weak_max`` caps the question failures sent to the teacher (:func:`select_failures`, by post-RL ``sr``).
+    """
     votes = cfg.teacher.k_vote
+    failures = select_failures(failures, sr or {}, cfg.sft.weak_max, seed)
     weak = _verified(ledger, teacher, failures, votes)
     n_weak_q = len(weak)
     weak += _demos(ep_failures, cfg, ledger)

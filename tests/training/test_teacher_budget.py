@@ -76,3 +76,15 @@ def test_simulated_teacher_accuracy_per_capability_and_verification() -> None:
     assert [o.target for o in t.fill(many[:50])] == [o.target for o in outs[:50]]  # deterministic draws
     voting = SimulatedTeacher(accuracy=0.6, k_vote=5, seed=2).fill(many[200:])
     assert all(o.votes == 5 for o in voting)
+
+
+def test_dppo_sends_the_hardest_failures_of_every_task_to_the_teacher() -> None:
+    from training.sft_sources import select_failures
+
+    fails = [EmbodiedSample(f"{t}{i}", "t", "q", "yes", AnswerType.YES_NO, metadata={"template": t})
+             for t in ("a", "b") for i in range(6)]
+    sr = {s.id: (0.0 if s.id in ("a3", "b5") else 0.25) for s in fails}
+    picked = [s.id for s in select_failures(fails, sr, 4, seed=0)]
+    assert len(picked) == 4 and picked[:2] == ["a3", "b5"]  # SR 0 first, one task after the other
+    assert sum(p.startswith("a") for p in picked) == 2
+    assert len(select_failures(fails, sr, 0)) == 12 and len(select_failures(fails, sr, 50)) == 12
