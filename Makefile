@@ -43,7 +43,7 @@ test-all: setup
 	$(VENV)/bin/pytest -q -m "not bench" tests
 
 bench: setup
-	$(VENV)/bin/pytest -q -m bench --benchmark-enable --benchmark-only tests/benchmarks
+	$(VENV)/bin/pytest -q -m bench --benchmark-enable --benchmark-only tests/perf
 
 demo: setup
 	$(VENV)/bin/dppo demo

@@ -4,7 +4,8 @@
 * :mod:`benchmarks.task`: typed task YAMLs (``benchmarks/tasks/<suite>/``) and their ``TaskManager``.
 * :mod:`benchmarks.adapters`: one module per benchmark, reading the Hugging Face snapshot layout into docs.
 * :mod:`benchmarks.scoring`: the official scorers, with lmms-eval / VLMEvalKit variants as named options.
-* :mod:`benchmarks.runner`: resume, sharding, scoring in dataset order, ``results.json``; :mod:`benchmarks.backends`:
+* :mod:`benchmarks.runner`: resume, sharding, generation; :mod:`benchmarks.task_scoring`: scoring in dataset order,
+  ``samples.jsonl`` and ``results.json``; :mod:`benchmarks.settings`: ``RunSettings``; :mod:`benchmarks.backends`:
   ``hf``, ``openai``, ``vllm``, ``fake``; :mod:`benchmarks.closed_loop`: simulated closed-loop suites;
   :mod:`benchmarks.report`: capability table, radar plot, run diffs; :mod:`benchmarks.cli`: ``dppo eval``.
 

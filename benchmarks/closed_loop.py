@@ -19,8 +19,9 @@ from benchmarks.adapters import make_doc
 from benchmarks.backends.base import Backend, Request
 from benchmarks.doc import Doc
 from benchmarks.records import RecordWriter, read_records
-from benchmarks.runner import RunSettings, _progress, base_record, finalize_task
+from benchmarks.settings import RunSettings, progress_bar
 from benchmarks.task import Selection, TaskSpec
+from benchmarks.task_scoring import base_record, finalize_task
 from dppo_embodied.errors import DependencyNotInstalled, DppoError
 from dppo_embodied.prompts import DEFAULT_SKILLS, build_step_prompt, system_prompt
 
@@ -93,7 +94,7 @@ def run_closed_loop(sel: Selection, backend: Backend, settings: RunSettings) -> 
     skills = tuple(spec.adapter_options.get("skills", DEFAULT_SKILLS))
     max_steps = spec.adapter_options.get("max_steps")
     skipped: dict[str, str] = {}
-    bar = _progress(len(todo), spec.task, settings.progress)
+    bar = progress_bar(len(todo), spec.task, settings.progress)
     with RecordWriter(task_dir / "samples.jsonl") as writer:
         envs_cache: dict[str, Any] = {}
         try:

@@ -13,11 +13,12 @@ import binascii
 import json
 import logging
 import os
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import DataError
+from dppo_embodied.types import iter_json_lines
 
 logger = logging.getLogger(__name__)
 
@@ -47,29 +48,31 @@ def read_json(path: Path) -> Any:
     """Parse a JSON file, with a :class:`DataError` naming the file on failure."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: cannot read JSON: {e}") from e
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise DataError(f"{path}: cannot read JSON: {type(e).__name__}: {e}") from e
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """Yield ``(row, record, error)`` for every non-empty line; a malformed line gives ``(row, None, reason)``."""
-    try:
-        f = path.open(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{path}: cannot open: {e}") from e
-    with f:
-        row = 0
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
-                yield row, rec, None
-            except ValueError as e:
-                yield row, None, f"{path.name}:{lineno}: malformed row: {e}"
-            row += 1
+@dataclass(frozen=True)
+class MalformedRow:
+    """A dataset row that could not be read (a line that is not UTF-8 or not a JSON object); the adapters turn it
+    into a failed sample with ``reason`` (which names the file and line)."""
+
+    reason: str
+    line: int = 0
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any] | MalformedRow]:
+    """The rows of a JSONL file, one per non-empty line; a malformed line is a :class:`MalformedRow` in its place.
+
+    Raises:
+        DataError: the file cannot be opened.
+    """
+    rows: list[dict[str, Any] | MalformedRow] = []
+    for lineno, value, err in iter_json_lines(path):
+        if err is None and not isinstance(value, dict):
+            err = f"expected a JSON object, got {type(value).__name__}"
+        rows.append(value if err is None else MalformedRow(f"{path.name}:{lineno}: malformed row: {err}", lineno))
+    return rows
 
 
 def read_parquet(paths: list[Path]) -> list[dict[str, Any]]:
@@ -136,11 +139,11 @@ def cached_rows(dataset_id: str, config: str | None, split: str) -> list[dict[st
 
 
 def split_rows(task: str, root: Path, split: str, layout: str, dataset_id: str = "", config: str | None = None,
-               exts: tuple[str, ...] = (".parquet", ".jsonl", ".json", ".tsv")) -> list[dict[str, Any]]:
+               exts: tuple[str, ...] = (".parquet", ".jsonl", ".json", ".tsv")) -> list[Any]:
     """Rows of one split from the snapshot folder, else from the ``datasets`` cache, else a layout error.
 
-    JSON files may hold a list of rows; JSONL rows that do not parse raise here (use :func:`iter_jsonl` when a bad
-    row should become a failed sample instead).
+    JSON files may hold a list of rows; a JSONL line that does not parse is a :class:`MalformedRow` in its place.
+    Rows are not checked further: adapters build them with :func:`benchmarks.adapters.build_docs`.
     """
     if root.is_dir():
         files = find_split_files(root, split, config, exts)
@@ -151,13 +154,7 @@ def split_rows(task: str, root: Path, split: str, layout: str, dataset_id: str =
             if suffix == ".tsv":
                 return [r for f in files for r in read_tsv(f)]
             if suffix == ".jsonl":
-                out = []
-                for f in files:
-                    for _, rec, err in iter_jsonl(f):
-                        if err:
-                            raise DataError(err)
-                        out.append(rec)
-                return out
+                return [r for f in files for r in read_jsonl(f)]
             data = read_json(files[0])
             return data if isinstance(data, list) else list(data.values())
     rows = cached_rows(dataset_id, config, split)

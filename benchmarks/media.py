@@ -4,15 +4,16 @@ Frame sampling (:func:`frame_indices`) follows lmms-eval's default video reader:
 the clip, first and last frame included (``np.linspace(first, last, N)`` truncated to integers), where the clip is
 restricted to ``[start, end]`` seconds when the sample has bounds (``fps`` from the container, or from the
 sample for frame folders). A clip with fewer frames than ``N`` gives all its frames. A video may be a file (decoded
-with OpenCV) or a folder of frame images (sorted by name). Every failure raises
-:class:`~dppo_embodied.errors.MediaError` naming the file; the runner records the sample as failed.
+with OpenCV) or a folder of frame images (sorted by name). Images and frame files are opened by the one core
+opener, :func:`dppo_embodied.images.load_image`, which refuses images over
+:data:`~dppo_embodied.images.MAX_IMAGE_PIXELS` before decoding; video files are held to the same budget per frame.
+Every failure raises :class:`~dppo_embodied.errors.MediaError` naming the file; the runner records the sample as
+failed.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +21,11 @@ import numpy as np
 
 from benchmarks.doc import Doc
 from dppo_embodied.errors import MediaError
+from dppo_embodied.images import check_pixels, load_image
 from dppo_embodied.types import VideoRef
 
 _FRAME_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DEFAULT_FRAME_FOLDER_FPS = 3.0
-
-
-def open_image(ref: Any) -> Any:
-    """An RGB ``PIL.Image`` from a path, encoded bytes, a PIL image or an ``(H, W, 3)`` uint8 array."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if isinstance(ref, Image.Image):
-            return ref.convert("RGB")
-        if isinstance(ref, np.ndarray):
-            return Image.fromarray(ref.astype(np.uint8)).convert("RGB")
-        if isinstance(ref, (bytes, bytearray)):
-            with Image.open(io.BytesIO(ref)) as im:
-                return im.convert("RGB")
-        if isinstance(ref, (str, os.PathLike)):
-            with Image.open(ref) as im:
-                return im.convert("RGB")
-    except FileNotFoundError as e:
-        raise MediaError(f"image {ref} does not exist") from e
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        what = ref if isinstance(ref, (str, os.PathLike)) else f"<{len(ref)} bytes>"
-        raise MediaError(f"cannot decode image {what}: {e}") from e
-    raise MediaError(f"unsupported image reference of type {type(ref).__name__}")
 
 
 def frame_indices(total: int, n: int, fps: float | None = None, start: float | None = None,
@@ -82,7 +61,7 @@ def _frames_from_folder(folder: Path, video: VideoRef, n: int) -> list[Any]:
     if not files:
         raise MediaError(f"video frame folder {folder} has no frame images ({', '.join(_FRAME_EXTS)})")
     fps = video.fps or DEFAULT_FRAME_FOLDER_FPS
-    return [open_image(files[i]) for i in frame_indices(len(files), n, fps, video.start, video.end)]
+    return [load_image(files[i]) for i in frame_indices(len(files), n, fps, video.start, video.end)]
 
 
 def _frames_from_file(path: Path, video: VideoRef, n: int) -> list[Any]:
@@ -93,6 +72,8 @@ def _frames_from_file(path: Path, video: VideoRef, n: int) -> list[Any]:
     try:
         if not cap.isOpened():
             raise MediaError(f"cannot open video {path} (missing, corrupt or unsupported codec)")
+        check_pixels((int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)),
+                     f"frames of video {str(path)!r}")
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) or (video.fps or 0)
         frames: list[Any] = []
@@ -134,5 +115,5 @@ def sample_frames(video: VideoRef, n: int) -> list[Any]:
 def load_media(doc: Doc, frames: int) -> list[Any]:
     """All images shown with a doc, in order: the sampled video frames first, then the images."""
     out = sample_frames(doc.video, frames) if doc.video is not None else []
-    out.extend(open_image(ref) for ref in doc.images)
+    out.extend(load_image(ref) for ref in doc.images)
     return out

@@ -39,17 +39,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from benchmarks.masks import decode_mask, load_mask
 from dppo_embodied import parsing
-from dppo_embodied.errors import MediaError
 from dppo_embodied.parsing import NoAnswer, normalize_step
 from dppo_embodied.types import AnswerType, EmbodiedSample
 
@@ -242,90 +239,21 @@ def sequence_score(pred: Sequence[str], gt: Sequence[str]) -> float:
     return prev[-1] / max(len(p), len(g))
 
 
-def _mask_from_image(im: Any) -> np.ndarray:
-    """``(H, W)`` uint8 from a PIL image: palette/LA images to luminance, RGB(A) -> first channel (as the
-    official scorers index ``np.array(mask)[..., 0]``), 1-bit -> 0/255."""
-    if im.mode in ("P", "PA", "LA"):
-        im = im.convert("L")
-    arr = np.asarray(im)
-    if arr.ndim == 3:
-        arr = arr[..., 0]
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
-    elif arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return arr
-
-
-def decode_mask(data: Any) -> np.ndarray:
-    """A read-only ``(H, W)`` uint8 mask from encoded bytes, a PIL image or an array (see :func:`load_mask`).
-
-    Raises:
-        MediaError: the data is not a readable image.
-    """
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(data, np.ndarray):
-        arr = data[..., 0] if data.ndim == 3 else data
-        arr = arr.astype(np.uint8) * 255 if arr.dtype == bool else arr.astype(np.uint8, copy=False)
-    elif isinstance(data, (bytes, bytearray)):
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                arr = _mask_from_image(im)
-        except (OSError, ValueError, UnidentifiedImageError) as e:
-            raise MediaError(f"cannot decode mask ({len(data)} bytes): {e}") from e
-    elif hasattr(data, "mode") and hasattr(data, "size"):
-        arr = _mask_from_image(data)
-    else:
-        raise MediaError(f"unsupported mask of type {type(data).__name__}")
-    if arr.ndim != 2:
-        raise MediaError(f"mask has shape {arr.shape}; expected (H, W)")
-    arr = np.ascontiguousarray(arr)
-    arr.setflags(write=False)
-    return arr
-
-
-@lru_cache(maxsize=512)
-def _load_mask_cached(path: str, mtime_ns: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if path.endswith(".npy"):
-            return decode_mask(np.load(path, allow_pickle=False))
-        with Image.open(path) as im:
-            arr = _mask_from_image(im)
-    except (OSError, ValueError, UnidentifiedImageError) as e:
-        raise MediaError(f"cannot read mask {path}: {e}; expected a grayscale image (0 outside, 255 inside)") from e
-    return decode_mask(arr)
-
-
-def load_mask(path: str | os.PathLike[str]) -> np.ndarray:
-    """Load a mask image (PNG/JPEG, or ``.npy``) as a read-only ``(H, W)`` uint8 array, cached (LRU, 512).
-
-    RGB(A) masks give their first channel (the official scorers' rule); palette masks are converted to
-    luminance; boolean masks become 0/255. The cache is keyed on the path
-    and its modification time, so an edited file is re-read.
-
-    Raises:
-        MediaError: the file is missing or unreadable; the message names the path.
-    """
-    p = str(path)
-    try:
-        mtime = os.stat(p).st_mtime_ns
-    except OSError as e:
-        raise MediaError(f"mask {p} does not exist or cannot be read: {e}") from e
-    return _load_mask_cached(p, mtime)
-
-
 # ------------------------------------------------------------------------------------------------ format check
-_FORMAT = re.compile(r"\s*(?:<think>.*?</think>\s*)?<answer>(.*?)</answer>\s*", re.S)
-
-
 def format_ok(response: str | None) -> bool:
-    """True when the response is ``<think>...</think><answer>...</answer>`` or ``<answer>...</answer>`` only."""
-    return isinstance(response, str) and _FORMAT.fullmatch(response) is not None and response.count("<answer>") == 1
+    """True when the response is ``<think>...</think><answer>...</answer>`` or ``<answer>...</answer>`` only.
+
+    Exactly ``re.fullmatch(r"\\s*(?:<think>.*?</think>\\s*)?<answer>(.*?)</answer>\\s*", response, re.S)`` with
+    a single ``<answer>``, in linear time (the regex backtracks over every ``</think>``/``</answer>`` pair):
+    the one ``<answer>`` splits the response into a head (blank, or ``<think>...</think>`` between blanks) and a
+    tail ending with ``</answer>`` and blanks. Blanks are what ``\\s`` and ``str.strip`` both call whitespace.
+    """
+    if not isinstance(response, str) or response.count("<answer>") != 1:
+        return False
+    head, _, tail = response.partition("<answer>")
+    head = head.strip()
+    think = len(head) >= len("<think></think>") and head.startswith("<think>") and head.endswith("</think>")
+    return (not head or think) and tail.rstrip().endswith("</answer>")
 
 
 # ------------------------------------------------------------------------------------------------ score_sample

@@ -8,8 +8,6 @@ same ``OUT`` adds them; re-running a task replaces its entry.
 
 from __future__ import annotations
 
-import json
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -17,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.records import to_jsonable
 from benchmarks.scoring.base import Row, TaskResult, mean, pct
+from dppo_embodied.io import atomic_write_json, atomic_write_text, read_json, to_jsonable
 from dppo_embodied.taxonomy import BY_SLUG, SLUGS
 
 RESULTS_VERSION = 1
@@ -59,17 +57,19 @@ def capability_table(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
 
 
 def load_results(out: Path) -> dict[str, Any]:
-    """``OUT/results.json`` (an empty skeleton when absent)."""
-    path = out / "results.json"
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("tasks"), dict):
-            return data
+    """``OUT/results.json`` (an empty skeleton when absent).
+
+    Raises:
+        DataError: the file exists but is not JSON (the message names it).
+    """
+    data = read_json(out / "results.json", default=None)
+    if isinstance(data, dict) and isinstance(data.get("tasks"), dict):
+        return data
     return {"version": RESULTS_VERSION, "tasks": {}}
 
 
 def save_results(out: Path, data: dict[str, Any]) -> None:
-    """Write ``results.json`` (atomically) and ``results.md``."""
+    """Write ``results.json`` and ``results.md`` (each atomically)."""
     data["version"] = RESULTS_VERSION
     data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     data["capabilities"] = capability_table(data["tasks"])
@@ -78,11 +78,8 @@ def save_results(out: Path, data: dict[str, Any]) -> None:
         "samples": sum(int(e.get("n", 0)) for e in data["tasks"].values()),
         "failed": sum(int(e.get("n_failed", 0)) for e in data["tasks"].values()),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(to_jsonable(data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "results.json")
-    (out / "results.md").write_text(render_markdown(data), encoding="utf-8")
+    atomic_write_json(out / "results.json", data, strict=True)
+    atomic_write_text(out / "results.md", render_markdown(data))
 
 
 def _fmt(v: Any) -> str:

@@ -8,8 +8,9 @@ For every selected task:
    an id wins) and their ids skipped.
 3. Under ``accelerate launch`` (``RANK``/``WORLD_SIZE`` set) each process takes every WORLD_SIZE-th remaining doc
    and appends to ``samples.rank<R>.jsonl``; otherwise to ``samples.jsonl``.
-4. Docs are handed to the backend in chunks; media are decoded just before (a missing or corrupt file, or a
-   malformed row, makes that sample a failed record with the reason). Each result is appended and flushed as it
+4. Docs are handed to the backend in chunks; media are decoded just before (a missing, corrupt or oversized file,
+   a malformed row or a repeated id makes that sample a failed record with the reason, and the run goes on; only a
+   missing dataset folder or an unreadable question file stops it). Each result is appended and flushed as it
    arrives; every chunk is fsynced.
 5. Rank 0 waits for the other ranks, merges all records, scores them **in dataset order** with a fresh scorer
    (so the numbers do not depend on completion order), rewrites ``samples.jsonl`` atomically and updates
@@ -27,145 +28,34 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.adapters import fail_duplicates
 from benchmarks.backends.base import Backend, Request
+from benchmarks.closed_loop import run_closed_loop
 from benchmarks.doc import Doc
 from benchmarks.media import load_media
-from benchmarks.records import RecordWriter, read_records, to_jsonable, write_records_atomic
-from benchmarks.results import capability_scores, load_results, save_results, task_entry
-from benchmarks.scoring import Row, make_scorer
+from benchmarks.records import RecordWriter, read_records, write_records_atomic
+from benchmarks.results import load_results, save_results
+from benchmarks.settings import RunSettings, dataset_root, dist_info, progress_bar
 from benchmarks.task import ADAPTERS, Selection, TaskSpec
-from dppo_embodied.errors import ConfigError, DppoError
+from benchmarks.task_scoring import base_record, finalize_task, score_records, write_submission
+from dppo_embodied.errors import DppoError
+from dppo_embodied.io import iter_json_lines
 from dppo_embodied.registry import load_entry_point
+
+__all__ = ["RunSettings", "dist_info", "load_docs", "read_responses", "run", "run_task", "score_responses"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class RunSettings:
-    """Settings of one ``dppo eval run``.
-
-    Attributes:
-        out: output folder.
-        data_root: folder holding one dataset folder per task (named by the task), unless ``data_paths`` says.
-        data_paths: task -> dataset folder (from a config file).
-        limit: keep the first N docs of each task.
-        frames: video frames sampled per clip.
-        max_new_tokens: overrides every task's generation cap.
-        scorer_options: task -> scorer option overrides (named variants).
-        progress: show progress bars.
-        merge_timeout_s: how long rank 0 waits for the other ranks.
-        model: model name for the results file.
-        backend: backend name for the results file.
-    """
-
-    out: Path
-    data_root: Path | None = None
-    data_paths: dict[str, str] = field(default_factory=dict)
-    limit: int | None = None
-    frames: int = 32
-    max_new_tokens: int | None = None
-    scorer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    progress: bool = True
-    merge_timeout_s: float = 86400.0
-    model: str = ""
-    backend: str = ""
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be >= 1, got {self.limit}")
-        if self.frames < 1:
-            raise ConfigError(f"--frames must be >= 1, got {self.frames}")
-
-
-def dist_info() -> tuple[int, int]:
-    """``(rank, world_size)`` from the environment ``accelerate launch``/``torchrun`` set (``(0, 1)`` otherwise)."""
-    try:
-        return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError as e:
-        raise ConfigError(f"RANK/WORLD_SIZE must be integers: {e}") from e
-
-
-def dataset_root(spec: TaskSpec, settings: RunSettings) -> Path:
-    """Where a task's dataset folder is: ``data_paths[task]``, else ``<data_root>/<task>``."""
-    if spec.task in settings.data_paths:
-        return Path(settings.data_paths[spec.task]).expanduser()
-    if settings.data_root is None:
-        raise ConfigError(f"task {spec.task}: no dataset folder; pass --data-root DIR (holding {spec.task}/) or "
-                          f"set data_paths.{spec.task} in the config file")
-    return Path(settings.data_root).expanduser() / spec.task
-
-
 def load_docs(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None, limit: int | None = None
               ) -> list[Doc]:
-    """Build a task's docs with its adapter (checks that ids are unique)."""
+    """Build a task's docs with its adapter; a repeated id fails alone (see :func:`fail_duplicates`)."""
     adapter = load_entry_point(spec.adapter) if ":" in spec.adapter else ADAPTERS.get(spec.adapter)
-    docs: list[Doc] = list(adapter(spec, root, subtasks))
-    ids = [d.id for d in docs]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise DppoError(f"task {spec.task}: duplicate sample id {dup!r} in {root}; ids must be unique")
+    docs = fail_duplicates(list(adapter(spec, root, subtasks)), root)
     return docs[:limit] if limit else docs
-
-
-def base_record(doc: Doc) -> dict[str, Any]:
-    """The fields of a record that come from the doc."""
-    return {"id": doc.id, "task": doc.task, "subtask": doc.subtask, "prompt": doc.prompt,
-            "capabilities": list(doc.capabilities)}
-
-
-# ------------------------------------------------------------------------------------------------- scoring
-def score_records(spec: TaskSpec, docs: Sequence[Doc], records: dict[str, dict[str, Any]],
-                  options: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Score the records of the docs that have one, in dataset order, with a fresh scorer.
-
-    Returns:
-        ``(final records in dataset order, results.json entry)``; the entry's ``details`` may include a
-        ``submission`` mapping (EgoSchema), which the caller writes to its own file.
-    """
-    opts = {**spec.scorer_options, **(options or {})}
-    scorer = make_scorer(spec.scorer, spec.task, opts)
-    scorer.reset()
-    rows: list[Row] = []
-    final: list[dict[str, Any]] = []
-    caps: dict[str, list[str]] = {}
-    failures: list[dict[str, str]] = []
-    for doc in docs:
-        rec = records.get(doc.id)
-        if rec is None:
-            continue
-        base = base_record(doc)
-        if not doc.prompt:  # closed-loop episodes: the record holds the first step's prompt
-            base.pop("prompt")
-        rec = {**rec, **base}
-        if rec.get("error"):
-            rec.update(score=0.0, parsed=None)
-            rows.append(Row(doc.id, doc.subtask, 0.0, failed=True, meta=doc.meta))
-            failures.append({"id": doc.id, "error": str(rec["error"])})
-        else:
-            try:
-                s = scorer.score(doc, rec.get("response") or "")
-            except (DppoError, ValueError, TypeError, KeyError) as e:  # bad scoring data (a missing mask, a
-                # malformed target): a failed sample with the reason, not a crashed run
-                rec.update(error=f"scoring failed: {e}", score=0.0, parsed=None)
-                rows.append(Row(doc.id, doc.subtask, 0.0, failed=True, meta=doc.meta))
-                failures.append({"id": doc.id, "error": rec["error"]})
-            else:
-                rec.update(score=s.score, parsed=to_jsonable(s.parsed))
-                if s.extra:
-                    rec["extra"] = to_jsonable(s.extra)
-                rows.append(Row(doc.id, doc.subtask, s.score, meta=doc.meta, extra=s.extra, parsed=s.parsed))
-        caps[doc.id] = list(doc.capabilities)
-        final.append(rec)
-    result = scorer.aggregate(rows)
-    entry = task_entry(result, capability_scores(rows, caps), failures, spec.scorer, scorer.options)
-    if "submission" in result.details:
-        entry["submission"] = result.details["submission"]
-    return final, entry
 
 
 # ------------------------------------------------------------------------------------------------- running
@@ -185,6 +75,9 @@ class _TaskRun:
             images = load_media(doc, self.settings.frames)
         except DppoError as e:
             return f"media: {e}"
+        except Exception as e:  # the one per-doc guard: whatever one doc's media raise, that doc fails alone
+            logger.debug("%s: loading the media of %s failed", doc.task, doc.id, exc_info=True)
+            return f"media: {type(e).__name__}: {e}"
         return Request(doc.id, doc.prompt, images, doc.system, self.max_new_tokens, self.spec.generation.temperature)
 
     def run_chunk(self, chunk: Sequence[Doc], tick: Callable[[int], None]) -> None:
@@ -214,13 +107,6 @@ class _TaskRun:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-
-
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, dynamic_ncols=True,
-                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
 
 
 def _launch_key() -> str:
@@ -257,8 +143,6 @@ def run_task(sel: Selection, backend: Backend, settings: RunSettings) -> dict[st
     spec = sel.spec
     rank, world = dist_info()
     if spec.media == "env":  # closed-loop episodes run on rank 0 only (not sharded)
-        from benchmarks.closed_loop import run_closed_loop
-
         return run_closed_loop(sel, backend, settings) if rank == 0 else None
     docs = load_docs(spec, dataset_root(spec, settings), sel.subtasks, settings.limit)
     task_dir = settings.out / spec.task
@@ -276,7 +160,7 @@ def run_task(sel: Selection, backend: Backend, settings: RunSettings) -> dict[st
     if todo:
         writer = RecordWriter(own)
         runner = _TaskRun(spec, backend, settings, writer)
-        bar = _progress(len(todo), spec.task, settings.progress and rank == 0)
+        bar = progress_bar(len(todo), spec.task, settings.progress and rank == 0)
         try:
             size = max(1, int(getattr(backend, "chunk_size", 32)))
             for start in range(0, len(todo), size):
@@ -291,37 +175,6 @@ def run_task(sel: Selection, backend: Backend, settings: RunSettings) -> dict[st
             return None
         _wait_for_ranks(task_dir, world, settings.merge_timeout_s)
     return finalize_task(spec, docs, settings, sel.subtasks)
-
-
-def finalize_task(spec: TaskSpec, docs: Sequence[Doc], settings: RunSettings,
-                  subtasks: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Merge every record file of a task, score in dataset order, rewrite ``samples.jsonl``, update results."""
-    task_dir = settings.out / spec.task
-    records: dict[str, dict[str, Any]] = read_records(task_dir / "samples.jsonl")
-    rank_files = sorted(task_dir.glob("samples.rank*.jsonl"))
-    for f in rank_files:
-        records.update(read_records(f))
-    final, entry = score_records(spec, docs, records, settings.scorer_options.get(spec.task))
-    known = {d.id for d in docs}
-    extra = [r for i, r in records.items() if i not in known]  # records of docs outside this run's selection
-    write_records_atomic(task_dir / "samples.jsonl", [*final, *extra])
-    for f in [*rank_files, *task_dir.glob(".rank*.done")]:
-        f.unlink(missing_ok=True)
-    submission = entry.pop("submission", None)
-    if submission is not None:
-        import json
-
-        (task_dir / "submission.json").write_text(json.dumps(submission, indent=1) + "\n", encoding="utf-8")
-        entry["details"]["submission_file"] = str(task_dir / "submission.json")
-    if subtasks is not None:
-        entry["selected_subtasks"] = list(subtasks)
-    data = load_results(settings.out)
-    data["tasks"][spec.task] = entry
-    data["run"] = {"model": settings.model, "backend": settings.backend, "frames": settings.frames,
-                   "limit": settings.limit,
-                   "max_new_tokens": settings.max_new_tokens}
-    save_results(settings.out, data)
-    return entry
 
 
 def run(selections: Sequence[Selection], backend: Backend, settings: RunSettings) -> dict[str, Any]:
@@ -341,26 +194,26 @@ def read_responses(path: Path) -> tuple[dict[str, str], int]:
     Returns:
         ``(responses, bad_lines)``; a later row of an id replaces an earlier one.
     """
-    import json
-
     if not path.is_file():
         raise DppoError(f"responses file {path} does not exist; expected JSONL rows "
                         '{"id": ..., "response": ...}')
     out: dict[str, str] = {}
-    bad = 0
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
+    bad: list[str] = []
+    for lineno, rec, error in iter_json_lines(path):  # each line decoded alone: a bad byte spoils that line only
+        if error is None:
             try:
-                rec = json.loads(line)
                 rid = rec["id"]
                 text = next(rec[k] for k in ("response", "text", "prediction") if k in rec)
-            except (ValueError, KeyError, TypeError, StopIteration):
-                bad += 1
+            except (KeyError, TypeError, StopIteration):
+                error = 'not an object with "id" and "response"'
+            else:
+                out[str(rid)] = "" if text is None else str(text)
                 continue
-            out[str(rid)] = "" if text is None else str(text)
-    return out, bad
+        bad.append(f"line {lineno}: {error}")
+    if bad:
+        logger.warning("%s: %d malformed line(s) skipped: %s", path, len(bad),
+                       "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
+    return out, len(bad)
 
 
 def score_responses(spec: TaskSpec, root: Path, responses: Path, out: Path,
@@ -381,11 +234,7 @@ def score_responses(spec: TaskSpec, root: Path, responses: Path, out: Path,
     task_dir = out / spec.task
     task_dir.mkdir(parents=True, exist_ok=True)
     write_records_atomic(task_dir / "samples.jsonl", final)
-    submission = entry.pop("submission", None)
-    if submission is not None:
-        import json
-
-        (task_dir / "submission.json").write_text(json.dumps(submission, indent=1) + "\n", encoding="utf-8")
+    write_submission(task_dir, entry)
     data = load_results(out)
     data["tasks"][spec.task] = entry
     save_results(out, data)

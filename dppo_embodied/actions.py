@@ -9,7 +9,7 @@ Canonical envelope, one JSON object::
 
 Canonical coordinates are normalized ``x, y`` in [0, 1], origin top-left, x right. Parsers never raise on model
 text; a :class:`~dppo_embodied.parsing.NoAnswer` reason is written to be shown to the model as env feedback
-("Last action is invalid: <reason>"). Also importable from :mod:`dppo_embodied.parsing`.
+("Last action is invalid: <reason>"). Also importable from :mod:`dppo_embodied.parsing` (re-exported there).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from dppo_embodied.parsing import NoAnswer, _molmo_points, _size, strip_think
+from dppo_embodied.answer_text import NoAnswer, strip_think
+from dppo_embodied.lenient_json import FAIL, json_spans, loads_lenient
+from dppo_embodied.points import _molmo_points, _size
 
 __all__ = [
     "ACTION_TYPES",
@@ -76,98 +78,11 @@ class DoneAction:
 
 Action = PointAction | MoveAction | SkillAction | DoneAction
 
-_SPECIAL = re.compile(r'[{}\[\]"\\]')
 _DONE_WORD = re.compile(r"[\W_]*done[\W_]*", re.I)
 _MAX_SPANS = 32
-_MAX_REPAIR = 8192
 _GRIP_OPEN = frozenset({"open", "opened", "1", "+1", "1.0", "release", "true"})
 _GRIP_CLOSE = frozenset({"close", "closed", "0", "-1", "0.0", "-1.0", "grip", "false"})
 _GRIP_NONE = frozenset({"", "none", "null", "keep", "unchanged", "same"})
-_LITERALS = {"True": "true", "False": "false", "None": "null", "true": "true", "false": "false", "null": "null",
-             "NaN": "NaN", "Infinity": "Infinity"}
-
-
-# ----------------------------------------------------------------------------------------- lenient JSON reading
-def _json_spans(t: str) -> list[tuple[int, int]]:
-    """Balanced ``{...}``/``[...]`` spans (double-quoted strings respected), outermost first, in text order."""
-    spans: list[tuple[int, int]] = []
-    stack: list[tuple[str, int]] = []
-    in_str, skip = False, -1
-    for m in _SPECIAL.finditer(t):
-        c, p = m.group(), m.start()
-        if p == skip:
-            continue
-        if c == "\\":
-            skip = p + 1
-        elif c == '"':
-            in_str = bool(stack) and not in_str
-        elif in_str:
-            continue
-        elif c in "{[":
-            stack.append((c, p))
-        elif stack and stack[-1][0] == ("{" if c == "}" else "["):
-            spans.append((stack.pop()[1], p + 1))
-        else:
-            stack.clear()
-    return sorted(spans, key=lambda s: (s[0], -s[1]))
-
-
-def _repair(s: str) -> str:
-    """Make near-JSON valid: single quotes, Python True/False/None, bare keys/words, trailing commas. Linear."""
-    out: list[str] = []
-    i, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        if c in "\"'":
-            j, buf = i + 1, []
-            while j < n and s[j] != c:
-                if s[j] == "\\" and j + 1 < n:
-                    buf.append("'" if s[j + 1] == "'" else s[j: j + 2])
-                    j += 2
-                    continue
-                buf.append('\\"' if s[j] == '"' else "\\n" if s[j] == "\n" else s[j])
-                j += 1
-            out.append('"' + "".join(buf) + '"')
-            i = j + 1
-        elif c.isalpha() or c == "_":
-            j = i + 1
-            while j < n and (s[j].isalnum() or s[j] == "_"):
-                j += 1
-            out.append(_LITERALS.get(s[i:j]) or json.dumps(s[i:j]))
-            i = j
-        elif c.isdigit() or c in "+-.":
-            j = i + 1
-            while j < n and (s[j].isalnum() or s[j] in ".+-"):
-                j += 1
-            out.append(s[i:j].lstrip("+"))
-            i = j
-        elif c == ",":
-            j = i + 1
-            while j < n and s[j].isspace():
-                j += 1
-            if j >= n or s[j] not in "}]":
-                out.append(c)
-            i = j
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-_FAIL = object()
-
-
-def _loads(s: str) -> Any:
-    try:
-        return json.loads(s)
-    except (ValueError, RecursionError):
-        pass
-    if len(s) > _MAX_REPAIR:
-        return _FAIL
-    try:
-        return json.loads(_repair(s))
-    except (ValueError, RecursionError):
-        return _FAIL
 
 
 def _action_like(data: Any) -> bool:
@@ -393,9 +308,9 @@ def _parse(text: Any, image_size: Any, skills: Collection[str] | None, first_onl
         if not t:
             return NoAnswer(f"empty response; reply with one JSON action such as {_EXAMPLE}")
         size = _size(image_size) if image_size is not None else None
-        for start, end in _json_spans(t)[:_MAX_SPANS]:
-            data = _loads(t[start:end])
-            if data is not _FAIL and _action_like(data):
+        for start, end in json_spans(t)[:_MAX_SPANS]:
+            data = loads_lenient(t[start:end])
+            if data is not FAIL and _action_like(data):
                 return _interpret(data, size, skills, first_only)
         points = _molmo_points(t)[: 1 if first_only else None]  # already normalized (percent / 0-1000 tags)
         if points:

@@ -3,6 +3,11 @@ light LaTeX/markdown cleanup. Stdlib only (no numpy/torch).
 
 Inputs longer than :data:`MAX_CHARS` keep only their tail (answers live at the end) before any regex work.
 All names are re-exported by :mod:`dppo_embodied.parsing`, the usual import path.
+
+:func:`bounded_text` is the one coercion and tail bound of model text: the parsers here use it with
+:data:`MAX_CHARS`, the official benchmark scorers (:mod:`benchmarks.scoring.normalize`) with
+:data:`MAX_RESPONSE_CHARS`. Every pattern applied to the bounded text runs in linear time (no nested ambiguous
+quantifiers, no lazy scan restarted from every occurrence of an opening tag).
 """
 
 from __future__ import annotations
@@ -10,10 +15,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_CHARS", "NoAnswer", "is_answer", "strip_think"]
+__all__ = ["MAX_CHARS", "MAX_RESPONSE_CHARS", "NoAnswer", "bounded_text", "is_answer", "strip_think"]
 
 MAX_CHARS = 20_000
-"""Longer inputs keep only their last ``MAX_CHARS`` characters."""
+"""The parsers of this package keep only the last ``MAX_CHARS`` characters of longer inputs."""
+
+MAX_RESPONSE_CHARS = 64 * 4096
+"""The official scorers keep only the last 262,144 characters (256 Ki) of longer responses.
+
+The official runs generate at most ``max_new_tokens=4096`` tokens; Qwen2.5-VL text averages about 4 characters
+per token, so a complete official response is ~16 k characters and exceeding this bound needs an average of more
+than 64 characters per token over 4,096 tokens: only degenerate output (long runs of whitespace or punctuation
+tokens) gets there. Below the bound the scorers are exactly the official rules; above it they score the tail
+(where the answer of a run-on response is), in linear time and memory.
+"""
 
 
 @dataclass(frozen=True)
@@ -32,8 +47,13 @@ def is_answer(x: object) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- preprocessing
-def _as_text(text: object) -> str:
-    """Coerce anything to ``str`` (None -> ""), keeping only the tail beyond :data:`MAX_CHARS`."""
+def bounded_text(text: object, max_chars: int = MAX_RESPONSE_CHARS) -> str:
+    """Coerce model output to ``str`` (None -> "", bytes decoded as UTF-8 with replacement, other objects by
+    ``str``) and keep only its last ``max_chars`` characters.
+
+    >>> bounded_text("x" * 10 + "B", max_chars=3)
+    'xxB'
+    """
     if text is None:
         return ""
     if not isinstance(text, str):
@@ -41,7 +61,12 @@ def _as_text(text: object) -> str:
             text = bytes(text).decode("utf-8", "replace") if isinstance(text, (bytes, bytearray)) else str(text)
         except Exception:
             return ""
-    return text[-MAX_CHARS:] if len(text) > MAX_CHARS else text
+    return text[-max_chars:] if len(text) > max_chars else text
+
+
+def _as_text(text: object) -> str:
+    """Coerce anything to ``str`` (None -> ""), keeping only the tail beyond :data:`MAX_CHARS`."""
+    return bounded_text(text, MAX_CHARS)
 
 
 _THINK_CLOSE = re.compile(r"<\s*/\s*(?:think|thought)\s*>", re.I)

@@ -3,6 +3,10 @@
 ``dppo --help`` and ``dppo bridge`` import nothing heavy: each subcommand module is imported only when it runs,
 and exposes ``make_parser()`` and ``main(argv) -> int`` (so it also runs as ``python -m <module>``).
 A subcommand is listed here only once it works.
+
+Like TRL's CLI, this module is the one place of the core that names the other packages' modules: the entry
+module of each command (:data:`COMMANDS`) and of each catalogue that ``dppo list`` prints (:data:`CATALOGUES`),
+all imported lazily, so the core never imports the packages above it.
 """
 
 from __future__ import annotations
@@ -16,11 +20,19 @@ from dppo_embodied import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("dppo_embodied.listing", "list capabilities, commands and the registered catalogues"),
     "train": ("training.cli", "train: the DPPO metaloop (--config RECIPE), compare (ablations), build-tiny"),
-    "demo": ("training.demo", "the main job: the whole DPPO metaloop on a 2-core CPU in ~8 min (make demo)"),
+    "demo": ("training.scripts.demo", "the main job: the whole DPPO metaloop on a 2-core CPU in ~8 min (make demo)"),
     "eval": ("benchmarks.cli", "evaluate: run benchmarks, re-score responses, report and compare runs"),
     "data": ("envs.cli", "data: generate procedural embodied QA from the simulator (generate, list)"),
-    "serve": ("training.serving.cli", "serve a checkpoint behind an OpenAI-compatible API (transformers or vLLM)"),
+    "serve": ("inference.serving.cli", "serve a checkpoint behind an OpenAI-compatible API (transformers or vLLM)"),
     "bridge": ("robot_bridge.cli", "drive a robot (sim twin or LeRobot arm) with a served VLM, safely"),
+}
+
+#: ``dppo list`` catalogues of the other packages -> ``"module:function"`` returning ``[(name, help), ...]``.
+CATALOGUES: dict[str, str] = {
+    "envs": "envs.catalogue:envs",
+    "qa-suites": "envs.catalogue:qa_suites",
+    "tasks": "benchmarks.task:catalogue",
+    "robots": "robot_bridge.robots:robot_names",
 }
 
 

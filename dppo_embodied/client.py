@@ -13,7 +13,8 @@ torch-free, thread-safe and predictable under a latency budget:
   what to do.
 
 Settings live in :mod:`dppo_embodied.client_config`, message building in :mod:`dppo_embodied.messages` and the
-retry policy and response decoding in :mod:`dppo_embodied.http_retry`; their public names are re-exported here.
+retry policy, response decoding and :class:`ChatResponse` in :mod:`dppo_embodied.http_retry`; their public names are
+re-exported here.
 
 Example::
 
@@ -33,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,11 +46,14 @@ from dppo_embodied.errors import ClientError, ConfigError, ServerError
 from dppo_embodied.http_retry import (
     MAX_RETRY_AFTER_S,
     RETRY_STATUSES,
+    ChatResponse,
+    _decode_json,
     _parse_chat,
     _retry_after,
     _Retryable,
     _snippet,
     _status_hint,
+    give_up,
 )
 from dppo_embodied.images import ImageLike as ImageLike
 from dppo_embodied.images import to_data_url as to_data_url
@@ -61,37 +64,6 @@ from dppo_embodied.messages import image_part as image_part
 logger = logging.getLogger(__name__)
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_START_HINT = (
-    "Is the server running? Start one with `dppo serve ...` or `vllm serve <model> ...`, "
-    "and check base_url (host, port, trailing /v1)"
-)
-
-
-# ------------------------------------------------------------------------------------------------- response
-
-
-@dataclass
-class ChatResponse:
-    """A successful chat completion.
-
-    Attributes:
-        text: the assistant text of the first choice (``""`` when the server returned ``content: null``, e.g. a
-            thinking model that spent its budget; check :attr:`finish_reason`).
-        finish_reason: ``"stop"``, ``"length"``, ... or ``None``.
-        latency_s: wall-clock seconds of the whole :meth:`ChatClient.chat` call, retries included.
-        usage: the server's token usage (``{}`` when absent).
-        raw: the full response JSON.
-        reasoning: ``reasoning_content`` / ``reasoning`` of reasoning models, else ``None``.
-        attempts: how many HTTP attempts it took (1 = no retry).
-    """
-
-    text: str
-    finish_reason: str | None
-    latency_s: float
-    usage: dict[str, Any]
-    raw: dict[str, Any]
-    reasoning: str | None = None
-    attempts: int = 1
 
 
 # --------------------------------------------------------------------------------------------------- client
@@ -208,13 +180,7 @@ class ChatClient:
                 logger.debug("%s %s -> %d in %.3f s (attempt %d)", method, url, status, dt, attempts)
                 if 200 <= status < 300:
                     try:
-                        return parse(resp.json()), attempts
-                    except ValueError:
-                        last = _Retryable(
-                            f"malformed JSON in a {status} response ({len(resp.content)} bytes): "
-                            f"{_snippet(resp.text, 120)!r}",
-                            "bad_response",
-                        )
+                        return parse(_decode_json(resp)), attempts
                     except _Retryable as e:
                         last = e
                 elif status in RETRY_STATUSES or status >= 500:
@@ -251,32 +217,7 @@ class ChatClient:
             )
             if wait > 0:
                 time.sleep(wait)
-        raise self._give_up(method, url, last, attempts, deadline_s if gave_up_early else None)
-
-    def _give_up(
-        self, method: str, url: str, last: _Retryable | None, attempts: int, deadline_s: float | None
-    ) -> ClientError:
-        budget = f" within the {deadline_s:g} s deadline" if deadline_s is not None else ""
-        what = f"{method} {url} failed after {attempts} attempt(s){budget}: {last or 'no attempt made'}"
-        kind = last.kind if last else "timeout"
-        if kind == "connect":
-            return ClientError(f"{what}. {_START_HINT}.")
-        if kind == "timeout":
-            return ClientError(
-                f"{what}. The server is slow or overloaded (or not running): raise timeout_s/deadline_s, lower "
-                f"max_tokens or concurrency, and check the server log. {_START_HINT}."
-            )
-        if kind == "bad_response":
-            return ClientError(
-                f"{what}. The server at this URL does not answer like an OpenAI chat API: check that base_url "
-                "points at the model server's /v1 root and look at its log."
-            )
-        err = ServerError(
-            f"{what}. The server keeps failing: check its log (still loading the model? out of memory? "
-            "overloaded: lower concurrency)."
-        )
-        err.status = last.status if last else None  # type: ignore[attr-defined]
-        return err
+        raise give_up(method, url, last, attempts, deadline_s if gave_up_early else None)
 
     def _payload(
         self,
@@ -432,7 +373,7 @@ class ChatClient:
             items = data.get("data") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise _Retryable("malformed /models response: no 'data' list", "bad_response")
-            return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
+            return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
         models, _ = self._request("GET", f"{self.config.base_url}/models", None, parse, timeout_s, None)
         return models

@@ -23,6 +23,15 @@ from dppo_embodied.errors import ConfigError
 C = TypeVar("C")
 
 
+def check(cond: bool, key: str, msg: str) -> None:
+    """Validation step of a config's ``__post_init__``: raise a :class:`ConfigError` naming ``key`` unless ``cond``.
+
+    >>> check(2 > 1, "loops", "must be >= 1")
+    """
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
 def _where(source: str | None) -> str:
     return f" in {source}" if source else ""
 

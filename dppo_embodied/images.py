@@ -19,6 +19,8 @@ import base64
 import io
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,37 +78,99 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Load an image file as an RGB :class:`PIL.Image.Image` (fully read, file closed).
+#: The largest image (width x height) any opener here decodes: Pillow's default ``Image.MAX_IMAGE_PIXELS``
+#: (89,478,485 pixels, about 9459 x 9459, 0.25 GB as RGB). Checked from the header, before decoding, whatever the
+#: process-wide Pillow setting is; larger images raise :class:`MediaError` (a decompression bomb such as a 109 kB
+#: 30000 x 30000 PNG costs nothing to refuse).
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return repr(str(source))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    return f"<{type(source).__name__}>"
+
+
+def check_pixels(size: tuple[int, int], what: str, max_pixels: int | None = MAX_IMAGE_PIXELS) -> None:
+    """Raise :class:`MediaError` when a ``(width, height)`` is over the pixel budget (``None``: no budget)."""
+    w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        raise MediaError(f"image {what} is {w} x {h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+                         "(a decompression bomb or an oversized image); downscale it below the limit")
+
+
+@contextmanager
+def _opened(image: str | os.PathLike | bytes, max_pixels: int | None) -> Iterator[Image.Image]:
+    """Open an image file or encoded bytes lazily, check the pixel budget from the header, and turn every failure
+    of the body (decoding happens there) into a :class:`MediaError` naming the source."""
+    what = _describe(image)
+    source: Any = Path(image) if isinstance(image, (str, os.PathLike)) else io.BytesIO(bytes(image))
+    try:
+        with Image.open(source) as im:
+            check_pixels(im.size, what, max_pixels)
+            yield im
+    except MediaError:
+        raise
+    except FileNotFoundError:
+        where = "" if os.path.isabs(str(image)) else f" (relative to {os.getcwd()!r})"
+        raise MediaError(f"image file {what} does not exist{where}; check the path") from None
+    except Image.DecompressionBombError as e:  # over Pillow's process-wide limit (2 x Image.MAX_IMAGE_PIXELS)
+        raise MediaError(f"image {what} refused as a decompression bomb ({e}); downscale it below "
+                         f"{max_pixels or MAX_IMAGE_PIXELS:,} pixels") from e
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, struct.error, ... on bad data
+        raise MediaError(f"cannot read image {what}: {type(e).__name__}: {e}; is it a valid JPEG/PNG file?") from e
+
+
+def load_image(image: ImageLike, mode: str = "RGB", max_pixels: int | None = MAX_IMAGE_PIXELS) -> Image.Image:
+    """The one image opener: a fully decoded :class:`PIL.Image.Image` in ``mode`` from any image input.
+
+    Every place that decodes an image for a model (benchmark media, cameras, encoding) goes through here, so the
+    pixel budget and the error handling live in one place.
 
     Args:
-        path: image file path.
+        image: a path, encoded bytes, a PIL image or a uint8 array (see ``ImageLike``); remote URLs are refused.
+        mode: the Pillow mode of the result (``"RGB"``, ``"L"`` for masks, ...).
+        max_pixels: refuse images with more pixels than this, before decoding (``None``: no budget).
 
     Returns:
-        The decoded image in mode ``"RGB"``.
+        The decoded image (file closed).
 
     Raises:
-        MediaError: the file is missing, unreadable or not an image; the message names the path.
+        MediaError: missing file, not an image, truncated or corrupt data, over the pixel budget or over
+            Pillow's decompression-bomb limit; the message names the file (or the byte count).
     """
-    p = Path(path)
-    try:
-        with Image.open(p) as im:
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise MediaError(f"image file not found: {str(p)!r}; check the path (relative to {os.getcwd()!r})") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise MediaError(f"cannot read image {str(p)!r}: {e}; is it a valid JPEG/PNG file?") from e
+    if isinstance(image, str) and image.startswith(("http://", "https://")):
+        raise MediaError(f"remote image URLs are not fetched ({image[:80]!r}); download the image and pass its path "
+                         "or array")
+    if isinstance(image, str) and image.startswith("data:"):
+        raise MediaError("got a data URL where an image was expected; pass it to build_messages unchanged instead")
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(_to_array(image)).convert(mode)
+    if isinstance(image, Image.Image):
+        check_pixels(image.size, _describe(image), max_pixels)
+        return image.convert(mode)
+    if not isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
+        raise MediaError(f"unsupported image type {type(image).__name__}; pass a uint8 numpy array, a PIL image, a "
+                         "path or bytes")
+    with _opened(image, max_pixels) as im:
+        return im.convert(mode)
+
+
+def _decode_bytes(data: bytes, max_side: int | None) -> Image.Image:
+    """Encoded bytes as an RGB or grey image; JPEGs larger than ``max_side`` are decoded at a reduced scale, and
+    the pixel budget applies to the decoded size."""
+    with _opened(data, None) as im:
+        if max_side is not None and max(im.size) > max_side:
+            im.draft("RGB", (max_side, max_side))  # JPEG: decode at 1/2, 1/4 or 1/8 scale (fast)
+        check_pixels(im.size, f"<{len(data)} bytes>")
+        return im.convert("RGB") if im.mode not in ("RGB", "L") else im.copy()
 
 
 def _to_array(image: ImageLike) -> np.ndarray:
     """Normalise any non-bytes input to a C-contiguous uint8 array, (H, W) grey or (H, W, 3) RGB."""
     if isinstance(image, (str, os.PathLike)):
-        if isinstance(image, str) and image.startswith(("http://", "https://")):
-            raise MediaError(
-                f"remote image URLs are not fetched ({image[:80]!r}); download the image and pass its path or array"
-            )
-        if isinstance(image, str) and image.startswith("data:"):
-            raise MediaError("got a data URL where an image was expected; pass it to build_messages unchanged instead")
         image = load_image(image)
     if isinstance(image, Image.Image):
         if image.mode not in ("RGB", "L"):
@@ -168,13 +232,7 @@ def encode_image(image: ImageLike, fmt: str = "jpeg", quality: int = 90, max_sid
         data = bytes(image)
         if _sniff(data) == fmt and max_side is None:
             return data
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                if max_side is not None and max(im.size) > max_side:
-                    im.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale (fast)
-                image = im.convert("RGB") if im.mode not in ("RGB", "L") else im.copy()
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise MediaError(f"cannot decode {len(data)} image bytes: {e}") from e
+        image = _decode_bytes(data, max_side)
     arr = _to_array(image)
     size = _fit(arr.shape[0], arr.shape[1], max_side)
     cv2 = _get_cv2()

@@ -1,7 +1,8 @@
 """``dppo list``: what exists — capabilities, answer types, commands and registered catalogues.
 
-Catalogues of the other packages are reached by entry-point string, so listing them does not import a package
-that is not installed (and the core never imports the packages above it).
+Catalogues of the other packages come from the ``dppo`` dispatch table (:data:`dppo_embodied.cli.CATALOGUES`),
+loaded lazily, so listing them does not import a package that is not installed (and the core never imports the
+packages above it).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from dppo_embodied import cli
+from dppo_embodied.cli import COMMANDS
 from dppo_embodied.errors import DppoError
 from dppo_embodied.registry import load_entry_point
 from dppo_embodied.taxonomy import CAPABILITIES, GROUPS
@@ -25,20 +28,15 @@ def _answer_types() -> list[tuple[str, str]]:
 
 
 def _commands() -> list[tuple[str, str]]:
-    from dppo_embodied.cli import COMMANDS
-
     return [(n, h) for n, (_, h) in COMMANDS.items()]
 
 
-#: catalogue name -> callable or "module:function" returning [(name, help), ...].
+#: catalogue name -> callable or "module:function" (the dispatch table's) returning [(name, help), ...].
 CATALOGUES: dict[str, Callable[[], list[tuple[str, str]]] | str] = {
     "capabilities": _capabilities,
     "answer-types": _answer_types,
     "commands": _commands,
-    "envs": "envs.catalogue:envs",
-    "qa-suites": "envs.catalogue:qa_suites",
-    "tasks": "benchmarks.task:catalogue",
-    "robots": "robot_bridge.robots:robot_names",
+    **cli.CATALOGUES,
 }
 
 

@@ -21,25 +21,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
+from dppo_embodied.actions import (
+    Action,
+    DoneAction,
+    MoveAction,
+    PointAction,
+    SkillAction,
+    action_to_json,
+    parse_action,
+    parse_actions,
+)
 from dppo_embodied.answer_text import MAX_CHARS, NoAnswer, _as_text, _clean, _last, is_answer, strip_think
 from dppo_embodied.number_parsing import parse_count, parse_number
 from dppo_embodied.points import CONVENTIONS, parse_bbox, parse_points
-from dppo_embodied.points import _molmo_points as _molmo_points  # used by dppo_embodied.actions
-from dppo_embodied.points import _size as _size  # used by dppo_embodied.actions
-
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ below
-    from dppo_embodied.actions import (
-        Action,
-        DoneAction,
-        MoveAction,
-        PointAction,
-        SkillAction,
-        action_to_json,
-        parse_action,
-        parse_actions,
-    )
 
 __all__ = [
     "CONVENTIONS",
@@ -64,20 +59,6 @@ __all__ = [
     "parse_yes_no",
     "strip_think",
 ]
-
-_ACTION_NAMES = frozenset(
-    {"Action", "DoneAction", "MoveAction", "PointAction", "SkillAction", "action_to_json", "parse_action",
-     "parse_actions"}
-)
-
-
-def __getattr__(name: str) -> Any:  # PEP 562: lazy re-export of the action envelope (avoids an import cycle)
-    if name in _ACTION_NAMES:
-        from dppo_embodied import actions
-
-        return getattr(actions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 # ---------------------------------------------------------------------------------------------------- options
 _FOLLOW_END = re.compile(r"[ \t]*(?:[.,;:!?)\]\"'*’”]|\r?\n|$)")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import DataError
+from dppo_embodied.io import append_jsonl, atomic_write_jsonl, iter_json_lines
 from dppo_embodied.taxonomy import validate_capabilities
 
 
@@ -145,7 +146,24 @@ class EmbodiedSample:
         missing = [k for k in ("id", "source", "question", "answer", "answer_type") if k not in d]
         if missing:
             raise DataError(f"sample is missing required field(s) {missing}")
+        _check_json_types(d)
         return cls(**d)
+
+
+_JSON_TYPES: dict[str, tuple[type, str]] = {
+    "id": (str, "a string"), "source": (str, "a string"), "question": (str, "a string"),
+    "metadata": (dict, "an object"), "video": (dict, "an object or null"), "reasoning": (str, "a string or null"),
+}
+
+
+def _check_json_types(d: dict[str, Any]) -> None:
+    """Field types of a sample read from JSON (constructor callers are typed; JSON rows are not)."""
+    for key, (typ, what) in _JSON_TYPES.items():
+        if key in d and d[key] is not None and not isinstance(d[key], typ):
+            raise DataError(f"sample field {key!r} must be {what}, got {type(d[key]).__name__}")
+    for key in ("images", "options", "capabilities"):
+        if key in d and not (isinstance(d[key], list) and all(isinstance(x, str) for x in d[key])):
+            raise DataError(f"sample field {key!r} must be a list of strings, got {d[key]!r:.80}")
 
 
 def _check_answer(s: EmbodiedSample) -> None:
@@ -218,6 +236,32 @@ def _relativize(p: str, base: Path) -> str:
         return p
 
 
+def iter_sample_rows(path: str | os.PathLike[str], resolve_paths: bool = True
+                     ) -> Iterator[tuple[int, EmbodiedSample | None, str | None]]:
+    """Yield ``(lineno, sample, error)`` for every non-empty line of a samples file, never stopping at a bad row.
+
+    ``error`` (set when ``sample`` is ``None``) names the file and the 1-based line and says what is wrong.
+
+    Raises:
+        DataError: the file is missing or cannot be opened.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such samples file")
+    for lineno, value, err in iter_json_lines(path):
+        if err is None:
+            try:
+                s = EmbodiedSample.from_dict(value)
+                if resolve_paths:
+                    resolve_media_paths(s, path.parent)
+            except (DataError, ValueError, TypeError, AttributeError, KeyError) as e:  # a field of the wrong type
+                err = f"{type(e).__name__}: {e}"
+            else:
+                yield lineno, s, None
+                continue
+        yield lineno, None, f"{path}:{lineno}: malformed sample row: {err}"
+
+
 def iter_samples(path: str | os.PathLike[str], resolve_paths: bool = True) -> Iterator[EmbodiedSample]:
     """Yield the samples of a JSONL file, one per non-empty line.
 
@@ -225,28 +269,10 @@ def iter_samples(path: str | os.PathLike[str], resolve_paths: bool = True) -> It
         DataError: on the first malformed row, naming the file and the 1-based line number. Rows are never
             silently dropped; callers that want to skip bad rows use :func:`load_samples` with ``on_error``.
     """
-    yield from (s for s, _ in _iter(Path(path), resolve_paths, strict=True) if s is not None)
-
-
-def _iter(path: Path, resolve_paths: bool, strict: bool) -> Iterator[tuple[EmbodiedSample | None, str | None]]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such samples file")
-    base = path.parent
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                s = EmbodiedSample.from_dict(json.loads(line))
-            except (json.JSONDecodeError, DataError, TypeError) as e:
-                err = DataError(f"{path}:{lineno}: malformed sample row: {e}")
-                if strict:
-                    raise err from e
-                yield None, str(err)
-                continue
-            if resolve_paths:
-                resolve_media_paths(s, base)
-            yield s, None
+    for _, s, err in iter_sample_rows(path, resolve_paths):
+        if s is None:
+            raise DataError(err)
+        yield s
 
 
 def load_samples(
@@ -267,26 +293,27 @@ def load_samples(
         raise ValueError(f"on_error must be 'raise' or 'collect', got {on_error!r}")
     samples: list[EmbodiedSample] = []
     errors: list[str] = []
-    for s, err in _iter(Path(path), resolve_paths, strict=on_error == "raise"):
+    for _, s, err in iter_sample_rows(path, resolve_paths):
         if s is not None:
             samples.append(s)
-        elif err:
-            errors.append(err)
+        elif on_error == "raise":
+            raise DataError(err)
+        else:
+            errors.append(str(err))
     return samples, errors
 
 
 def write_samples(samples: Iterable[EmbodiedSample], path: str | os.PathLike[str], append: bool = False) -> int:
-    """Write samples as JSONL (atomically unless appending). Media paths inside the file's folder become relative.
+    """Write samples as JSONL (atomically unless appending; appends are fsynced). Media paths inside the file's
+    folder become relative.
 
     Returns:
         The number of rows written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     base = path.parent
-    tmp = path if append else path.with_suffix(path.suffix + ".tmp")
-    n = 0
-    with tmp.open("a" if append else "w", encoding="utf-8") as f:
+
+    def rows() -> Iterator[dict[str, Any]]:
         for s in samples:
             d = s.to_dict()
             d["images"] = [_relativize(p, base) for p in s.images]
@@ -294,10 +321,6 @@ def write_samples(samples: Iterable[EmbodiedSample], path: str | os.PathLike[str
                 d["video"]["path"] = _relativize(s.video.path, base)
             if isinstance(d["metadata"].get("mask"), str):
                 d["metadata"]["mask"] = _relativize(d["metadata"]["mask"], base)
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
-            n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    if not append:
-        os.replace(tmp, path)
-    return n
+            yield d
+
+    return append_jsonl(path, rows()) if append else atomic_write_jsonl(path, rows())

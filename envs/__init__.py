@@ -18,8 +18,8 @@ What the other packages use (all names are stable):
 * ``envs.experts.expert_action(env, thought=False) -> str``: the scripted expert's text action for the current
   state; ``envs.experts.plan_action(scene, task, camera) -> Action`` is the same on a bare scene (the twin).
 * ``envs.rollout.run_episode(env, act, seed, max_steps=None) -> EpisodeResult``.
-* ``envs.twin.TabletopTwinRobot``: the sim twin behind the :class:`dppo_embodied.robot.Robot` protocol
-  (``"envs.twin:TabletopTwinRobot"``).
+* ``envs.twin.TabletopTwinRobot``: the sim twin behind the :class:`dppo_embodied.robot.Robot` protocol, with its
+  own ``profile``; declared as the ``sim`` plugin of the ``dppo_embodied.robots`` entry-point group (pyproject).
 * ``envs.lerobot_dataset``: ``LeRobotDatasetV3`` (reader; ``to_samples`` builds QA from episodes),
   ``LeRobotV3Writer(root, fps, features, robot_type)`` with ``add_frame``/``save_episode(task)``/``finalize`` and
   ``write_lerobot_dataset_v3`` (writers); no ``lerobot`` import.

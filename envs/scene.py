@@ -15,7 +15,8 @@ The end effector is a mocap gripper (palm and two fingers) whose tool centre poi
 between the finger tips. Grasping is kinematic: :meth:`TabletopScene.attach` makes an object follow the TCP
 until :meth:`TabletopScene.detach`; pushing is physical (the closed fingers collide with objects).
 
-Cameras: ``front`` (oblique, the default) and ``top`` (overhead). Renders are RGB ``(H, W, 3) uint8``, depth
+The MJCF itself (cameras, gripper, slots, timestep) is :func:`envs.mjcf.build_mjcf`; its constants are re-exported
+here. Cameras: ``front`` (oblique, the default) and ``top`` (overhead). Renders are RGB ``(H, W, 3) uint8``, depth
 ``(H, W) float32`` metres (z-depth along the optical axis) and segmentation ``(H, W) int16`` object indices
 (:data:`SEG_TABLE`, :data:`SEG_GRIPPER`, :data:`SEG_NONE` for the rest). Shadows are off by default.
 """
@@ -25,109 +26,41 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 from typing import Any
 
 import numpy as np
 
 from dppo_embodied.errors import ConfigError, EnvError
-from dppo_embodied.geometry import CameraCalibration, mujoco_to_opencv_rotation
 from envs._mujoco import mujoco_module
+from envs.mjcf import (
+    _PARK,
+    CAMERAS,
+    FINGER_CLOSED,
+    FINGER_OPEN,
+    GRIPPER_HOME,
+    TARGET_RADIUS,
+    TIMESTEP,
+    build_mjcf,
+)
+from envs.scene_cameras import SEG_GRIPPER, SEG_NONE, SEG_TABLE, SEG_TARGET, SceneCameras
 from envs.spec import COLORS, MAX_OBJECTS, SHAPES, TABLE_HALF, SceneSpec
+
+__all__ = [
+    "CAMERAS", "FINGER_CLOSED", "FINGER_OPEN", "GRIPPER_HOME", "SEG_GRIPPER", "SEG_NONE", "SEG_TABLE", "SEG_TARGET",
+    "TARGET_RADIUS", "TIMESTEP", "TabletopScene", "build_mjcf",
+]
 
 logger = logging.getLogger(__name__)
 
-SEG_NONE, SEG_TABLE, SEG_GRIPPER, SEG_TARGET = -1, -2, -3, -4
-#: radius of the flat target marker (a white disc on the table), metres
-TARGET_RADIUS = 0.03
-#: camera name -> (position, look-at point, fovy degrees)
-CAMERAS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], float]] = {
-    "front": ((0.0, -0.38, 0.50), (0.0, 0.03, 0.0), 55.0),
-    "top": ((0.0, 0.0, 0.65), (0.0, 0.0001, 0.0), 45.0),
-}
-TIMESTEP = 0.004
-#: the gripper TCP rests here between tasks
-GRIPPER_HOME = (0.0, 0.21, 0.16)
-FINGER_OPEN, FINGER_CLOSED = 0.044, 0.009
-_PARK = (5.0, 5.0, 1.0)
 _GEOM_ORDER = tuple(SHAPES.values())  # box, cylinder, sphere
 #: model fields edited at run time (load, grasp, gripper, target, depth rendering); load restores them first
 _RUNTIME_FIELDS = ("geom_contype", "geom_conaffinity", "geom_group", "geom_rgba", "geom_size", "geom_rbound",
                    "geom_aabb", "geom_pos", "body_gravcomp", "body_mass", "body_inertia")
 
 
-def _xyaxes(pos: tuple[float, float, float], target: tuple[float, float, float]) -> str:
-    f = np.subtract(target, pos, dtype=float)
-    f /= np.linalg.norm(f)
-    x = np.cross(f, [0.0, 0.0, 1.0])
-    x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-9 else np.array([1.0, 0.0, 0.0])
-    y = np.cross(-f, x)
-    return " ".join(f"{v:.6f}" for v in (*x, *y))
-
-
-def build_mjcf(image_size: int = 96, shadows: bool = False) -> str:
-    """The tabletop MJCF (asset-free), with :data:`MAX_OBJECTS` object slots and both cameras."""
-    cams = "\n".join(
-        f'    <camera name="{n}" pos="{p[0]} {p[1]} {p[2]}" xyaxes="{_xyaxes(p, t)}" fovy="{fovy}"/>'
-        for n, (p, t, fovy) in CAMERAS.items())
-    slots = []
-    for i in range(MAX_OBJECTS):
-        slots.append(
-            f'    <body name="obj{i}" pos="{_PARK[0] + i * 0.2} {_PARK[1]} {_PARK[2]}" gravcomp="1">\n'
-            f'      <freejoint name="obj{i}_joint"/>\n'
-            f'      <geom name="obj{i}_box" type="box" size="0.02 0.02 0.02" group="3" contype="3" conaffinity="3" '
-            f'mass="0.1"/>\n'
-            f'      <geom name="obj{i}_cylinder" type="cylinder" size="0.02 0.02" group="3" contype="3" '
-            f'conaffinity="3" mass="0"/>\n'
-            f'      <geom name="obj{i}_sphere" type="sphere" size="0.02" group="3" contype="3" conaffinity="3" '
-            f'mass="0" condim="6" friction="0.8 0.01 0.003"/>\n'
-            f'    </body>')
-    hx, hy = TABLE_HALF
-    shadow = "true" if shadows else "false"
-    return f"""<mujoco model="dppo_tabletop">
-  <option timestep="{TIMESTEP}" integrator="implicitfast" cone="elliptic">
-    <!-- geom sizes and finger positions change at run time: the compile-time per-body BVH would be stale -->
-    <flag midphase="disable"/>
-  </option>
-  <visual>
-    <quality shadowsize="{2048 if shadows else 0}"/>
-    <global offwidth="{max(image_size, 64)}" offheight="{max(image_size, 64)}"/>
-    <headlight ambient="0.4 0.4 0.4" diffuse="0.35 0.35 0.35" specular="0.05 0.05 0.05"/>
-    <map znear="0.01" zfar="50"/>
-  </visual>
-  <default>
-    <geom friction="0.7 0.01 0.001" solref="0.01 1" condim="3"/>
-  </default>
-  <worldbody>
-    <light name="sun" pos="0.2 -0.3 1.5" dir="-0.1 0.2 -1" directional="true" castshadow="{shadow}"
-           diffuse="0.35 0.35 0.35"/>
-    <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.4" rgba="0.22 0.23 0.26 1"/>
-    <geom name="table" type="box" size="{hx} {hy} 0.02" pos="0 0 -0.02" rgba="0.62 0.52 0.40 1"/>
-    <geom name="target" type="cylinder" size="{TARGET_RADIUS} 0.0005" pos="0 0 0.0006" rgba="0.97 0.97 0.97 1"
-          contype="0" conaffinity="0" group="3"/>
-{cams}
-    <body name="gripper" mocap="true" pos="{GRIPPER_HOME[0]} {GRIPPER_HOME[1]} {GRIPPER_HOME[2]}">
-      <geom name="palm" type="box" size="0.055 0.014 0.010" pos="0 0 0.080" rgba="0.25 0.25 0.28 1"
-            contype="2" conaffinity="2" group="2"/>
-      <geom name="wrist" type="cylinder" size="0.010 0.04" pos="0 0 0.127" rgba="0.35 0.35 0.38 1"
-            contype="0" conaffinity="0" group="2"/>
-      <geom name="finger_l" type="box" size="0.006 0.012 0.035" pos="-{FINGER_OPEN} 0 0.035"
-            rgba="0.15 0.15 0.17 1" contype="0" conaffinity="0" group="2"/>
-      <geom name="finger_r" type="box" size="0.006 0.012 0.035" pos="{FINGER_OPEN} 0 0.035"
-            rgba="0.15 0.15 0.17 1" contype="0" conaffinity="0" group="2"/>
-      <!-- the closed fingers collide as one solid paddle (two thin boxes squeeze round objects sideways); compiled
-           collidable (the scene switches it off until the gripper closes on nothing) -->
-      <geom name="pusher" type="box" size="0.015 0.012 0.035" pos="0 0 0.035" contype="2" conaffinity="2"
-            group="3" rgba="0 0 0 0"/>
-    </body>
-{chr(10).join(slots)}
-  </worldbody>
-</mujoco>
-"""
-
-
-class TabletopScene:
-    """A reusable MuJoCo tabletop: load a :class:`SceneSpec`, step physics, move the gripper, render.
+class TabletopScene(SceneCameras):
+    """A reusable MuJoCo tabletop: load a :class:`SceneSpec`, step physics, move the gripper, render
+    (the cameras: :class:`envs.scene_cameras.SceneCameras`).
 
     Args:
         image_size: square render size in pixels (also ``(width, height)`` as a tuple).
@@ -395,88 +328,6 @@ class TabletopScene:
             "objects": {o.slug: [round(float(v), 4) for v in self.object_pos(i)]
                         for i, o in enumerate(self.spec.objects)} if self.spec else {},
         }
-
-    # ----------------------------------------------------------------------------------------------- rendering
-    @property
-    def renderer(self) -> Any:
-        """The (lazily created) MuJoCo renderer, shared by all cameras."""
-        if self._renderer is None:
-            try:
-                self._renderer = self.mj.Renderer(self.model, self.height, self.width)
-            except Exception as e:  # no usable headless GL
-                gl = os.environ.get("MUJOCO_GL", "(unset)")
-                raise EnvError(f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={gl} ({e}); install "
-                               "EGL (apt-get install libegl1 libegl-mesa0) or use MUJOCO_GL=osmesa with "
-                               "libosmesa6") from e
-        return self._renderer
-
-    def _check_camera(self, camera: str) -> None:
-        if camera not in CAMERAS:
-            raise ConfigError(f"unknown camera {camera!r}; valid: {', '.join(CAMERAS)}")
-
-    def render(self, camera: str = "front") -> np.ndarray:
-        """RGB image ``(H, W, 3) uint8``."""
-        self._check_camera(camera)
-        r = self.renderer
-        r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-        return r.render().copy()
-
-    def render_depth(self, camera: str = "front", hide_robot: bool = False) -> np.ndarray:
-        """Depth ``(H, W) float32`` in metres (z-depth along the optical axis).
-
-        Args:
-            camera: camera name.
-            hide_robot: leave out the gripper and the object it holds (what is *behind* the robot), as used to
-                turn a pointed pixel into a 3-D target.
-        """
-        self._check_camera(camera)
-        r = self.renderer
-        r.enable_depth_rendering()
-        opt, hidden = self._scene_option, []
-        if hide_robot:
-            opt = self.mj.MjvOption()
-            opt.geomgroup[2] = 0
-            if self.held is not None:
-                hidden = [g for g in self._geoms[self.held] if self.model.geom_group[g] == 0]
-                for g in hidden:
-                    self.model.geom_group[g] = 3
-        try:
-            r.update_scene(self.data, camera=camera, scene_option=opt)
-            return r.render().astype(np.float32)
-        finally:
-            r.disable_depth_rendering()
-            for g in hidden:
-                self.model.geom_group[g] = 0
-
-    def render_segmentation(self, camera: str = "front") -> np.ndarray:
-        """``(H, W) int16`` labels: object index, or :data:`SEG_TABLE` / :data:`SEG_GRIPPER` / :data:`SEG_TARGET` /
-        :data:`SEG_NONE`."""
-        self._check_camera(camera)
-        r = self.renderer
-        r.enable_segmentation_rendering()
-        try:
-            r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-            seg = r.render()
-        finally:
-            r.disable_segmentation_rendering()
-        ids, types = seg[..., 0], seg[..., 1]
-        out = np.full(ids.shape, SEG_NONE, dtype=np.int16)
-        geom = (types == int(self.mj.mjtObj.mjOBJ_GEOM)) & (ids >= 0)
-        out[geom] = self._geom_label[ids[geom]]
-        return out
-
-    def calibration(self, camera: str = "front") -> CameraCalibration:
-        """Intrinsics and extrinsics of ``camera`` (OpenCV convention, metres)."""
-        self._check_camera(camera)
-        cid = self._cam[camera]
-        rot = mujoco_to_opencv_rotation(self.data.cam_xmat[cid])
-        return CameraCalibration.from_fovy(self.width, self.height, float(self.model.cam_fovy[cid]),
-                                           self.data.cam_xpos[cid].copy(), rot)
-
-    def project(self, point: np.ndarray, camera: str = "front") -> tuple[float, float]:
-        """World point -> normalized image ``(x, y)``."""
-        x, y, _ = self.calibration(camera).project(point)
-        return x, y
 
     def close(self) -> None:
         """Free the renderer (GL context); safe to call twice."""

@@ -1,7 +1,8 @@
 """``TabletopTwinRobot``: the MuJoCo tabletop behind the :class:`dppo_embodied.robot.Robot` protocol.
 
-The robot bridge loads it by the string ``"envs.twin:TabletopTwinRobot"`` (``dppo bridge --robot sim``) to
-rehearse a deployment without hardware. It is an end-effector robot:
+It is the ``sim`` plugin of the ``dppo_embodied.robots`` entry-point group (declared in pyproject.toml), which
+``dppo bridge --robot sim`` uses to rehearse a deployment without hardware; its :attr:`~TabletopTwinRobot.profile`
+carries the workspace, rest pose, table height and camera the bridge needs. It is an end-effector robot:
 
 * action keys ``ee.x``, ``ee.y``, ``ee.z`` (absolute TCP target, metres, world frame) and ``gripper.pos``
   (0 = open, 1 = closed; >= 0.5 closes and grasps an object between the fingers, < 0.5 opens and releases);
@@ -9,8 +10,9 @@ rehearse a deployment without hardware. It is an end-effector robot:
 * every :meth:`send_action` moves the TCP at most ``max_relative_target`` metres per axis toward the target
   (clipped to the workspace box), simulates one control period of ``1 / fps`` seconds and returns the action it
   actually applied;
-* observations: the same keys with measured values, ``<camera>`` RGB ``(H, W, 3) uint8`` and ``<camera>.depth``
-  ``(H, W) float32`` metres for each camera (``front`` by default).
+* observations: the same keys with measured values (exact; also :meth:`get_state`, without rendering),
+  ``<camera>`` RGB ``(H, W, 3) uint8`` and ``<camera>.depth`` ``(H, W) float32`` metres for each camera
+  (``front`` by default).
 
 World frame: table top at z = 0, x right and y away from the ``front`` camera, z up. Example::
 
@@ -32,9 +34,9 @@ import numpy as np
 
 from dppo_embodied.errors import ConfigError, EnvError
 from dppo_embodied.geometry import CameraCalibration
-from dppo_embodied.robot import EE_KEYS
+from dppo_embodied.robot import EE_KEYS, RobotProfile
 from envs.control import GRASP_RADIUS, WORKSPACE_HI, WORKSPACE_LO
-from envs.scene import CAMERAS, TIMESTEP, TabletopScene
+from envs.scene import CAMERAS, GRIPPER_HOME, TIMESTEP, TabletopScene
 from envs.spec import sample_scene
 from envs.tasks import Task, evaluate, parse_task
 
@@ -55,6 +57,10 @@ class TabletopTwinRobot:
     """
 
     name = "tabletop_twin"
+    #: what the bridge needs before moving it: the TCP box of the controller, the rest pose, the table top (z = 0)
+    #: and the robot's own ``front`` camera.
+    profile = RobotProfile(workspace=(tuple(float(v) for v in WORKSPACE_LO), tuple(float(v) for v in WORKSPACE_HI)),
+                           home=GRIPPER_HOME, plane_z=0.0, camera="sim:front")
 
     def __init__(self, seed: int = 0, image_size: int | tuple[int, int] = 224,
                  cameras: tuple[str, ...] = ("front",), fps: float = 30.0, max_relative_target: float | None = 0.02,
@@ -141,14 +147,19 @@ class TabletopTwinRobot:
     def get_observation(self) -> dict[str, Any]:
         """Flat observation following :attr:`observation_features`."""
         sc = self.scene
-        p = sc.gripper_pos
-        obs: dict[str, Any] = {"ee.x": float(p[0]), "ee.y": float(p[1]), "ee.z": float(p[2]),
-                               "gripper.pos": 1.0 if sc.gripper_closed else 0.0}
+        obs: dict[str, Any] = self.get_state()
         for c in self.cameras:
             obs[c] = sc.render(c)
             if self.depth:
                 obs[f"{c}.depth"] = sc.render_depth(c)
         return obs
+
+    def get_state(self) -> dict[str, float]:
+        """The ``ee.*``/``gripper.pos`` keys of :meth:`get_observation`, exact (unrounded) and without rendering."""
+        sc = self.scene
+        p = sc.gripper_pos
+        return {"ee.x": float(p[0]), "ee.y": float(p[1]), "ee.z": float(p[2]),
+                "gripper.pos": 1.0 if sc.gripper_closed else 0.0}
 
     def send_action(self, action: dict[str, float]) -> dict[str, float]:
         """Move toward the target with per-call limits, simulate ``1 / fps`` s; return the action applied.

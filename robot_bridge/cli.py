@@ -6,7 +6,9 @@
         --task "Put the red block in the bowl." --dry-run --slow 0.25 --estop-port 8765 --record runs/rec1
 
 Stops: press Enter (or type e) to latch the e-stop, ``reset`` to clear it, ``q`` to quit; SIGUSR1 latches it;
-``POST http://127.0.0.1:PORT/estop`` and ``/reset`` with ``--estop-port``. Ctrl-C latches it and exits.
+with ``--estop-port``, ``POST http://127.0.0.1:PORT/estop`` latches it (no token) and ``POST /reset`` clears it
+(JSON, ``Authorization: Bearer TOKEN``; the token is printed at start unless given). Ctrl-C latches it and exits.
+An e-stop ends the episode it interrupts and the exit status is 1.
 YAML (``--config``) keys are :class:`robot_bridge.session.BridgeConfig` fields; ``--set planner.rate_hz=3`` sets
 any nested field.
 """
@@ -23,7 +25,7 @@ from typing import Any
 FLAGS = {  # flag dest -> dotted config key
     "robot": "robot", "camera": "camera", "server": "server", "model": "model", "api_key": "api_key",
     "task": "task", "episodes": "episodes", "seed": "seed", "record": "record", "calibration": "calibration",
-    "estop_port": "estop_port", "control_hz": "control_hz", "camera_fps": "camera_fps",
+    "estop_port": "estop_port", "estop_token": "estop_token", "control_hz": "control_hz", "camera_fps": "camera_fps",
     "rate": "planner.rate_hz", "max_steps": "planner.max_steps", "request_timeout": "planner.request_timeout_s",
     "max_tokens": "planner.max_tokens", "temperature": "planner.temperature", "max_side": "planner.max_side",
     "slow": "safety.slow_scale", "max_speed": "safety.max_speed_m_s", "watchdog": "safety.watchdog_s",
@@ -54,6 +56,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="camera calibration JSON (CameraCalibration.to_dict())")
     p.add_argument("--workspace", help="end-effector box x0,y0,z0,x1,y1,z1 in metres (robot base frame)")
     p.add_argument("--estop-port", dest="estop_port", type=int, help="HTTP e-stop on 127.0.0.1:PORT (0 = any)")
+    p.add_argument("--estop-token", dest="estop_token",
+                   help="operator token of POST /reset (default $DPPO_ESTOP_TOKEN, else a random one printed)")
     p.add_argument("--rate", type=float, help="planner decisions per second (default 2)")
     p.add_argument("--control-hz", dest="control_hz", type=float, help="executor rate (default 30)")
     p.add_argument("--camera-fps", dest="camera_fps", type=float, help="camera capture rate (default 15)")
@@ -149,9 +153,11 @@ def _run(cfg: Any, status: bool, json_out: bool) -> int:
         old = install_signal_estop(bridge.safety.estop, on_quit=quit_)
         if sys.stdin is not None and sys.stdin.isatty():
             KeyboardEStop(bridge.safety.estop, on_quit=quit_)
-        if bridge.estop_server is not None:
-            print(f"dppo bridge: e-stop endpoint {bridge.estop_server.url}/estop (reset: POST /reset)",
-                  file=sys.stderr, flush=True)
+        srv = bridge.estop_server
+        if srv is not None:
+            token = srv.token if srv.token_generated else "<the token you gave>"
+            print(f"dppo bridge: e-stop: POST {srv.url}/estop (no token needed); reset: POST {srv.url}/reset with "
+                  f"'Content-Type: application/json' and 'Authorization: Bearer {token}'", file=sys.stderr, flush=True)
         ticker = _StatusLine(bridge, enabled=status)
         try:
             for _ in range(cfg.episodes):
@@ -164,12 +170,17 @@ def _run(cfg: Any, status: bool, json_out: bool) -> int:
         finally:
             ticker.stop()
             restore_signals(old)
+        estop = bridge.safety.estop
+        stopped = estop.latched or any(r.status.startswith("estop") for r in bridge.results)
         summary = {"episodes": [{"status": r.status, "success": r.success, "steps": r.steps,
                                  "elapsed_s": round(r.elapsed_s, 3)} for r in bridge.results],
-                   "safety": bridge.safety.events.snapshot(), "estop": bridge.safety.estop.latched}
+                   "safety": bridge.safety.events.snapshot(), "estop": stopped,
+                   "estop_reason": estop.last_reason if stopped else None}
         if json_out:
             print(json.dumps(summary), flush=True)
-        return 1 if bridge.safety.estop.latched else 0
+        if stopped:
+            print(f"dppo bridge: stopped by the e-stop ({estop.last_reason})", file=sys.stderr, flush=True)
+        return 1 if stopped else 0
 
 
 class _StatusLine:

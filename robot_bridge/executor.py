@@ -197,13 +197,16 @@ class Executor:
             mode = "move"
             self._advance(wp, state, command, now)
         sent = False
-        if not self.safety.config.dry_run:
-            try:
-                self.robot.send_action(command.to_action())
-                sent = True
-                self.stats.sent += 1
-            except Exception as e:
-                return self._robot_error("send", e, now)
+        with self.safety.estop.gate():  # an e-stop pressed since the check above turns this move into a hold
+            if wp is not None and self.safety.estopped:
+                command, mode = self._hold_command(state), "hold:estop"
+            if not self.safety.config.dry_run:
+                try:
+                    self.robot.send_action(command.to_action())
+                    sent = True
+                    self.stats.sent += 1
+                except Exception as e:
+                    return self._robot_error("send", e, now)
         self._errors = 0
         self._cmd_gripper = command.gripper
         self.stats.modes[mode] += 1

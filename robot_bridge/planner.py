@@ -349,8 +349,8 @@ class Planner:
             if self._stop.is_set():
                 status = "interrupted"
                 break
-            if self.safety.estop.latched:
-                status = f"estop: {self.safety.estop.reason}"
+            if self.safety.estopped:  # latched, or pressed during this episode and reset since
+                status = f"estop: {self.safety.estop.last_reason}"
                 break
             if self.safety.stopped:
                 status = f"stopped: {self.safety.stopped_reason}"

@@ -131,15 +131,25 @@ class SafetyEvents:
 
 
 class EStop:
-    """A latching emergency stop: once triggered, only :meth:`reset` clears it."""
+    """A latching emergency stop: once triggered, only :meth:`reset` clears it.
+
+    The executor sends every command inside :meth:`gate` after checking the latch; :meth:`trigger` waits (at most
+    :attr:`GATE_WAIT_S`) for a command being sent at that moment, so once it returns no motion command starts.
+    """
+
+    #: how long :meth:`trigger` waits for a command already being sent (a hung robot driver must not block it)
+    GATE_WAIT_S = 0.5
 
     def __init__(self) -> None:
         self._latched = threading.Event()
         self._lock = threading.Lock()
+        self._gate = threading.RLock()
         self.reason: str | None = None
         self.source: str | None = None
         self.t_latched: float | None = None
         self.count = 0
+        #: the reason of the latest stop, kept after a reset (episode results and exit messages name it)
+        self.last_reason: str | None = None
 
     @property
     def latched(self) -> bool:
@@ -151,9 +161,18 @@ class EStop:
         with self._lock:
             if not self._latched.is_set():
                 self.reason, self.source, self.t_latched = reason, source, time.monotonic()
+                self.last_reason = reason
                 self.count += 1
                 self._latched.set()
                 logger.error("E-STOP latched by %s: %s (reset explicitly to resume)", source, reason)
+        if self._gate.acquire(timeout=self.GATE_WAIT_S):  # a command checked before the latch is out now
+            self._gate.release()
+        else:
+            logger.error("e-stop: a robot command has been in flight for over %.1f s", self.GATE_WAIT_S)
+
+    def gate(self) -> threading.RLock:
+        """Hold it around "check the latch, then send one command" (the executor does)."""
+        return self._gate
 
     def reset(self, source: str = "api") -> bool:
         """Clear the stop; returns whether it was engaged."""
@@ -234,6 +253,7 @@ class Safety:
         self.watchdog = Watchdog(config.watchdog_s)
         self.invalid_count = 0
         self.stopped_reason: str | None = None
+        self._presses = 0  # e-stop presses before this episode
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------- limits
@@ -258,8 +278,9 @@ class Safety:
         """The command actually allowed this tick toward ``target`` from ``current``.
 
         Non-finite targets hold ``current``; the target is clamped into the workspace, the step to at most
-        :attr:`step_m` (straight-line interpolation; ``speed_m_s`` may only lower it) and the gripper to [0, 1]
-        at :attr:`gripper_step` per tick.
+        :attr:`step_m` from ``current`` (straight-line interpolation; ``speed_m_s`` may only lower it) and the
+        gripper to [0, 1] at :attr:`gripper_step` per tick. ``current`` must be the robot's exact measured pose
+        (not a rounded copy): the cap holds for the command returned, up to float rounding.
 
         Raises:
             ConfigError: no workspace is known (give ``safety.workspace_min/max``).
@@ -284,7 +305,10 @@ class Safety:
             step = min(step, speed_m_s * self.config.slow_scale / self.control_hz)
         if dist > step:
             goal = cur + delta * (step / dist)
-        goal, _ = self.clamp_workspace(goal)
+        # the segment cur -> goal lies in the box grown to contain cur: this clip only removes rounding, and never
+        # jumps a robot that starts outside the box (it is led in at the capped speed)
+        lo, hi = self.workspace
+        goal = np.clip(goal, np.minimum(lo, cur), np.maximum(hi, cur))
         g_target = min(1.0, max(0.0, target.gripper))
         dg = g_target - current.gripper
         g = current.gripper + max(-self.gripper_step, min(self.gripper_step, dg))
@@ -341,14 +365,22 @@ class Safety:
         return self.stopped_reason is not None
 
     def reset_episode(self) -> None:
-        """New episode: clear the invalid counter and the stop reason (not the e-stop latch)."""
+        """New episode: clear the invalid counter and the stop reason, re-arm after an e-stop that was reset (not
+        the latch itself)."""
         with self._lock:
             self.invalid_count = 0
             self.stopped_reason = None
+            self._presses = self.estop.count
+
+    @property
+    def estopped(self) -> bool:
+        """The e-stop is latched, or was pressed during this episode: a reset re-arms the *next* episode only, so
+        a stop undone within one control tick still ends the episode."""
+        return self.estop.latched or self.estop.count != self._presses
 
     def may_move(self, now: float | None = None) -> str | None:
         """``None`` when motion is allowed, else why the robot must hold (``"estop"``, ``"stopped"``, ...)."""
-        if self.estop.latched:
+        if self.estopped:
             return "estop"
         if self.stopped:
             return "stopped"

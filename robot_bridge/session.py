@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from robot_bridge.cameras import LatestFrame, make_camera
 from robot_bridge.estop import EStopServer
 from robot_bridge.executor import Executor
 from robot_bridge.planner import Decision, EpisodeResult, Planner, PlannerConfig
-from robot_bridge.robots import PROFILES, BridgeRobot, RobotProfile, make_robot
+from robot_bridge.robots import BridgeRobot, make_robot
 from robot_bridge.safety import Safety, SafetyConfig
 from robot_bridge.skills import SkillLibrary, sim_locator
 from robot_bridge.targets import MotionConfig, MotionPlanner
@@ -51,7 +52,8 @@ class BridgeConfig:
         record: folder for a LeRobotDataset v3 recording of every decision (``None`` = off).
         calibration: JSON file of a :class:`CameraCalibration` (``None`` = the robot's own, if any).
         estop_port: port of the e-stop HTTP endpoint on 127.0.0.1 (``None`` = off, ``0`` = any free port).
-        estop_token: token required by ``POST /reset`` (``None`` = none needed on loopback).
+        estop_token: operator token required by ``POST /reset`` of the e-stop endpoint (``None`` =
+            ``$DPPO_ESTOP_TOKEN``, else a random one printed at start); stopping never needs it.
         skills: enable skill actions when the robot supports them.
         planner: planner loop settings.
         safety: safety limits.
@@ -101,9 +103,8 @@ class Bridge:
     def __init__(self, config: BridgeConfig, robot: Any = None, client: ChatClient | None = None,
                  camera: Any = None) -> None:
         self.config = cfg = config
-        self.profile: RobotProfile = PROFILES.get(cfg.robot, RobotProfile())
-        self.robot = BridgeRobot(robot if robot is not None else make_robot(cfg.robot, **cfg.robot_args),
-                                 self.profile)
+        self.robot = BridgeRobot(robot if robot is not None else make_robot(cfg.robot, **cfg.robot_args))
+        self.profile = self.robot.profile  # the robot's own static facts (dppo_embodied.robot.RobotProfile)
         self._client_owned = client is None
         self.client = client
         self._camera_factory = camera
@@ -157,8 +158,8 @@ class Bridge:
         self.executor = Executor(self.robot, self.safety, rate_hz=cfg.control_hz,
                                  state_fn=self.robot.ee_pose).start()
         if cfg.estop_port is not None:
-            self.estop_server = EStopServer(self.safety.estop, port=cfg.estop_port, token=cfg.estop_token,
-                                            status=self.status)
+            token = cfg.estop_token or os.environ.get("DPPO_ESTOP_TOKEN") or None
+            self.estop_server = EStopServer(self.safety.estop, port=cfg.estop_port, token=token, status=self.status)
         if self.client is None:
             self.client = self._make_client()
         if cfg.record:

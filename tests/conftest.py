@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def tiny_vlm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A freshly built tiny Qwen2.5-VL checkpoint (random weights, offline tokenizer), shared by the session."""
-    from training.tiny_vlm import build_tiny_vlm
+    from inference.tiny_vlm import build_tiny_vlm
 
     out = tmp_path_factory.mktemp("tiny_vlm")
     return build_tiny_vlm(out, size="tiny", seed=0)

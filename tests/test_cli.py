@@ -50,7 +50,13 @@ def test_version_and_unknown_command() -> None:
         assert name in r.stderr
 
 
-@pytest.mark.parametrize("module", sorted({m for m, _ in COMMANDS.values()}))
+def _train_subcommands() -> list[str]:
+    from training.cli import SUBCOMMANDS
+
+    return sorted(m for m, _ in SUBCOMMANDS.values())
+
+
+@pytest.mark.parametrize("module", sorted({m for m, _ in COMMANDS.values()}) + _train_subcommands())
 def test_subcommand_modules_run_with_python_m(module: str) -> None:
     r = subprocess.run([PY, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -10,9 +10,10 @@ import sys
 
 #: subcommand -> (module, help). Each module exposes ``main(argv) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "build-tiny": ("training.tiny_vlm", "build an offline tiny Qwen2.5-VL checkpoint (random weights)"),
-    "run": ("training.run", "run or resume the DPPO metaloop (--config RECIPE [--resume] [--dry-run])"),
-    "compare": ("training.compare", "ablations at equal compute: dppo vs grpo_only vs sft_only (table + plot)"),
+    "build-tiny": ("training.scripts.build_tiny", "build an offline tiny Qwen2.5-VL checkpoint (random weights)"),
+    "run": ("training.scripts.run", "run or resume the DPPO metaloop (--config RECIPE [--resume] [--dry-run])"),
+    "compare": ("training.scripts.compare",
+                "ablations at equal compute: dppo vs grpo_only vs sft_only (table + plot)"),
 }
 
 

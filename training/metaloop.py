@@ -23,31 +23,29 @@ Algorithm (one run; K loops, each RL then SFT, [TR] "RL-Refine -> Diagnose -> SF
       7 eval     held-out per capability and general replay (forgetting)
     final        summary.json, summary.md (before/after table), curve.png
 
-Every step commits its artifacts atomically and is then recorded in ``state.json`` (:mod:`training.state`): after
-a crash or ``kill -9``, ``--resume`` restarts at the first unfinished step from the last committed checkpoint.
+The steps of a run are planned once (:func:`training.plan.plan`): the ablation modes (``grpo_only``, ``sft_only``,
+``sft_then_rl``, ``sft_pool``) change the steps there. Every step commits its artifacts atomically and is then
+recorded in ``state.json`` (:mod:`training.runs.committed_run`): after a crash or ``kill -9``, ``--resume``
+restarts at the first unfinished step from the last committed checkpoint.
 
 Deviations from the paper (all [D], docs/training.md): the per-task saturation score TS_i is our definition
-(:mod:`training.stagnation`) computed from GRPO's own rollouts; thresholds, ratios, λ's and T are ours; diagnosis
-uses rule-based verification only (no VLM judge or human spot-check); closed-loop tasks are trained with
-state-reset GRPO whose reward is the rest of the episode (:mod:`training.env_rollouts`); ablation modes
-``grpo_only`` / ``sft_only`` drop the SFT / RL phases.
+(:mod:`training.algorithm.stagnation`) computed from GRPO's own rollouts; thresholds, ratios, λ's and T are ours;
+diagnosis uses rule-based verification only (no VLM judge or human spot-check); closed-loop tasks are trained with
+state-reset GRPO whose reward is the rest of the episode (:mod:`training.algorithm.env_rollouts`).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from dppo_embodied.config import save_config
-from dppo_embodied.errors import TrainingError
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
-from training import data_sources, report
-from training.diagnosis import Diagnosis, diagnose, write_report
-from training.difficulty import (
+from training.algorithm import data_sources
+from training.algorithm.diagnosis import Diagnosis, diagnose, write_report
+from training.algorithm.difficulty import (
     Buffer,
     QARoller,
     SRRecord,
@@ -57,21 +55,28 @@ from training.difficulty import (
     table_from_json,
     table_to_json,
 )
-from training.distributed import barrier, broadcast, is_main, rank_world
-from training.evaluation import evaluate
-from training.grpo_phase import run_grpo, zero_std_fraction
+from training.algorithm.evaluation import evaluate
+from training.algorithm.rewards import SampleIndex
+from training.algorithm.sample_io import MediaLoader, horizon_of, loadable, tokenizer_corpus
+from training.algorithm.teacher import make_teacher
 from training.metaloop_config import MetaloopConfig
-from training.rewards import SampleIndex
-from training.sample_io import MediaLoader, horizon_of, loadable
-from training.sft_phase import ComputeClock, mix, run_sft
-from training.state import StateStore, atomic_write_json, clean_partial, commit_checkpoint, read_json
-from training.teacher import make_teacher
+from training.phases.common import ComputeClock
+from training.phases.grpo import run_grpo, zero_std_fraction
+from training.phases.sft import mix, run_sft
+from training.plan import Step, plan
+from training.runs import report
+from training.runs.committed_run import CommittedRun
+from training.runs.distributed import barrier, broadcast, is_main
+from training.runs.state import atomic_write_json, commit_checkpoint, read_json
 
 logger = logging.getLogger(__name__)
 
 
-class Metaloop:
+class Metaloop(CommittedRun):
     """One DPPO run (see the module docstring). ``Metaloop(cfg).run()`` returns the summary dict.
+
+    Committing steps, checkpoints and the compute budget are the run machinery of
+    :class:`~training.runs.committed_run.CommittedRun`.
 
     Args:
         cfg: the run configuration.
@@ -82,45 +87,13 @@ class Metaloop:
 
     def __init__(self, cfg: MetaloopConfig, resume: bool = False, progress: bool = True,
                  on_step: Callable[[str], None] | None = None) -> None:
-        self.cfg, self.out, self.progress, self.on_step = cfg, cfg.out, progress, on_step
-        self.store = StateStore(self.out, cfg.name, is_main=is_main())
-        if self.store.exists() and not resume:
-            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it or choose another "
-                                "--output-dir")
-        barrier()  # every rank has checked for an existing run before rank 0 may start writing one
-        if is_main():
-            clean_partial(self.out)
-        barrier()
-        self.state = self.store.load()
+        super().__init__(cfg.out, cfg.name, resume=resume, budget_s=cfg.compute_budget_s, on_step=on_step)
+        self.cfg, self.progress = cfg, progress
         self.loader = MediaLoader()
-        self.model: Any = None
-        self.processor: Any = None
-        self._stale: list[str] = []
 
     # ------------------------------------------------------------------ helpers
-    def _step(self, name: str, fn: Callable[[], dict[str, Any] | None]) -> None:
-        """Run ``fn`` unless ``name`` already completed; then commit it (rank 0 writes, all ranks wait)."""
-        if self.state.done(name):
-            return
-        logger.info("== %s ==", name)
-        values = fn() or {}
-        barrier()
-        self.state.compute_s = broadcast(self.state.compute_s)  # budget decisions must agree across ranks
-        self.store.commit(self.state, name, **values)
-        barrier()
-        if is_main():  # checkpoints the committed state no longer points at
-            for old in self._stale:
-                shutil.rmtree(old, ignore_errors=True)
-        self._stale = []
-        if self.on_step:
-            self.on_step(name)
-
-    def _budget_left(self) -> float:
-        b = self.cfg.compute_budget_s
-        return float("inf") if b <= 0 else b - self.state.compute_s
-
     def _load_model(self) -> None:
-        from training.models import load_vlm
+        from inference.models import load_vlm
 
         if self.model is None:
             import torch
@@ -132,36 +105,11 @@ class Metaloop:
                                                   max_pixels=self.cfg.model.max_pixels, **kw)
 
     def _policy(self) -> Any:
-        from training.policy import VLMPolicy
+        from inference.policy import VLMPolicy
 
         self._load_model()
         return VLMPolicy(self.model, self.processor, max_new_tokens=self.cfg.difficulty.max_new_tokens,
                          batch_size=self.cfg.eval.batch_size)
-
-    def _checkpoint(self, name: str) -> None:
-        """Save the in-memory model as ``ckpt/<name>`` (atomically) for the step being run.
-
-        The state points at it only when the step commits (both in one atomic write), and the previous checkpoint
-        is deleted only after that: a kill in between leaves the state on the previous, intact checkpoint.
-        """
-        final = self.out / "ckpt" / name
-        if is_main():
-            def save(tmp: Path) -> None:
-                self.model.save_pretrained(tmp)
-                self.processor.save_pretrained(tmp)
-
-            commit_checkpoint(save, final)
-        barrier()
-        old = self.state.model_path
-        self.state.model_path = str(final)
-        if old and Path(old).parent == final.parent and Path(old) != final:
-            self._stale.append(old)
-
-    def _rank_dump(self, name: str, data: dict[str, Any]) -> None:
-        """Multi-process runs: every rank writes its own view of a decision (audit: ranks must agree)."""
-        rank, world = rank_world()
-        if world > 1:
-            atomic_write_json(self.out / "ranks" / f"{name}-rank{rank}.json", data)
 
     def _peft(self) -> Any:
         lc = self.cfg.model.lora
@@ -175,7 +123,7 @@ class Metaloop:
     def _episode_roller(self, policy: Any) -> Any:
         if not self.cfg.data.env_tasks:
             return None
-        from training.env_rollouts import EpisodeRoller
+        from training.algorithm.env_rollouts import EpisodeRoller
 
         return EpisodeRoller(policy, max_steps=self.cfg.data.env_max_steps,
                              max_new_tokens=self.cfg.grpo.max_completion_length)
@@ -184,7 +132,7 @@ class Metaloop:
         if not hasattr(self, "_data_cache"):
             d = data_sources.read_data(self.out / "data")
             if self.cfg.data.env_tasks:
-                from training.env_rollouts import episode_samples
+                from training.algorithm.env_rollouts import episode_samples
 
                 d["train"] += episode_samples(self.cfg.data.env_tasks, self.cfg.data.env_seeds, self.cfg.data.seed)
                 offset = data_sources.VALIDATION_SEED_OFFSET if self.cfg.data.eval_split == "validation" else \
@@ -215,8 +163,8 @@ class Metaloop:
         """Run (or resume) the whole metaloop; return the summary.
 
         Args:
-            until: stop after this step (e.g. ``"eval_base"``: a shared starting point for ablations); the summary
-                is then empty.
+            until: stop after this step of the plan (e.g. ``"eval_base"``: a shared starting point for ablations);
+                the summary is then empty.
         """
         import torch
         import transformers
@@ -224,7 +172,7 @@ class Metaloop:
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
         if cfg.data.env_tasks:
-            from training.env_rollouts import set_prompt_style
+            from training.algorithm.env_rollouts import set_prompt_style
 
             set_prompt_style(cfg.data.env_prompt)
         transformers.set_seed(cfg.seed)
@@ -232,31 +180,29 @@ class Metaloop:
         if is_main():
             save_config(cfg, self.out / "config.yaml")
 
-        # -- prepare: data, model, optional pre-training ------------------------------------------------------
-        self._step("prepare", self._prepare)
-        if cfg.pretrain.steps > 0:
-            self._step("pretrain", self._pretrain)
-        self._step("eval_base", lambda: self._evaluate("base"))
-        if until == "eval_base":
-            return {}
-
-        # -- the metaloop --------------------------------------------------------------------------------------
-        for k in range(1, cfg.loops + 1):
-            if self._budget_left() <= 0:
-                logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s, k)
-                break
-            self.state.loop = k
-            if cfg.mode in ("sft_only", "sft_pool") or (cfg.mode == "sft_then_rl" and k == 1):  # ablations
-                self._step(f"k{k}/sft", lambda k=k: self._sft(k))
-            if cfg.mode in ("dppo", "grpo_only", "sft_then_rl"):
-                self._step(f"k{k}/difficulty", lambda k=k: self._difficulty(k))        # 1-3: horizon, SR, buffer
-                self._step(f"k{k}/rl", lambda k=k: self._rl(k))                        # 4: GRPO + stop rule
-                if cfg.eval.every_phase and cfg.mode == "dppo":
-                    self._step(f"k{k}/eval_rl", lambda k=k: self._evaluate(f"k{k}-rl"))
-            if cfg.mode == "dppo":
-                self._step(f"k{k}/diagnosis", lambda k=k: self._diagnosis(k))          # 5: failures, weaknesses
-                self._step(f"k{k}/sft", lambda k=k: self._sft(k))                      # 6: D_weak ∪ D_assoc ∪ D_gen
-            self._step(f"k{k}/eval", lambda k=k: self._evaluate(f"k{k}"))              # 7: held-out + replay
+        # -- the plan: prepare, [pretrain], eval_base, then K loops of the mode's steps (training.plan) -----------
+        actions: dict[str, Callable[[Step], dict[str, Any] | None]] = {
+            "prepare": lambda s: self._prepare(),                # data, model
+            "pretrain": lambda s: self._pretrain(),              # optional brief SFT on the general suite
+            "eval": lambda s: self._evaluate(s.tag),             # 7: held-out + replay
+            "difficulty": lambda s: self._difficulty(s.loop),    # 1-3: horizon, SR, buffer
+            "rl": lambda s: self._rl(s.loop),                    # 4: GRPO + stop rule
+            "diagnosis": lambda s: self._diagnosis(s.loop),      # 5: failures, weaknesses
+            "sft": lambda s: self._sft(s.loop, "diagnosed"),     # 6: D_weak ∪ D_assoc ∪ D_gen
+            "sft_random": lambda s: self._sft(s.loop, "random"),  # sft_only / sft_then_rl: random teacher targets
+            "sft_pool": lambda s: self._sft(s.loop, "pool"),      # sft_pool: the whole labelled pool + replay
+        }
+        loop = 0
+        for step in plan(cfg):
+            if step.loop != loop:  # entering metaloop iteration k
+                if self._budget_left() <= 0:
+                    logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s,
+                                step.loop)
+                    break
+                loop = self.state.loop = step.loop
+            self._step(step.name, lambda step=step: actions[step.kind](step))
+            if step.name == until:
+                return {}
 
         return self._finish()
 
@@ -266,25 +212,16 @@ class Metaloop:
         paths = data_sources.prepare_data(cfg.data, self.out / "data", progress=self.progress) if is_main() else {}
         barrier()
         if cfg.pretrain.steps > 0 and is_main():
-            n_task = round(cfg.pretrain.n_samples * cfg.pretrain.task_share) if cfg.data.generator else 0
-            pre = data_sources.generate(
-                cfg.data.generator if cfg.data.generator and ":" in cfg.data.generator else cfg.data.general_suite,
-                suite=cfg.data.general_suite, n=cfg.pretrain.n_samples - n_task, seed=cfg.data.seed + 13,
-                out_dir=self.out / "data" / "pretrain", image_size=cfg.data.image_size)
-            if n_task:  # the base has seen some of the task family (its own disjoint seed stream)
-                pre += data_sources.generate(cfg.data.generator, suite=cfg.data.generator, n=n_task,
-                                             seed=cfg.data.seed + data_sources.PRETRAIN_SEED_OFFSET,
-                                             out_dir=self.out / "data" / "pretrain_tasks",
-                                             templates=cfg.data.templates, image_size=cfg.data.image_size,
-                                             difficulty=cfg.data.difficulty)
+            pre = data_sources.pretrain_data(cfg.data, cfg.pretrain.n_samples, cfg.pretrain.task_share,
+                                             self.out / "data")
             write_samples(pre, self.out / "data" / "pretrain.jsonl")
         barrier()
         if cfg.model.build_tiny:
-            from training.tiny_vlm import build_tiny_vlm
+            from inference.tiny_vlm import build_tiny_vlm
 
             folder = self.out / "base_model"
             if is_main():
-                corpus = _corpus(self.out / "data", with_env=bool(cfg.data.env_tasks))
+                corpus = tokenizer_corpus(self.out / "data", with_env=bool(cfg.data.env_tasks))
                 pixels = cfg.model.max_pixels or 96 * 96
                 commit_checkpoint(lambda tmp: build_tiny_vlm(tmp, size=cfg.model.build_tiny, seed=cfg.seed,
                                                              corpus=corpus, max_pixels=pixels), folder)
@@ -352,7 +289,7 @@ class Metaloop:
         extra_tasks: dict[str, str] = {}
         initial = {i: r.sr for i, r in table.items()}
         if episodes:
-            from training.env_rollouts import POOL, EpisodeReward, episode_rows
+            from training.algorithm.env_rollouts import POOL, EpisodeReward, episode_rows
 
             policy, pool = self._policy(), POOL
             extra_rows, extra_tasks, row_sr, states = episode_rows(
@@ -397,9 +334,11 @@ class Metaloop:
         return {"failures": len(d.failures), "diagnosed": len(targets), "weak_capabilities": d.weak_capabilities,
                 "seconds": clock.seconds}
 
-    def _sft(self, k: int) -> dict[str, Any]:
-        from training.sft_sources import dppo_sources, ledger_path, pool_sources, random_sources
-        from training.teacher_budget import TeacherLedger
+    def _sft(self, k: int, source: str) -> dict[str, Any]:
+        """SFT on ``diagnosed`` failures (dppo), ``random`` teacher targets (sft_only, sft_then_rl) or the whole
+        labelled ``pool`` (sft_pool); every target is paid through the teacher ledger (docs/ablation.md)."""
+        from training.algorithm.sft_sources import dppo_sources, ledger_path, pool_sources, random_sources
+        from training.algorithm.teacher_budget import TeacherLedger
 
         cfg, sc = self.cfg, self.cfg.sft
         data = self._data()
@@ -408,10 +347,9 @@ class Metaloop:
         rng = random.Random(cfg.seed + 100 * k)
         ledger = TeacherLedger.from_json(read_json(ledger_path(self.out), {}), budget=cfg.teacher.budget)
         synth: list[EmbodiedSample] = []
-        if cfg.mode == "dppo":
+        if source == "diagnosed":
             d = Diagnosis.from_json(read_json(self.out / "reports" / f"weakness_k{k}.json", {}))
-            failed = set(d.failures)
-            weak_caps = set(d.weak_capabilities)
+            failed, weak_caps = set(d.failures), set(d.weak_capabilities)
             if sc.synthesize_assoc and weak_caps and is_main():
                 synth = data_sources.synthesize(cfg.data, sorted(weak_caps), sc.synthesize_n, k,
                                                 self.out / "data" / f"synth_k{k}")
@@ -422,18 +360,17 @@ class Metaloop:
             assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
             failures = [s for s in pool if s.id in failed]
             ep_failures = [s for s in episodes if s.id in failed]
-        # one process asks the teacher (a remote server must not get every request once per rank)
         src = None
-        if is_main():
+        if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)
             teacher = make_teacher(cfg.teacher, self.loader, seed=cfg.seed)
-            if cfg.mode == "dppo":
-                src = dppo_sources(cfg, failures, ep_failures, assoc, teacher, ledger, self.loader,
-                                   rng.randrange(1 << 30), sr=d.sr)
-            elif cfg.mode == "sft_pool":
-                src = pool_sources(cfg, pool, episodes, ledger, self.loader)
-            else:  # sft_only / sft_then_rl: the same teacher on random candidates
-                src = random_sources(cfg, pool, episodes, teacher, ledger, self.loader, rng.randrange(1 << 30),
-                                     sc.teacher_samples)
+            if source == "diagnosed":
+                src = dppo_sources(cfg.data, cfg.teacher, sc.weak_max, sc.assoc_max, failures, ep_failures, assoc,
+                                   teacher, ledger, self.loader, rng.randrange(1 << 30), sr=d.sr)
+            elif source == "pool":
+                src = pool_sources(cfg.data, cfg.teacher, pool, episodes, ledger, self.loader)
+            else:
+                src = random_sources(cfg.data, cfg.teacher, pool, episodes, teacher, ledger, self.loader,
+                                     rng.randrange(1 << 30), sc.teacher_samples)
         src, ledger = broadcast((src, ledger))
         # teacher targets carry reasoning when the teacher gives it; general replay keeps its own (answer) format
         items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
@@ -452,45 +389,12 @@ class Metaloop:
                 "seconds": res.compute_s, "skipped_media": res.skipped}
 
     def _finish(self) -> dict[str, Any]:
-        evals = sorted((read_json(p) for p in (self.out / "eval").glob("*.json")), key=lambda e: e["seq"])
-        by_tag = {e["tag"]: e for e in evals}
-        tags = [e["tag"] for e in evals]
-        curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
-                  "teacher_calls": by_tag[t].get("teacher_calls", 0),
-                  "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
-        base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
-        summary = {"base": report.flat(base), "final": report.flat(final), "n_heldout": final["n"],
-                   "mode": self.cfg.mode, "sampling": self.cfg.sampling, "loops_done": self.state.loop,
-                   "compute_s": self.state.compute_s, "teacher_calls": self.state.teacher_calls, "curve": curve,
-                   "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]}}
-        if is_main():
-            atomic_write_json(self.out / "summary.json", summary)
-            table = report.before_after_table(base, final)
-            from training.state import atomic_write_text
-
-            atomic_write_text(self.out / "summary.md", f"# {self.cfg.name}: held-out success\n\n{table}\n")
-            report.plot_run(self.out / "curve.png", base, final, curve, title=f"{self.cfg.name} ({self.cfg.mode})")
-        return summary
-
-
-def _corpus(data_dir: Path, with_env: bool = False) -> list[str]:
-    """Texts for the tiny model's tokenizer: prompts and targets of every generated sample (and env prompts)."""
-    from training.sample_io import prompt_text, target_text
-
-    texts: list[str] = []
-    if with_env:
-        from dppo_embodied.prompts import ACTION_EXAMPLES, build_step_prompt, system_prompt
-
-        texts += [system_prompt(), build_step_prompt("Pick up the red block.", "Last action succeeded: done",
-                                                     skills=("pick", "place", "push")), *ACTION_EXAMPLES.values()] * 20
-        texts += [f'{{"action": {{"type": "skill", "name": "pick", "object": "{c}_{s}"}}}}'
-                  for c in ("red", "green", "blue", "yellow", "orange", "purple")
-                  for s in ("block", "ball", "cylinder")]
-    for p in sorted(data_dir.glob("*.jsonl")):
-        for s in load_samples(p)[0]:
-            texts.append(prompt_text(s))
-            texts.append(target_text(s, s.reasoning))
-    return texts
+        """summary.json, summary.md and curve.png from the committed evaluations (rank 0 writes)."""
+        return report.summarize_run(self.out, self.cfg.name, {"mode": self.cfg.mode, "sampling": self.cfg.sampling,
+                                                              "loops_done": self.state.loop,
+                                                              "compute_s": self.state.compute_s,
+                                                              "teacher_calls": self.state.teacher_calls},
+                                    write=is_main())
 
 
 def run_metaloop(cfg: MetaloopConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:

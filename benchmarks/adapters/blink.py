@@ -8,12 +8,12 @@ Layout: one folder per config (``Art_Style/``, ``Multi-view_Reasoning/``, ...) h
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc, want
+from benchmarks.adapters import build_docs, make_doc, want
 from benchmarks.data import image_value, split_rows
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
-from dppo_embodied.errors import DataError
 
 #: subtask (official task-name suffix) -> Hugging Face config.
 CONFIGS = {
@@ -38,17 +38,16 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
         if not want(subtasks, sub):
             continue
         config = CONFIGS[sub]
+
+        def build(i: int, row: dict[str, Any], doc_id: str, sub: str = sub, config: str = config) -> Doc:
+            prompt = str(row["prompt"])
+            if str(row.get("sub_task", config)) in DISCLAIMER_TASKS:
+                prompt = DISCLAIMER + prompt
+            images = [image_value(row[k]) for k in ("image_1", "image_2", "image_3", "image_4") if row.get(k)]
+            meta = {"choices": [str(c) for c in row["choices"]], "question": row.get("question", "")}
+            return make_doc(spec, doc_id, spec.apply_prompt(prompt), str(row["answer"]), sub, images=images, meta=meta)
+
         rows = split_rows(spec.task, root, split, spec.layout, spec.dataset_id, config=config, exts=(".parquet",))
-        for i, row in enumerate(rows):
-            doc_id = str(row.get("idx") or f"{config}/{i}")
-            try:
-                prompt = str(row["prompt"])
-                if str(row.get("sub_task", config)) in DISCLAIMER_TASKS:
-                    prompt = DISCLAIMER + prompt
-                images = [image_value(row[k]) for k in ("image_1", "image_2", "image_3", "image_4") if row.get(k)]
-                meta = {"choices": [str(c) for c in row["choices"]], "question": row.get("question", "")}
-                docs.append(make_doc(spec, doc_id, spec.apply_prompt(prompt), str(row["answer"]), sub,
-                                     images=images, meta=meta))
-            except (KeyError, TypeError, DataError) as e:
-                docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {config}: {type(e).__name__}: {e}", sub))
+        docs += build_docs(spec, rows, build, lambda i, row, config=config: row.get("idx") or f"{config}/{i}",
+                           config, sub)
     return docs

@@ -9,8 +9,9 @@ Sample ids are ``<subset>/<row>``. Prompt: ``{question}\\n(A) ...\\n(B) ...`` + 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc, want
+from benchmarks.adapters import build_docs, make_doc, want
 from benchmarks.data import layout_error, read_json, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
@@ -31,18 +32,14 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
         rows = read_json(path)
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a JSON list")
-        for i, row in enumerate(rows):
-            doc_id = f"{sub}/{i}"
-            try:
-                qa = row["qa_pairs"]
-                choices = dict(qa["index2ans"])
-                text = str(qa["question"]) + "\n" + "\n".join(f"({k}) {v}" for k, v in choices.items())
-                target = str(qa["answer"]).upper()
-                video = VideoRef(str(root / sub / str(row["video"])))
-            except (KeyError, TypeError, ValueError) as e:
-                docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {path.name}: {type(e).__name__}: {e}",
-                                       sub))
-                continue
-            docs.append(make_doc(spec, doc_id, spec.apply_prompt(text), target, sub, video=video,
-                                 meta={"choices": choices}))
+
+        def build(i: int, row: dict[str, Any], doc_id: str, sub: str = sub) -> Doc:
+            qa = row["qa_pairs"]
+            choices = dict(qa["index2ans"])
+            text = str(qa["question"]) + "\n" + "\n".join(f"({k}) {v}" for k, v in choices.items())
+            video = VideoRef(str(root / sub / str(row["video"])))
+            return make_doc(spec, doc_id, spec.apply_prompt(text), str(qa["answer"]).upper(), sub, video=video,
+                            meta={"choices": choices})
+
+        docs += build_docs(spec, rows, build, lambda i, row, sub=sub: f"{sub}/{i}", sub, sub, source=path.name)
     return docs

@@ -10,9 +10,10 @@ Sample ids are ``sample_id``. Prompt: EgoPlan's question template (see :data:`TE
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc
-from benchmarks.data import iter_jsonl, layout_error, read_json, require_dir
+from benchmarks.adapters import build_docs, make_doc, seconds
+from benchmarks.data import layout_error, read_json, read_jsonl, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
 from dppo_embodied.types import VideoRef
@@ -21,7 +22,7 @@ TEMPLATE = ("Considering the progress shown in the video and my current observat
             "should I take next in order to {goal}?\nA. {a}\nB. {b}\nC. {c}\nD. {d}")
 
 
-def _rows(root: Path) -> tuple[list[dict | None], Path]:
+def _rows(root: Path) -> tuple[list[Any], Path]:
     for name in ("EgoPlan-Bench2.json", "egoplan_bench2.json"):
         if (root / name).is_file():
             data = read_json(root / name)
@@ -30,7 +31,7 @@ def _rows(root: Path) -> tuple[list[dict | None], Path]:
     if not files:
         return [], root
     if files[0].suffix == ".jsonl":
-        return [rec for _, rec, _ in iter_jsonl(files[0])], files[0]
+        return list(read_jsonl(files[0])), files[0]
     data = read_json(files[0])
     return (data if isinstance(data, list) else []), files[0]
 
@@ -41,20 +42,17 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     rows, path = _rows(root)
     if not rows:
         raise layout_error(spec.task, root, spec.layout, spec.dataset_id, "no question file")
-    docs: list[Doc] = []
-    for i, row in enumerate(rows):
-        doc_id = str(row.get("sample_id", f"{path.stem}/{i}")) if isinstance(row, dict) else f"{path.stem}/{i}"
-        try:
-            text = TEMPLATE.format(goal=str(row["task_goal"]).strip().rstrip("."), a=row["choice_a"],
-                                   b=row["choice_b"], c=row["choice_c"], d=row["choice_d"])
-            target = str(row["golden_choice_idx"]).strip().upper()
-            rel = row.get("video") or row.get("video_path") or f"videos/{row.get('sample_id', i)}.mp4"
-            video = VideoRef(str(root / str(rel)), start=row.get("start"), end=row.get("end"))
-            images = [str(root / str(row["current_observation_frame"]))] if row.get("current_observation_frame") \
-                else []
-            meta = {"scenario": row.get("scenario", row.get("domain"))}
-        except (KeyError, TypeError, AttributeError) as e:
-            docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {path.name}: {type(e).__name__}: {e}"))
-            continue
-        docs.append(make_doc(spec, doc_id, spec.apply_prompt(text), target, video=video, images=images, meta=meta))
-    return docs
+
+    def build(i: int, row: dict[str, Any], doc_id: str) -> Doc:
+        text = TEMPLATE.format(goal=str(row["task_goal"]).strip().rstrip("."), a=row["choice_a"], b=row["choice_b"],
+                               c=row["choice_c"], d=row["choice_d"])
+        target = str(row["golden_choice_idx"]).strip().upper()
+        rel = row.get("video") or row.get("video_path") or f"videos/{row.get('sample_id', i)}.mp4"
+        video = VideoRef(str(root / str(rel)), start=seconds(row.get("start")), end=seconds(row.get("end")))
+        images = [str(root / str(row["current_observation_frame"]))] if row.get("current_observation_frame") else []
+        meta = {"scenario": row.get("scenario", row.get("domain"))}
+        return make_doc(spec, doc_id, spec.apply_prompt(text), target, video=video, images=images, meta=meta)
+
+    return build_docs(spec, rows, build, lambda i, row: row.get("sample_id", f"{path.stem}/{i}"), path.stem,
+                      source=path.name)
+

@@ -10,8 +10,9 @@ Prompt: question, then each option on its own line, then the post prompt.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc
+from benchmarks.adapters import build_docs, make_doc
 from benchmarks.data import split_rows
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
@@ -32,17 +33,13 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     config = str(spec.adapter_options.get("config", "Subset"))
     rows = split_rows(spec.task, root, "test", spec.layout, spec.dataset_id, config=config,
                       exts=(".parquet", ".jsonl"))
-    docs: list[Doc] = []
-    for i, row in enumerate(rows):
-        vid = str(row.get("video_idx", f"{config}/{i}"))
-        try:
-            options = [str(o) for o in row["option"]]
-            text = str(row["question"]) + "".join("\n" + o for o in options)
-            answer = row.get("answer")
-            target = None if answer in (None, "") else str(answer)
-        except (KeyError, TypeError) as e:
-            docs.append(failed_doc(spec, vid, f"malformed row {i}: {type(e).__name__}: {e}"))
-            continue
-        docs.append(make_doc(spec, vid, spec.apply_prompt(text), target, video=VideoRef(str(_video(root, vid))),
-                             meta={"options": options, "video_idx": vid}))
-    return docs
+
+    def build(i: int, row: dict[str, Any], vid: str) -> Doc:
+        options = [str(o) for o in row["option"]]
+        text = str(row["question"]) + "".join("\n" + o for o in options)
+        answer = row.get("answer")
+        target = None if answer in (None, "") else str(answer)
+        return make_doc(spec, vid, spec.apply_prompt(text), target, video=VideoRef(str(_video(root, vid))),
+                        meta={"options": options, "video_idx": vid})
+
+    return build_docs(spec, rows, build, lambda i, row: row.get("video_idx", f"{config}/{i}"), config)

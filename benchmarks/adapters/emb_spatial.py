@@ -7,8 +7,9 @@ separator.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import LETTERS, failed_doc, make_doc
+from benchmarks.adapters import LETTERS, build_docs, make_doc, option_letter
 from benchmarks.data import image_value, layout_error, read_json, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
@@ -24,17 +25,13 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     rows = read_json(path)
     if not isinstance(rows, list):
         raise DataError(f"{path}: expected a JSON list")
-    docs: list[Doc] = []
-    for i, row in enumerate(rows):
-        doc_id = str(row.get("question_id", f"{path.stem}/{i}")) if isinstance(row, dict) else f"{path.stem}/{i}"
-        try:
-            opts = [str(o) for o in row["answer_options"]]
-            text = str(row["question"]) + "\nOptions:\n" + "\n".join(f"{LETTERS[k]}.{o}" for k, o in enumerate(opts))
-            target = LETTERS[int(row["answer"])]
-            meta = {"relation": row.get("relation"), "data_source": row.get("data_source")}
-            image = image_value(row["image"])
-        except (KeyError, TypeError, ValueError, IndexError, DataError) as e:
-            docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {path.name}: {type(e).__name__}: {e}"))
-            continue
-        docs.append(make_doc(spec, doc_id, spec.apply_prompt(text), target, images=[image], meta=meta))
-    return docs
+
+    def build(i: int, row: dict[str, Any], doc_id: str) -> Doc:
+        opts = [str(o) for o in row["answer_options"]]
+        text = str(row["question"]) + "\nOptions:\n" + "\n".join(f"{LETTERS[k]}.{o}" for k, o in enumerate(opts))
+        target = option_letter(row["answer"], len(opts))
+        meta = {"relation": row.get("relation"), "data_source": row.get("data_source")}
+        return make_doc(spec, doc_id, spec.apply_prompt(text), target, images=[image_value(row["image"])], meta=meta)
+
+    return build_docs(spec, rows, build, lambda i, row: row.get("question_id", f"{path.stem}/{i}"), path.stem,
+                      source=path.name)

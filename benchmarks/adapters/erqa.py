@@ -7,9 +7,10 @@ ignored, as in Pelican). Sample ids are ``erqa/<row>``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc
-from benchmarks.data import iter_jsonl, layout_error, require_dir
+from benchmarks.adapters import build_docs, make_doc
+from benchmarks.data import layout_error, read_jsonl, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
 
@@ -20,17 +21,13 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     path = root / "erqa.jsonl"
     if not path.is_file():
         raise layout_error(spec.task, root, spec.layout, spec.dataset_id, "missing erqa.jsonl")
-    docs: list[Doc] = []
-    for row, rec, err in iter_jsonl(path):
-        doc_id = f"{path.stem}/{row}"
-        if rec is None:
-            docs.append(failed_doc(spec, doc_id, err or "malformed row"))
-            continue
-        try:
-            images = [str(root / p) for p in rec["images"]]
-            meta = {"question_type": str(rec.get("question_type", "Unknown"))}
-            docs.append(make_doc(spec, doc_id, spec.apply_prompt(str(rec["question"])), str(rec["answer"]),
-                                 images=images, meta=meta))
-        except (KeyError, TypeError) as e:
-            docs.append(failed_doc(spec, doc_id, f"malformed row {row} of {path.name}: missing {e}"))
-    return docs
+
+    def build(i: int, rec: dict[str, Any], doc_id: str) -> Doc:
+        if not isinstance(rec["images"], list):
+            raise TypeError(f"'images' must be a list of paths, got {type(rec['images']).__name__}")
+        images = [str(root / p) for p in rec["images"]]
+        meta = {"question_type": str(rec.get("question_type", "Unknown"))}
+        return make_doc(spec, doc_id, spec.apply_prompt(str(rec["question"])), str(rec["answer"]), images=images,
+                        meta=meta)
+
+    return build_docs(spec, read_jsonl(path), build, lambda i, rec: f"{path.stem}/{i}", path.stem, source=path.name)

@@ -10,8 +10,9 @@ A video may be a file or a folder of frames (``fps`` 3 for the tvqa frame folder
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import LETTERS, failed_doc, make_doc, want
+from benchmarks.adapters import LETTERS, build_docs, make_doc, option_letter, seconds, want
 from benchmarks.data import layout_error, read_json, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
@@ -54,22 +55,16 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
         rows = read_json(path)
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a JSON list of questions")
-        for i, row in enumerate(rows):
-            doc_id = f"{sub}/{i}"
-            try:
-                cands = [str(c) for c in row["candidates"]]
-                target = LETTERS[cands.index(str(row["answer"]))]
-                options = "".join(f"({LETTERS[k]}) {c}\n" for k, c in enumerate(cands))
-                prompt = f"{spec.prompt.pre}Question:{row['question']}\nOption:\n{options}{spec.prompt.post}"
-                start, end = row.get("start"), row.get("end")
-                video = VideoRef(str(_video_path(root, sub, str(row["video"]))),
-                                 fps=3.0 if "fps3" in VIDEO_FOLDERS.get(sub, "") else None,
-                                 start=float(start) if start is not None else None,
-                                 end=float(end) if end is not None else None)
-            except (KeyError, TypeError, ValueError) as e:
-                docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {path.name}: {type(e).__name__}: {e}",
-                                       sub))
-                continue
-            docs.append(make_doc(spec, doc_id, prompt, target, sub, video=video,
-                                 meta={"candidates": cands}))
+
+        def build(i: int, row: dict[str, Any], doc_id: str, sub: str = sub) -> Doc:
+            cands = [str(c) for c in row["candidates"]]
+            target = option_letter(cands.index(str(row["answer"])), len(cands))
+            options = "".join(f"({LETTERS[k]}) {c}\n" for k, c in enumerate(cands))
+            prompt = f"{spec.prompt.pre}Question:{row['question']}\nOption:\n{options}{spec.prompt.post}"
+            video = VideoRef(str(_video_path(root, sub, str(row["video"]))),
+                             fps=3.0 if "fps3" in VIDEO_FOLDERS.get(sub, "") else None,
+                             start=seconds(row.get("start")), end=seconds(row.get("end")))
+            return make_doc(spec, doc_id, prompt, target, sub, video=video, meta={"candidates": cands})
+
+        docs += build_docs(spec, rows, build, lambda i, row, sub=sub: f"{sub}/{i}", sub, sub, source=path.name)
     return docs

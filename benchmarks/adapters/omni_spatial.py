@@ -7,8 +7,9 @@ then the question and ``\\nA. {option}`` lines.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import LETTERS, failed_doc, make_doc
+from benchmarks.adapters import LETTERS, build_docs, make_doc, option_letter
 from benchmarks.data import layout_error, read_json, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
@@ -25,18 +26,14 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     rows = read_json(path)
     if not isinstance(rows, list):
         raise DataError(f"{path}: expected a JSON list")
-    docs: list[Doc] = []
-    for i, row in enumerate(rows):
-        doc_id = str(row.get("id", f"data/{i}")) if isinstance(row, dict) else f"data/{i}"
-        try:
-            task_type = str(row["task_type"])
-            text = spec.prompt.pre + str(row["question"])
-            text += "".join(f"\n{LETTERS[k]}. {o}" for k, o in enumerate(row["options"]))
-            image = base / task_type / f"{str(row['id']).split('_')[0]}.png"
-            target = LETTERS[int(row["answer"])]
-            meta = {"task_type": task_type, "sub_task_type": row.get("sub_task_type")}
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {path.name}: {type(e).__name__}: {e}"))
-            continue
-        docs.append(make_doc(spec, doc_id, text + spec.prompt.post, target, images=[str(image)], meta=meta))
-    return docs
+
+    def build(i: int, row: dict[str, Any], doc_id: str) -> Doc:
+        task_type = str(row["task_type"])
+        text = spec.prompt.pre + str(row["question"])
+        text += "".join(f"\n{LETTERS[k]}. {o}" for k, o in enumerate(row["options"]))
+        image = base / task_type / f"{str(row['id']).split('_')[0]}.png"
+        target = option_letter(row["answer"], len(row["options"]))
+        meta = {"task_type": task_type, "sub_task_type": row.get("sub_task_type")}
+        return make_doc(spec, doc_id, text + spec.prompt.post, target, images=[str(image)], meta=meta)
+
+    return build_docs(spec, rows, build, lambda i, row: row.get("id", f"data/{i}"), "data", source=path.name)

@@ -8,12 +8,12 @@ Layout: ``data_for_llms_eval/phyx_mini_mc-*.parquet`` (or any parquet/TSV whose 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc
+from benchmarks.adapters import build_docs, make_doc
 from benchmarks.data import image_value, split_rows
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
-from dppo_embodied.errors import DataError
 
 
 def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
@@ -21,14 +21,10 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     split = str(spec.adapter_options.get("split", "phyx_mini_mc"))
     rows = split_rows(spec.task, root, split, spec.layout, spec.dataset_id, config=spec.dataset_config,
                       exts=(".parquet", ".tsv", ".jsonl"))
-    docs: list[Doc] = []
-    for i, row in enumerate(rows):
-        doc_id = str(row.get("index", f"{split}/{i}"))
-        try:
-            image = image_value(row["image"], root)
-            meta = {"category": row.get("category")}
-            docs.append(make_doc(spec, doc_id, spec.apply_prompt(str(row["question"])), str(row["answer"]),
-                                 images=[image], meta=meta))
-        except (KeyError, TypeError, DataError) as e:
-            docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {split}: {type(e).__name__}: {e}"))
-    return docs
+
+    def build(i: int, row: dict[str, Any], doc_id: str) -> Doc:
+        image = image_value(row["image"], root)
+        return make_doc(spec, doc_id, spec.apply_prompt(str(row["question"])), str(row["answer"]), images=[image],
+                        meta={"category": row.get("category")})
+
+    return build_docs(spec, rows, build, lambda i, row: row.get("index", f"{split}/{i}"), split)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc, want
+from benchmarks.adapters import build_docs, make_doc, want
 from benchmarks.data import cached_rows, find_split_files, image_value, layout_error, read_json, read_parquet
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
-from dppo_embodied.errors import DataError
 
 
 def _split_rows(spec: TaskSpec, root: Path, split: str) -> tuple[list[dict[str, Any]], Path]:
@@ -40,14 +39,12 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
         if not want(subtasks, split):
             continue
         rows, base = _split_rows(spec, root, split)
-        for i, row in enumerate(rows):
-            doc_id = f"{split}/{row.get('id', i)}"
-            try:
-                text = f"{row['prompt']} {row['suffix']}"
-                image, mask = image_value(row["image"], base), image_value(row["mask"], base)
-            except (KeyError, TypeError, DataError) as e:
-                docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {split}: {type(e).__name__}: {e}", split))
-                continue
-            docs.append(make_doc(spec, doc_id, spec.apply_prompt(text), mask, split, images=[image],
-                                 meta={"split": split, "object": row.get("object")}))
+
+        def build(i: int, row: dict[str, Any], doc_id: str, split: str = split, base: Path = base) -> Doc:
+            text = f"{row['prompt']} {row['suffix']}"
+            image, mask = image_value(row["image"], base), image_value(row["mask"], base)
+            return make_doc(spec, doc_id, spec.apply_prompt(text), mask, split, images=[image],
+                            meta={"split": split, "object": row.get("object")})
+
+        docs += build_docs(spec, rows, build, lambda i, row, split=split: f"{split}/{row.get('id', i)}", split, split)
     return docs

@@ -9,12 +9,12 @@ last line (points for context, yes/no otherwise).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc, want
+from benchmarks.adapters import build_docs, make_doc, want
 from benchmarks.data import image_value, split_rows
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
-from dppo_embodied.errors import DataError
 
 _REMOVE = (
     "Your answer should be formatted as a list of tuples, i.e. [(x1, y1), ...], where each tuple contains the x and y "
@@ -51,17 +51,15 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     for split in spec.subtasks:
         if not want(subtasks, split):
             continue
-        for i, row in enumerate(split_rows(spec.task, root, split, spec.layout, spec.dataset_id,
-                                           exts=(".parquet",))):
-            doc_id = f"{split}/{i}"
-            try:
-                category = str(row.get("category") or split)
-                prompt = build_prompt(str(row.get("question", "")), category)
-                image = image_value(row["img"], root)
-                answer = row["answer"]
-            except (KeyError, TypeError, DataError) as e:
-                docs.append(failed_doc(spec, doc_id, f"malformed row {i} of {split}: {type(e).__name__}: {e}", split))
-                continue
-            docs.append(make_doc(spec, doc_id, prompt, answer if isinstance(answer, str) else str(answer), split,
-                                 images=[image], meta={"split": split, "category": category}))
+
+        def build(i: int, row: dict[str, Any], doc_id: str, split: str = split) -> Doc:
+            category = str(row.get("category") or split)
+            prompt = build_prompt(str(row.get("question", "")), category)
+            image = image_value(row["img"], root)
+            answer = row["answer"]
+            return make_doc(spec, doc_id, prompt, answer if isinstance(answer, str) else str(answer), split,
+                            images=[image], meta={"split": split, "category": category})
+
+        rows = split_rows(spec.task, root, split, spec.layout, spec.dataset_id, exts=(".parquet",))
+        docs += build_docs(spec, rows, build, lambda i, row, split=split: f"{split}/{i}", split, split)
     return docs

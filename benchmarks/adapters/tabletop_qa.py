@@ -4,21 +4,21 @@ held-out evaluation uses it.
 
 Layout: ``*.jsonl`` files (searched recursively), one sample per line, media paths relative to each file. Sample
 ids are the samples' own ids. The prompt is the training prompt (question, lettered options for mcq, the answer
-instruction), word for word :func:`training.sample_io.prompt_text` (a test keeps the two identical); capabilities
-come from each sample; the subtask is the answer type.
+instruction), word for word :func:`training.algorithm.sample_io.prompt_text` (a test keeps the two identical);
+capabilities come from each sample; the subtask is the answer type. A row that cannot be read (not UTF-8, not JSON,
+not a valid sample) is a failed sample ``<file stem>/line<N>`` whose reason names the file and line; a repeated id
+fails in the runner (the first occurrence is kept).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from benchmarks.adapters import failed_doc, make_doc
-from benchmarks.data import layout_error, require_dir
+from benchmarks.adapters import build_docs, make_doc
+from benchmarks.data import MalformedRow, layout_error, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
-from dppo_embodied.errors import DataError
-from dppo_embodied.types import AnswerType, EmbodiedSample, resolve_media_paths
+from dppo_embodied.types import AnswerType, EmbodiedSample, iter_sample_rows
 
 ANSWER_INSTRUCTION = "Answer in <answer></answer>."
 
@@ -39,24 +39,17 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     if not files:
         raise layout_error(spec.task, root, spec.layout, detail="no *.jsonl sample files")
     docs: list[Doc] = []
-    seen: set[str] = set()
     for path in files:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    s = EmbodiedSample.from_dict(json.loads(line))
-                except (ValueError, TypeError, DataError) as e:
-                    docs.append(failed_doc(spec, f"{path.stem}/line{lineno}", f"{path.name}:{lineno}: {e}"))
-                    continue
-                if s.id in seen:
-                    raise DataError(f"{path}:{lineno}: duplicate sample id {s.id!r}; ids must be unique")
-                seen.add(s.id)
-                resolve_media_paths(s, path.parent)
-                if subtasks is not None and s.answer_type.value not in subtasks:
-                    continue
-                docs.append(make_doc(spec, s.id, prompt_text(s), s, s.answer_type.value, images=list(s.images),
-                                     video=s.video, capabilities=list(s.capabilities),
-                                     meta={"source": s.source}))
+        rows = [s if s is not None else MalformedRow(str(err), lineno) for lineno, s, err in iter_sample_rows(path)]
+
+        def build(i: int, s: EmbodiedSample, doc_id: str) -> Doc | None:
+            if subtasks is not None and s.answer_type.value not in subtasks:
+                return None
+            return make_doc(spec, doc_id, prompt_text(s), s, s.answer_type.value, images=list(s.images),
+                            video=s.video, capabilities=list(s.capabilities), meta={"source": s.source})
+
+        def id_of(i: int, row: EmbodiedSample | MalformedRow, stem: str = path.stem) -> str:
+            return row.id if isinstance(row, EmbodiedSample) else f"{stem}/line{row.line}"
+
+        docs += build_docs(spec, rows, build, id_of, path.stem, source=path.name)
     return docs

@@ -10,8 +10,9 @@ ground_truth, options`` and the videos ``<dataset>/<scene_name>.mp4`` (from ``ar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc, want
+from benchmarks.adapters import build_docs, make_doc, want
 from benchmarks.data import split_rows
 from benchmarks.doc import Doc
 from benchmarks.scoring.spatial import MCA_TYPES, NA_TYPES
@@ -34,22 +35,20 @@ def build_prompt(spec: TaskSpec, question: str, qtype: str, options: list[str] |
 def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
     """The VSI-Bench docs (subtask = question type)."""
     rows = split_rows(spec.task, root, "test", spec.layout, spec.dataset_id, exts=(".parquet", ".jsonl"))
-    docs: list[Doc] = []
-    for i, row in enumerate(rows):
-        doc_id = str(row.get("id", f"test/{i}"))
+
+    def build(i: int, row: dict[str, Any], doc_id: str) -> Doc | None:
         qtype = str(row.get("question_type"))
         if not want(subtasks, qtype):
-            continue
+            return None
         if qtype not in MCA_TYPES and qtype not in NA_TYPES:
-            docs.append(failed_doc(spec, doc_id, f"row {i}: unknown question_type {qtype!r}"))
-            continue
-        try:
-            options = list(row["options"]) if row.get("options") is not None else None
-            prompt = build_prompt(spec, str(row["question"]), qtype, options)
-            video = VideoRef(str(root / str(row["dataset"]) / f"{row['scene_name']}.mp4"))
-            target = row["ground_truth"]
-        except (KeyError, TypeError) as e:
-            docs.append(failed_doc(spec, doc_id, f"malformed row {i}: {type(e).__name__}: {e}", qtype))
-            continue
-        docs.append(make_doc(spec, doc_id, prompt, target, qtype, video=video, meta={"question_type": qtype}))
-    return docs
+            raise ValueError(f"unknown question_type {qtype!r}")
+        options = list(row["options"]) if row.get("options") is not None else None
+        prompt = build_prompt(spec, str(row["question"]), qtype, options)
+        video = VideoRef(str(root / str(row["dataset"]) / f"{row['scene_name']}.mp4"))
+        return make_doc(spec, doc_id, prompt, row["ground_truth"], qtype, video=video, meta={"question_type": qtype})
+
+    def qtype_of(row: dict[str, Any]) -> str | None:
+        qtype = str(row.get("question_type"))
+        return qtype if qtype in MCA_TYPES or qtype in NA_TYPES else None
+
+    return build_docs(spec, rows, build, lambda i, row: row.get("id", f"test/{i}"), "test", subtask_of=qtype_of)

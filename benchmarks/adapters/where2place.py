@@ -8,9 +8,10 @@ row's own ``mask`` field wins). Sample ids are ``question_id`` when present, els
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from benchmarks.adapters import failed_doc, make_doc
-from benchmarks.data import iter_jsonl, layout_error, require_dir
+from benchmarks.adapters import build_docs, make_doc
+from benchmarks.data import layout_error, read_jsonl, require_dir
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
 
@@ -22,19 +23,18 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     if not path.is_file():
         raise layout_error(spec.task, root, spec.layout, spec.dataset_id, "missing point_questions.jsonl")
     size = tuple(spec.adapter_options.get("image_size", (640, 480)))
-    docs: list[Doc] = []
-    for row, rec, err in iter_jsonl(path):
-        doc_id = f"{path.stem}/{row}" if rec is None or "question_id" not in rec else str(rec["question_id"])
-        if rec is None:
-            docs.append(failed_doc(spec, doc_id, err or "malformed row"))
-            continue
+
+    def build(i: int, rec: dict[str, Any], doc_id: str) -> Doc:
         question = rec.get("text", rec.get("question"))
         image = rec.get("image")
         if not isinstance(question, str) or not isinstance(image, str):
-            docs.append(failed_doc(spec, doc_id, f"row {row} of {path.name} needs string 'image' and 'text'"))
-            continue
+            raise TypeError(f"row needs string 'image' and 'text', got {type(image).__name__} and "
+                            f"{type(question).__name__}")
         mask = root / "masks" / Path(str(rec.get("mask") or image)).name
-        docs.append(make_doc(spec, doc_id, spec.apply_prompt(question), str(mask),
-                             images=[str(root / "images" / image)],
-                             meta={"image_size": size, "category": rec.get("category")}))
-    return docs
+        return make_doc(spec, doc_id, spec.apply_prompt(question), str(mask), images=[str(root / "images" / image)],
+                        meta={"image_size": size, "category": rec.get("category")})
+
+    def id_of(i: int, rec: dict[str, Any]) -> str:
+        return str(rec["question_id"]) if "question_id" in rec else f"{path.stem}/{i}"
+
+    return build_docs(spec, read_jsonl(path), build, id_of, path.stem, source=path.name)

@@ -1,14 +1,13 @@
 """The ``hf`` backend: a local transformers image-text-to-text model, batched greedy generation.
 
-The model is reached through the entry point ``"training.policy:load_policy"`` resolved at run time (benchmarks
-never import training statically), so any checkpoint that :func:`training.models.load_vlm` loads works: our own
+The model is loaded with :func:`inference.policy.load_policy` (the ``inference`` layer lies below ``benchmarks``,
+imported when the backend is built), so any checkpoint that :func:`inference.models.load_vlm` loads works: our own
 checkpoints, the tiny VLM and real Qwen2.5-VL. Under ``accelerate launch`` each process loads the model on its
 own GPU (``LOCAL_RANK``) and the runner shards the samples across processes (``RANK``/``WORLD_SIZE``).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections import defaultdict
@@ -16,17 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.backends.base import Backend, Request, ResultCallback
-from dppo_embodied.registry import load_entry_point
 
 logger = logging.getLogger(__name__)
-
-POLICY_ENTRY_POINT = "training.policy:load_policy"
-REQUEST_ENTRY_POINT = "training.policy:ChatRequest"
 
 
 def _auto_device() -> str | None:
     try:
-        torch = importlib.import_module("torch")
+        import torch
     except ImportError:
         return None
     if torch.cuda.is_available():
@@ -53,8 +48,9 @@ class HFBackend(Backend):
         dev = _auto_device() if device == "auto" else (None if device == "cpu" else device)
         if dtype == "auto":
             dtype = "bfloat16" if dev and dev.startswith("cuda") else "float32"
-        load_policy = load_entry_point(POLICY_ENTRY_POINT)
-        self.chat_request = load_entry_point(REQUEST_ENTRY_POINT)
+        from inference.policy import ChatRequest, load_policy  # torch: imported only when the backend is built
+
+        self.chat_request = ChatRequest
         self.policy = load_policy(model, dtype=dtype, device=dev, max_pixels=max_pixels, batch_size=batch_size)
         self.batch_size = batch_size
         self.chunk_size = max(batch_size, 4 * batch_size)

@@ -16,32 +16,47 @@ import numpy as np
 
 from benchmarks.doc import Doc
 from benchmarks.scoring.base import Options, Row, SampleScore, Scorer, TaskResult, mean, pct
-from benchmarks.scoring.normalize import flageval_choice, remove_think
+from benchmarks.scoring.normalize import flageval_choice, remove_think, response_text
 from dppo_embodied.parsing import NoAnswer, parse_option
 
 # -------------------------------------------------------------------------------------------------- MVBench
 _MV_PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
 _MV_COMMA = re.compile(r"(\d)(\,)(\d)")
 _MV_PUNCT = (";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
-_MV_OPTION = re.compile(r"^([A-E])\.\s*(.+)$", re.I)
 _MV_LETTER = re.compile(r"\b([A-E])\b", re.I)
 
 
 def _mv_punctuation(text: str) -> str:
     out = text
+    comma = _MV_COMMA.search(text) is not None
     for p in _MV_PUNCT:
-        if (p + " " in text or " " + p in text) or _MV_COMMA.search(text) is not None:
+        if (p + " " in text or " " + p in text) or comma:
             out = out.replace(p, "")
         else:
             out = out.replace(p, " ")
     return _MV_PERIOD.sub("", out, 32)  # the official code passes re.UNICODE (= 32) as the count
 
 
+def _mv_option(answer: str) -> str | None:
+    r"""The letter of lmms-eval's ``re.match(r"^([A-E])\.\s*(.+)$", answer, re.I)``, in linear time.
+
+    The regex backtracks quadratically on "A." + spaces + "\nx\ny" (every split of the whitespace between
+    ``\s*`` and ``.+`` is tried); the same language: after "X.", a non-empty last line (``.`` stops at newlines;
+    ``$`` also matches before a final newline) preceded only by whitespace.
+    """
+    if len(answer) < 3 or answer[0] not in "ABCDEabcde" or answer[1] != ".":
+        return None
+    rest = answer[2:]
+    end = len(rest) - 1 if rest.endswith("\n") else len(rest)
+    start = rest.rfind("\n", 0, end) + 1
+    return answer[0].upper() if start < end and (start == 0 or rest[:start].isspace()) else None
+
+
 def mvbench_extract(answer: str) -> str:
     """lmms-eval's ``mcq_acc`` normalisation: "X. text" -> X, else the first standalone A-E (any case)."""
-    m = _MV_OPTION.match(answer.strip())
-    if m:
-        return m.group(1).upper()
+    letter = _mv_option(answer.strip())
+    if letter is not None:
+        return letter
     a = _mv_punctuation(answer.replace("\n", " ").replace("\t", " ").strip())
     a = a.strip("'").strip('"').strip(")").strip("(").strip().lower()
     m = _MV_LETTER.search(a)
@@ -162,7 +177,8 @@ class EmbSpatialScorer(Scorer):
 
 # ---------------------------------------------------------------------------------------------------- PhyX
 _PHYX_FAIL = "Failed to obtain answer via API."
-_PHYX_KEYWORD = re.compile(r"\b(?:correct|answer|option|Answer|Option|Correct)\b[\s\S]*?([A-D])")
+_PHYX_KEYWORD = re.compile(r"\b(?:correct|answer|option|Answer|Option|Correct)\b")
+_PHYX_LETTER = re.compile(r"[A-D]")
 _PHYX_COLON = re.compile(r"([ABCD]):")
 _PHYX_TAIL = re.compile(r"\b([A-D])\b[\s\.\!]*$")
 
@@ -173,10 +189,13 @@ def phyx_mc_match(prediction: str, gt: str) -> tuple[bool, str]:
     if pred == _PHYX_FAIL:
         return False, ""
     g = gt.strip().lower()
-    m = _PHYX_KEYWORD.search(pred)
+    # the official r"\b(?:correct|...)\b[\s\S]*?([A-D])" restarts its lazy scan at every keyword (quadratic
+    # without a letter); its match is the first A-D after the first keyword, if there is one
+    kw = _PHYX_KEYWORD.search(pred)
+    m = _PHYX_LETTER.search(pred, kw.end()) if kw else None
     extracted = ""
     if m:
-        extracted = m.group(1)
+        extracted = m.group(0)
         if g == extracted.lower():
             return True, extracted
     else:
@@ -204,7 +223,7 @@ class PhyXScorer(Scorer):
     OPTIONS: ClassVar[Options] = {"strip_think": (False, (False, True)), "aggregation": ("micro", ("micro", "macro"))}
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        text = remove_think(response) if self.options["strip_think"] else str(response or "")
+        text = remove_think(response) if self.options["strip_think"] else response_text(response)
         ok, extracted = phyx_mc_match(text, str(doc.target))
         return SampleScore(float(ok), extracted)
 
@@ -236,7 +255,7 @@ class EgoSchemaScorer(Scorer):
         cands += [f"{c} " for c in self._CHOICES if f"{c} " in response]
         cands += [f"{c}." for c in self._CHOICES if f"{c}." in response]
         by_text = False
-        if not cands and len(response.split()) > 5:
+        if not cands and len(response.split(maxsplit=6)) > 5:
             cands = [c for c, ans in index2ans.items() if ans.lower() in response.lower()]
             by_text = bool(cands)
         if not cands:

@@ -57,7 +57,7 @@ class ClosedLoopScorer(Scorer):
     def score(self, doc: Doc, response: str) -> SampleScore:
         try:
             ep = json.loads(response)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             return SampleScore(0.0, None, {"invalid": "not an episode summary"})
         if not isinstance(ep, dict):
             return SampleScore(0.0, None, {"invalid": "not an episode summary"})

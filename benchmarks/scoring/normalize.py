@@ -15,10 +15,18 @@ from __future__ import annotations
 
 import re
 
+from dppo_embodied.answer_text import MAX_RESPONSE_CHARS, bounded_text
+
 # ------------------------------------------------------------------------------------------------ remove_think
-_CUT_THINK = re.compile(r"^.*?</think>", re.S)
-_CUT_THOUGHT = re.compile(r"^.*?</thought>", re.S)
-_FIRST_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_ANSWER_OPEN = re.compile("<answer>", re.I)
+_ANSWER_CLOSE = re.compile("</answer>", re.I)
+
+
+def response_text(content: object) -> str:
+    """The raw response every official scorer reads: ``str`` (None -> ""), only its last
+    :data:`~dppo_embodied.answer_text.MAX_RESPONSE_CHARS` characters (the shared tail bound)."""
+    text = content if isinstance(content, str) else ("" if content is None else str(content))
+    return bounded_text(text, MAX_RESPONSE_CHARS)
 
 
 def _last_boxed(text: str) -> str | None:
@@ -45,13 +53,23 @@ def remove_think(content: str | None) -> str:
     2. The stripped content of the first ``<answer>...</answer>`` (case-insensitive), if any.
     3. Else the last ``\\boxed{...}`` with the wrapper, every ``}`` and ``\\text{`` removed, if it is closed.
     4. Else the whole remaining text, stripped.
+
+    Identical to the official regexes (``^.*?</think>``, ``<answer>(.*?)</answer>``) on every response up to
+    :data:`~dppo_embodied.answer_text.MAX_RESPONSE_CHARS` characters (longer ones keep their tail), in linear
+    time: the official lazy ``<answer>(.*?)</answer>`` search restarts at every ``<answer>`` and is quadratic on
+    a run of unclosed tags; here the first opening tag is paired with the first closing tag after it, which is
+    the same match (when the first opening tag has no closing tag after it, no later one has).
     """
-    text = content if isinstance(content, str) else ("" if content is None else str(content))
-    text = _CUT_THINK.sub("", text)
-    text = _CUT_THOUGHT.sub("", text)
-    m = _FIRST_ANSWER.search(text)
-    if m:
-        return m.group(1).strip()
+    text = response_text(content)
+    for tag in ("</think>", "</thought>"):
+        cut = text.find(tag)
+        if cut >= 0:
+            text = text[cut + len(tag):]
+    opening = _ANSWER_OPEN.search(text)
+    if opening is not None:
+        closing = _ANSWER_CLOSE.search(text, opening.end())
+        if closing is not None:
+            return text[opening.end(): closing.start()].strip()
     boxed = _last_boxed(text)
     if boxed:
         text = boxed.replace("\\boxed{", "").replace("}", "").replace("\\text{", "")
@@ -91,7 +109,8 @@ def flageval_choice(answer: str) -> str:
 
 
 _FE_WRONG = ("\\times", "不对", "不正确", "×")
-_FE_TEXT = re.compile(r"\\text\s*\{(.*?)\}")
+_FE_TEXT_OPEN = re.compile(r"\\text\s*\{")
+_FE_TEXT_STOP = re.compile(r"[}\n]")
 _FE_REPLACE = {"√": "正确", "：": ":", "$": "", "（": "(", "）": ")", "，": ",", "。": ".",
                "变小": "减小", "变大": "增大", "路程": "距离", "\\pi": "π", "＞": ">", "＜": "<", "；": ";"}
 _FE_CIRCLED = {"①": "1", "②": "2", "③": "3", "④": "4", "⑤": "5", "⑥": "6", "⑦": "7", "⑧": "8", "⑨": "9",
@@ -103,6 +122,29 @@ _FE_NORM_KEYWORDS = ("Answer:", "Answer is", "answer is", "Answer", "answer", "�
 _FE_UNIT = re.compile(r"^(\d+)(?:cm|m|km|mm|s|h|kg|g|l|ml|mol|厘米|米|千米|°|毫米|月|秒|小时|克|千克|升|毫升|摩尔)$")
 
 
+def _unwrap_text(raw: str) -> str:
+    r"""FlagEvalMM's ``re.sub(r"\\text\s*\{(.*?)\}", r"\1", raw)`` in linear time.
+
+    The regex restarts its lazy scan at every ``\\text{`` and is quadratic on a run of unclosed ones; here the
+    first ``}`` or newline after an opening (``.`` stops at a newline) is found once and reused by the openings
+    before it, which is the same match.
+    """
+    out: list[str] = []
+    pos = search = 0
+    stop = -1
+    while (m := _FE_TEXT_OPEN.search(raw, search)) is not None:
+        if stop < m.end():
+            end = _FE_TEXT_STOP.search(raw, m.end())
+            stop = end.start() if end else len(raw)
+        if stop < len(raw) and raw[stop] == "}":
+            out += (raw[pos:m.start()], raw[m.end():stop])
+            pos = search = stop + 1
+        else:
+            search = m.start() + 1
+    out.append(raw[pos:])
+    return "".join(out)
+
+
 def flageval_normalize(raw: str) -> str:
     """FlagEvalMM ``normalize_string``: text after the answer keyword, punctuation and a unit suffix trimmed.
 
@@ -112,7 +154,7 @@ def flageval_normalize(raw: str) -> str:
     if "$" not in raw:
         for w in _FE_WRONG:
             raw = raw.replace(w, "错误")
-    raw = _FE_TEXT.sub(r"\1", raw)
+    raw = _unwrap_text(raw)
     for k, v in _FE_REPLACE.items():
         raw = raw.replace(k, v)
     for k, v in _FE_CIRCLED.items():

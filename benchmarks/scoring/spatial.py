@@ -1,10 +1,12 @@
 """Pointing and spatial scorers: Where2Place, RefSpatial-Bench, RoboSpatial-Home, VSI-Bench.
 
-Pointing follows RoboPoint's rule as the official evaluation applies it: parenthesised tuples, a 2-tuple with a
-decimal point is normalised (times the image size), **integers are pixels**, a 4-tuple is a box (all its pixels),
-and the score is the mean over points of the mask value / 255 (not binarised for Where2Place; binarised for
-RefSpatial), out-of-image points counting 0. The array arithmetic is numpy's, as in the official code, so sums
-round identically.
+Pointing follows RoboPoint's rule as the official evaluation applies it (:mod:`benchmarks.scoring.pointing`):
+parenthesised tuples, a 2-tuple with a decimal point is normalised (times the image size), **integers are
+pixels**, a 4-tuple is a box (all its pixels), and the score is the mean over points of the mask value / 255 (not
+binarised for Where2Place; binarised for RefSpatial), out-of-image points counting 0.
+
+Every regex here runs in linear time on the bounded response (:func:`~benchmarks.scoring.normalize.remove_think`),
+and a response no rule can read scores 0 (or is excluded where the official rule excludes it), never raises.
 """
 
 from __future__ import annotations
@@ -21,49 +23,16 @@ import numpy as np
 from benchmarks.doc import Doc
 from benchmarks.metrics import decode_mask, load_mask, mra, point_in_polygon
 from benchmarks.scoring.base import Options, Row, SampleScore, Scorer, TaskResult, mean, pct
-from benchmarks.scoring.normalize import flageval_normalize, remove_think, word_to_num
-
-_NUM = r"[-+]?\d+\.?\d*"
-PAREN_TUPLES = re.compile(rf"\(({_NUM}(?:,\s*{_NUM})*?)\)")
-ANY_TUPLES = re.compile(rf"[\[\(]({_NUM}(?:\s*,\s*{_NUM})*?)[\]\)]")
-NESTED_LISTS = re.compile(rf"\[(?:\[{_NUM}(?:\s*,\s*{_NUM})*?\](?:\s*,\s*\[{_NUM}(?:\s*,\s*{_NUM})*?\])*?)\]")
-
-
-def text_to_pixels(text: str, width: int, height: int, patterns: Sequence[re.Pattern[str]] = (PAREN_TUPLES,)
-                   ) -> np.ndarray:
-    """RoboPoint ``text2pixels``: ``(N, 2)`` integer pixel ``(x, y)`` from every tuple matched by ``patterns``.
-
-    Raises:
-        ValueError: a matched group that does not read as numbers (Pelican's nested-list pattern matches whole
-            ``[[x, y], ...]`` lists, which always fail here: the official scorer then marks the answer invalid).
-    """
-    matches = [m for p in patterns for m in p.findall(text)]
-    points: list[Any] = []
-    for match in matches:
-        vec = [float(n) if "." in n else int(n) for n in match.split(",")]
-        if len(vec) == 2:
-            x, y = vec
-            if isinstance(x, float) or isinstance(y, float):
-                x, y = int(x * width), int(y * height)
-            points.append((x, y))
-        elif len(vec) == 4:
-            x0, y0, x1, y1 = vec
-            if isinstance(x0, float):
-                x0, y0, x1, y1 = int(x0 * width), int(y0 * height), int(x1 * width), int(y1 * height)
-            box = np.zeros((height, width), dtype=bool)
-            box[y0:y1, x0:x1] = 1
-            ys, xs = np.where(box)
-            points.extend(list(np.stack([xs, ys], axis=1)))
-    return np.array(points)
-
-
-def mask_accuracy(points: np.ndarray, mask: np.ndarray) -> float:
-    """Mean of ``mask[y, x]`` over points, 0 for points outside the image, 0 without points (official numpy)."""
-    if len(points) == 0:
-        return 0.0
-    h, w = mask.shape[:2]
-    ok = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
-    return float(np.concatenate([mask[points[ok, 1], points[ok, 0]], np.zeros(points.shape[0] - ok.sum())]).mean())
+from benchmarks.scoring.normalize import flageval_normalize, remove_think, response_text, word_to_num
+from benchmarks.scoring.pointing import (
+    DECIMAL,
+    box_region,
+    lmms_eval_points,
+    mask_accuracy,
+    point_array,
+    targets_accuracy,
+    text_to_targets,
+)
 
 
 def _mask_array(ref: Any) -> np.ndarray:
@@ -71,14 +40,6 @@ def _mask_array(ref: Any) -> np.ndarray:
     if isinstance(ref, (str, os.PathLike)):
         return load_mask(ref)
     return decode_mask(ref)
-
-
-def _lmms_eval_points(text: str, width: int, height: int) -> np.ndarray:
-    """lmms-eval ``original``: only "(x, y)" 2-tuples, every value read as normalised (integers too)."""
-    pts = []
-    for m in re.finditer(r"\(\s*([-+]?\d*\.?\d+)\s*,\s*([-+]?\d*\.?\d+)\s*\)", text):
-        pts.append((int(float(m.group(1)) * width), int(float(m.group(2)) * height)))
-    return np.array(pts)
 
 
 class Where2PlaceScorer(Scorer):
@@ -96,16 +57,15 @@ class Where2PlaceScorer(Scorer):
 
     def score(self, doc: Doc, response: str) -> SampleScore:
         mode = self.options["mode"]
-        pred = remove_think(response) if mode == "pelican" else str(response or "")
+        pred = remove_think(response) if mode == "pelican" else response_text(response)
         mask = _mask_array(doc.target) / 255.0
         w, h = doc.meta.get("image_size", (640, 480))
         try:
             if mode == "lmms_eval":
-                pts = _lmms_eval_points(pred, w, h)
+                pts = lmms_eval_points(pred, w, h)
                 return SampleScore(mask_accuracy(pts, np.round(mask)), pts.tolist())
-            patterns = (ANY_TUPLES, NESTED_LISTS) if mode == "pelican" else (PAREN_TUPLES,)
-            pts = text_to_pixels(pred, w, h, patterns)
-            return SampleScore(mask_accuracy(pts, mask), pts.tolist())
+            targets = text_to_targets(pred, w, h, "pelican" if mode == "pelican" else "paren")
+            return SampleScore(targets_accuracy(targets, mask, (w, h)), [list(t) for t in targets])
         except (ValueError, IndexError, TypeError) as e:
             return SampleScore(None if mode == "pelican" else 0.0, None, {"invalid": str(e)})
 
@@ -134,13 +94,17 @@ class RefSpatialScorer(Scorer):
         h, w = mask.shape
         mode = self.options["mode"]
         try:
-            pts = _lmms_eval_points(pred, w, h) if mode == "lmms_eval" else text_to_pixels(pred, w, h)
-            if mode == "vlmevalkit":
-                if len(pts) == 0:
-                    return SampleScore(0.0, [])
-                xs, ys = np.clip(pts[:, 0], 0, w - 1), np.clip(pts[:, 1], 0, h - 1)
-                return SampleScore(float(mask[ys, xs].any()), pts.tolist())
-            return SampleScore(mask_accuracy(pts, mask), pts.tolist())
+            if mode == "lmms_eval":
+                pts = lmms_eval_points(pred, w, h)
+                return SampleScore(mask_accuracy(pts, mask), pts.tolist())
+            targets = text_to_targets(pred, w, h)
+            parsed = [list(t) for t in targets]
+            if mode == "vlmevalkit":  # any point (clipped into the image) or any box pixel in the mask
+                pts = point_array(targets)
+                hit = len(pts) > 0 and bool(mask[np.clip(pts[:, 1], 0, h - 1), np.clip(pts[:, 0], 0, w - 1)].any())
+                hit = hit or any(r.any() for r, _ in (box_region(mask, t, (w, h)) for t in targets if len(t) == 4))
+                return SampleScore(float(hit), parsed)
+            return SampleScore(targets_accuracy(targets, mask), parsed)
         except (ValueError, IndexError, TypeError) as e:
             return SampleScore(None if mode == "pelican" else 0.0, None, {"invalid": str(e)})
 
@@ -166,22 +130,45 @@ def robospatial_point_in_polygon(x: float, y: float, poly: Sequence[Sequence[flo
     return inside
 
 
-_RS_TUPLE = re.compile(r"\(\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*\)")
-_RS_LIST = re.compile(r"\[\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*\]")
-_RS_BRACKETS = re.compile(r"\[(.*?)\]", re.S)
+# the official r"\d+\.?\d*" written unambiguously (same strings, linear on long digit runs)
+_RS_NUM = r"(\d+(?:\.\d*)?)"
+_RS_TUPLE = re.compile(rf"\(\s*{_RS_NUM}\s*,\s*{_RS_NUM}\s*\)")
+_RS_LIST = re.compile(rf"\[\s*{_RS_NUM}\s*,\s*{_RS_NUM}\s*\]")
+_RS_COMMA = re.compile(r",(\S)")
+
+
+def _first_bracketed(text: str) -> str | None:
+    r"""The content of the official ``re.search(r"\[(.*?)\]", text, re.S)`` in linear time (the regex restarts
+    its lazy scan at every "[": "[" x 100,000 took > 20 s). The first "[" with a "]" after it is the first "[",
+    if any "]" follows it; its content runs to that "]"."""
+    i = text.find("[")
+    j = text.find("]", i + 1) if i >= 0 else -1
+    return text[i + 1: j] if j >= 0 else None
+
+
+LITERAL_MAX_CHARS = 16_384
+"""The longest first-bracket content RoboSpatial reads as a Python literal (``ast.literal_eval`` needs ~440 bytes
+of memory per character: 112 MB for a 256 kB list)."""
 
 
 def robospatial_first_point(answer: str) -> tuple[float, float] | None:
-    """The first point of an answer, by the official order: "(x, y)", then "[x, y]", then the first list."""
+    """The first point of an answer, by the official order: "(x, y)", then "[x, y]", then the first list.
+
+    The list is read with ``ast.literal_eval`` only when its content is at most :data:`LITERAL_MAX_CHARS`
+    characters; a longer one is unparsable (``None``). It is reached only by an answer without any plain
+    "(x, y)" or "[x, y]" pair, so this changes nothing for a list of points a model writes.
+    """
     for pat in (_RS_TUPLE, _RS_LIST):
         m = pat.search(answer)
         if m:
             return float(m.group(1)), float(m.group(2))
-    m = _RS_BRACKETS.search(answer)
-    if m is None:
+    inner = _first_bracketed(answer)
+    if inner is None:
         return None
-    content = re.sub(r",(\S)", r", \1", m.group(1)).strip()
+    content = _RS_COMMA.sub(r", \1", inner).strip()
     content = content[:-1] if content.endswith(",") else content
+    if len(content) > LITERAL_MAX_CHARS:  # degenerate: read as unparsable (no literal_eval over 100 MB)
+        return None
     try:
         val = ast.literal_eval("[" + content + "]")
     except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
@@ -199,15 +186,18 @@ def robospatial_first_point(answer: str) -> tuple[float, float] | None:
                 return None
             if len(pt) == 2:
                 return float(pt[0]), float(pt[1])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits is no coordinate
         return None
     return None
+
+
+_VLM_PAIR = re.compile(rf"[\[(]\s*({DECIMAL})\s*,\s*({DECIMAL})\s*[\])]")
 
 
 def _vlmevalkit_point(text: str, size: tuple[float, float] | None) -> tuple[float, float] | None:
     """VLMEvalKit ``Point2DParser`` scale heuristic on the first pair: <= 1.5 normalised, <= 1000 per mille,
     else pixels."""
-    m = re.search(r"[\[(]\s*([-+]?\d*\.?\d+)\s*,\s*([-+]?\d*\.?\d+)\s*[\])]", text)
+    m = _VLM_PAIR.search(text)
     if not m:
         return None
     x, y = float(m.group(1)), float(m.group(2))
@@ -240,7 +230,7 @@ class RoboSpatialScorer(Scorer):
             pt = _vlmevalkit_point(text, doc.meta.get("image_size"))
             poly = _polygon(gt)
             return SampleScore(float(pt is not None and poly is not None and point_in_polygon(*pt, poly)), pt)
-        pred = flageval_normalize(remove_think(response).strip().split("\n")[-1])
+        pred = flageval_normalize(remove_think(response).strip().rpartition("\n")[2])
         low = pred.strip().lower()
         if gt.lower() in ("yes", "no"):
             return SampleScore(float(low.startswith(gt.lower())), low)
@@ -300,7 +290,7 @@ class VSIBenchScorer(Scorer):
         pred = remove_think(response)
         qtype = doc.meta.get("question_type")
         if qtype in MCA_TYPES:
-            words = pred.split()
+            words = pred.split(maxsplit=1)
             choice = words[0].rstrip(".").strip() if words else ""
             return SampleScore(float(choice.lower() == str(doc.target).lower()), choice)
         nums = _VSI_NUM.findall(pred) if pred else []

@@ -1,9 +1,10 @@
 """Robots of the bridge: a registry of names → entry points, and the thread-safe facade the bridge drives.
 
-``sim`` is the MuJoCo twin from :mod:`envs` (same :class:`~dppo_embodied.robot.Robot` interface), reached only by
-its entry-point string, so this torch-free package never imports ``envs``. ``so100``, ``so101`` and ``koch``
-are LeRobot followers built through LeRobot's own factory when ``lerobot`` is installed
-(:mod:`robot_bridge.robots.lerobot`).
+``so100``, ``so101`` and ``koch`` are LeRobot followers built through LeRobot's own factory when ``lerobot`` is
+installed (:mod:`robot_bridge.robots.lerobot`). Other robots are plugins that their provider declares in the
+``dppo_embodied.robots`` entry-point group: ``sim``, the MuJoCo twin (same :class:`~dppo_embodied.robot.Robot`
+interface), comes with the ``sim`` extra; this torch-free package names no module of it. A robot's static facts
+(workspace, home, table height, default camera) are its own ``profile`` (:class:`~dppo_embodied.robot.RobotProfile`).
 """
 
 from __future__ import annotations
@@ -11,53 +12,23 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dppo_embodied.errors import ConfigError
 from dppo_embodied.geometry import CameraCalibration
-from dppo_embodied.registry import Registry, load_entry_point
+from dppo_embodied.registry import Registry
+from dppo_embodied.robot import RobotProfile, profile_of
 from robot_bridge.pose import EEPose
 
 logger = logging.getLogger(__name__)
 
-ROBOTS: Registry[Any] = Registry("robot")
-ROBOTS.register("sim", "envs.twin:TabletopTwinRobot", help="MuJoCo tabletop twin (needs the sim extra)")
+ROBOTS: Registry[Any] = Registry("robot", plugins="dppo_embodied.robots")
+ROBOTS.expect("sim", extra="sim", help="MuJoCo tabletop twin (needs the sim extra)")
 ROBOTS.register("so100", "robot_bridge.robots.lerobot:make_so100", help="LeRobot SO-100 follower (needs lerobot)")
 ROBOTS.register("so101", "robot_bridge.robots.lerobot:make_so101", help="LeRobot SO-101 follower (needs lerobot)")
 ROBOTS.register("koch", "robot_bridge.robots.lerobot:make_koch", help="LeRobot Koch follower (needs lerobot)")
-
-
-@dataclass(frozen=True)
-class RobotProfile:
-    """Static facts the bridge needs about a registered robot (entry-point strings are resolved lazily).
-
-    Attributes:
-        workspace: ``(low, high)`` entry points or values of the end-effector box (metres, world frame).
-        home: rest pose entry point or value.
-        plane_z: table height in the world frame.
-        camera: default ``--camera`` spec.
-    """
-
-    workspace: tuple[Any, Any] | None = None
-    home: Any = None
-    plane_z: float = 0.0
-    camera: str = "sim:front"
-
-    def resolve(self, value: Any) -> Any:
-        """An entry-point string → its value; anything else unchanged."""
-        return load_entry_point(value) if isinstance(value, str) and ":" in value else value
-
-
-PROFILES: dict[str, RobotProfile] = {
-    "sim": RobotProfile(workspace=("envs.control:WORKSPACE_LO", "envs.control:WORKSPACE_HI"),
-                        home="envs.scene:GRIPPER_HOME", plane_z=0.0, camera="sim:front"),
-    "so100": RobotProfile(camera="opencv:0"),
-    "so101": RobotProfile(camera="opencv:0"),
-    "koch": RobotProfile(camera="opencv:0"),
-}
 
 
 def robot_names() -> list[tuple[str, str]]:
@@ -89,19 +60,19 @@ class BridgeRobot:
     """Thread-safe facade over a robot: one lock serialises every call (the camera thread renders while the
     executor steps), plus the cheap accessors the bridge needs.
 
-    * :meth:`get_state`: end-effector keys without rendering (the robot's ``get_state()``, else the twin's
-      ``scene_state()``, else ``get_observation()``);
+    * :meth:`get_state`: end-effector keys without rendering (the robot's ``get_state()``, else
+      ``get_observation()``); never a rounded copy: the per-tick safety caps are computed from it;
     * :meth:`render`: one camera (the twin's renderer, else ``get_observation()``);
     * :attr:`workspace`, :attr:`home`, :meth:`calibration`.
 
     Args:
         robot: the robot.
-        profile: its static facts.
+        profile: its static facts (default: the robot's own ``profile``).
     """
 
     def __init__(self, robot: Any, profile: RobotProfile | None = None) -> None:
         self.robot = robot
-        self.profile = profile or RobotProfile()
+        self.profile = profile or profile_of(robot)
         self.lock = threading.RLock()
         self.name = getattr(robot, "name", type(robot).__name__)
 
@@ -149,12 +120,6 @@ class BridgeRobot:
             fn = getattr(self.robot, "get_state", None)
             if callable(fn):
                 return fn()
-            scene_state = getattr(self.robot, "scene_state", None)
-            if callable(scene_state):
-                st = scene_state()
-                g = st["gripper"]
-                return {"ee.x": float(g[0]), "ee.y": float(g[1]), "ee.z": float(g[2]),
-                        "gripper.pos": 1.0 if st.get("gripper_closed") else 0.0}
             return self.robot.get_observation()
 
     def holding(self) -> bool | None:
@@ -212,7 +177,7 @@ class BridgeRobot:
         ws = getattr(self.robot, "workspace", None) or self.profile.workspace
         if ws is None:
             return None
-        lo, hi = (np.asarray(self.profile.resolve(w), dtype=np.float64).reshape(3) for w in ws)
+        lo, hi = (np.asarray(w, dtype=np.float64).reshape(3) for w in ws)
         return lo, hi
 
     @property
@@ -221,8 +186,7 @@ class BridgeRobot:
         h = getattr(self.robot, "home", None) or self.profile.home
         if h is None:
             return None
-        v = self.profile.resolve(h)
-        return (float(v[0]), float(v[1]), float(v[2]))
+        return (float(h[0]), float(h[1]), float(h[2]))
 
     def __getattr__(self, name: str) -> Any:  # reset(), set_task(), is_success(), scene_state() ...
         attr = getattr(self.robot, name)

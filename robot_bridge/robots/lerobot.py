@@ -25,7 +25,7 @@ import numpy as np
 
 from dppo_embodied.errors import ConfigError, DependencyNotInstalled
 from dppo_embodied.imports import require
-from dppo_embodied.robot import EE_KEYS
+from dppo_embodied.robot import EE_KEYS, RobotProfile
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,9 @@ def make_koch(**kw: Any) -> LeRobotEEAdapter:
 class LeRobotEEAdapter:
     """End-effector interface over a LeRobot joint-space arm (keys ``<joint>.pos`` in degrees, gripper 0-100).
 
+    Its :attr:`profile` names the default camera (``opencv:0``); the workspace box is the user's to set
+    (``safety.workspace_min/max``).
+
     Args:
         robot: a LeRobot ``Robot``.
         kinematics: object with ``forward_kinematics(joints_deg) -> 4x4`` and
@@ -131,6 +134,8 @@ class LeRobotEEAdapter:
         joint_guard: ``guard(goal, present) -> safe goal`` applied to joint targets (the bridge passes
             :meth:`robot_bridge.safety.Safety.safe_joints`).
     """
+
+    profile = RobotProfile(camera="opencv:0")
 
     def __init__(self, robot: Any, kinematics: Any, name: str = "lerobot", joints: tuple[str, ...] = ARM_JOINTS,
                  gripper: str = GRIPPER_JOINT,

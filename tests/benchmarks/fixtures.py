@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 from pathlib import Path
@@ -17,6 +18,31 @@ def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int]
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=4)
+def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A valid all-black 1-bit PNG of ``width x height`` that compresses to ~0.1 % (30000 x 30000: ~110 kB)."""
+    import struct
+    import zlib
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def truncated_jpeg(size: tuple[int, int] = (256, 256)) -> bytes:
+    """The first half of a JPEG: the header parses, decoding fails."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format="JPEG")
+    data = buf.getvalue()
+    return data[: len(data) // 2]
 
 
 def save_image(path: Path, color: tuple[int, int, int] = (30, 120, 200), size: tuple[int, int] = (32, 24)) -> Path:

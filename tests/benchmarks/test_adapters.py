@@ -3,6 +3,7 @@ missing; the task YAMLs are typed and complete."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def test_tabletop_qa_uses_the_training_prompt_and_metrics(tmp_path: Path) -> Non
     root = _samples(tmp_path / "tabletop_qa")
     docs = load_docs(TM.get("tabletop_qa"), root)
     try:
-        from training.sample_io import prompt_text
+        from training.algorithm.sample_io import prompt_text
     except ImportError:  # pragma: no cover - the training package is optional here
         prompt_text = None
     if prompt_text is not None:
@@ -166,3 +167,126 @@ def test_dppo_list_tasks(capsys: pytest.CaptureFixture) -> None:
     assert list_main(["tasks"]) == 0
     out = capsys.readouterr().out
     assert "pelican" in out and "tabletop_closed_loop" in out and "egoplan_bench2" in out
+
+
+NOT_UTF8 = b'{"id": "bad", "question": "caf\xe9"}'
+
+
+def _append(path: Path, *lines: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(b"".join(line + b"\n" for line in lines))
+
+
+def _hostile_erqa(root: Path) -> None:
+    fx.make_erqa(root)
+    _append(root / "erqa.jsonl", NOT_UTF8, b'{"question": "q", "answer": "A", "images": "a.jpg"}', b"[1, 2]",
+            b"[" * 50_000)
+
+
+def _hostile_where2place(root: Path) -> None:
+    fx.make_where2place(root)
+    _append(root / "point_questions.jsonl", NOT_UTF8, b'{"question_id": 7, "image": "x.jpg", "text": 5}')
+
+
+def _hostile_vsibench(root: Path) -> None:
+    rows = [{"id": 1, "dataset": "scannet", "scene_name": "s0", "question_type": "object_counting",
+             "question": "How many chairs?", "ground_truth": "4", "options": None}]
+    fx.write_jsonl(root / "test.jsonl", rows)
+    _append(root / "test.jsonl", NOT_UTF8, b'{"id": 3, "question_type": "route_planning", "options": null}')
+
+
+def _hostile_phyx(root: Path) -> None:
+    fx.write_jsonl(root / "data_for_llms_eval" / "phyx_mini_mc.jsonl",
+                   [{"index": 1, "question": "q", "image": base64.b64encode(fx.png_bytes()).decode(), "answer": "A"}])
+    _append(root / "data_for_llms_eval" / "phyx_mini_mc.jsonl", NOT_UTF8)
+
+
+def _hostile_emb_spatial(root: Path) -> None:
+    fx.make_emb_spatial(root)
+    rows = json.loads((root / "embspatial_bench.json").read_text())
+    good = rows[0]
+    rows += ["not a row", {**good, "question_id": "inf", "answer": float("inf")},
+             {**good, "question_id": "nine", "answer": 9}, {**good, "answer": 1}]  # the last repeats mp3d_0
+    fx.write_json(root / "embspatial_bench.json", rows)
+
+
+def _hostile_omni_spatial(root: Path) -> None:
+    fx.make_omni_spatial(root)
+    path = root / "OmniSpatial-test" / "data.json"
+    rows = json.loads(path.read_text())
+    fx.write_json(path, [*rows, [1, 2], {**rows[0], "id": "9_0", "answer": 7}])
+
+
+def _hostile_ref_spatial(root: Path) -> None:
+    fx.save_image(root / "location" / "a.png")
+    fx.write_json(root / "location" / "question.json", [
+        {"id": 1, "prompt": "Point.", "suffix": "(x, y)", "image": "a.png", "mask": "a.png"}, 5])
+
+
+def _hostile_mvbench(root: Path) -> None:
+    fx.make_mvbench(root)
+    path = root / "json" / "action_sequence.json"
+    rows = json.loads(path.read_text())
+    cands = [f"c{k}" for k in range(30)]
+    rows += [{"video": "v.mp4", "question": "q", "candidates": cands, "answer": "c28"},
+             {**rows[0], "start": "soon"}]
+    fx.write_json(path, rows)
+
+
+def _hostile_egoplan(root: Path) -> None:
+    ok = {"sample_id": "s1", "task_goal": "make tea", "choice_a": "a", "choice_b": "b", "choice_c": "c",
+          "choice_d": "d", "golden_choice_idx": "A"}
+    fx.write_json(root / "EgoPlan-Bench2.json", [ok, {**ok, "sample_id": "s2", "start": "abc"}, 7])
+
+
+def _hostile_egoschema(root: Path) -> None:
+    opts = [f"{c}. o" for c in "ABCDE"]
+    fx.write_jsonl(root / "Subset" / "test.jsonl",
+                   [{"video_idx": "v0", "question": "q", "option": opts, "answer": "0"}])
+    _append(root / "Subset" / "test.jsonl", NOT_UTF8, b'{"video_idx": "v1", "question": "q", "option": 5}')
+
+
+def _hostile_cosmos(root: Path) -> None:
+    fx.make_cosmos(root, subsets=("robovqa",))
+    path = root / "robovqa" / "robovqa_benchmark_qa_pairs.json"
+    fx.write_json(path, [*json.loads(path.read_text()), "not a row", {"video": "v", "qa_pairs": {"index2ans": 5}}])
+    fx.write_json(root / "robofail" / "robofail_benchmark_qa_pairs.json", [])
+
+
+# task, dataset maker, ids that must be built, ids that must fail -> a piece of their reason
+HOSTILE = [
+    ("erqa", _hostile_erqa, {"erqa/0", "erqa/1", "erqa/2"},
+     {"erqa/3": "erqa.jsonl:4: malformed row: not UTF-8", "erqa/4": "'images' must be a list",
+      "erqa/5": "expected a JSON object", "erqa/6": "RecursionError"}),
+    ("where2place", _hostile_where2place, {"0", "1", "2"},
+     {"point_questions/3": "point_questions.jsonl:4: malformed row: not UTF-8", "7": "string 'image' and 'text'"}),
+    ("vsibench", _hostile_vsibench, {"1"}, {"test/1": "test.jsonl:2: malformed row: not UTF-8", "3": "KeyError"}),
+    ("phyx_mini_mc", _hostile_phyx, {"1"}, {"phyx_mini_mc/1": "not UTF-8"}),
+    ("emb_spatial_bench", _hostile_emb_spatial, {"mp3d_0", "mp3d_1", "mp3d_2"},
+     {"embspatial_bench/3": "malformed row 3 of embspatial_bench.json", "inf": "OverflowError",
+      "nine": "answer index 9 is not one of the 4",
+      "mp3d_0#dup2": "duplicate sample id 'mp3d_0'"}),
+    ("omni_spatial", _hostile_omni_spatial, {"0_0", "1_0"},
+     {"data/2": "malformed row 2 of data.json", "9_0": "answer index 7"}),
+    ("ref_spatial_bench", _hostile_ref_spatial, {"location/1"}, {"location/1#dup2": "duplicate sample id"}),
+    ("mvbench", _hostile_mvbench, {"action_sequence/0", "action_count/2"},
+     {"action_sequence/3": "answer index 28 is not one of the 30", "action_sequence/4": "could not convert"}),
+    ("egoplan_bench2", _hostile_egoplan, {"s1"}, {"s2": "could not convert", "EgoPlan-Bench2/2": "TypeError"}),
+    ("egoschema_subset", _hostile_egoschema, {"v0"}, {"Subset/1": "not UTF-8", "v1": "TypeError"}),
+    ("cosmos", _hostile_cosmos, {"robovqa/0", "robovqa/1"}, {"robovqa/2": "TypeError", "robovqa/3": "TypeError"}),
+]
+
+
+@pytest.mark.parametrize(("task", "make", "good", "bad"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_one_bad_row_fails_alone(tmp_path: Path, task: str, make, good: set[str], bad: dict[str, str]) -> None:
+    """A line that is not UTF-8 or not an object, a value of the wrong type or out of range, a repeated id: that
+    row is a failed doc naming the reason, and every other row of the task is built."""
+    root = tmp_path / task
+    make(root)
+    subtasks = ("location",) if task == "ref_spatial_bench" else None
+    docs = {d.id: d for d in load_docs(TM.get(task), root, subtasks)}
+    built = {i for i, d in docs.items() if d.error is None}
+    assert good <= built
+    for doc_id, needle in bad.items():
+        assert doc_id in docs and docs[doc_id].error and needle in docs[doc_id].error, (doc_id, docs.get(doc_id))
+    assert len(docs) == len(built) + len(bad)

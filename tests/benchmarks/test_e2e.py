@@ -119,3 +119,61 @@ def test_eval_registered_in_dppo_cli(capsys: pytest.CaptureFixture) -> None:
     assert dppo_main(["eval", "tasks"]) == 0
     out = capsys.readouterr().out
     assert "pelican" in out and "mvbench" in out and "ref_spatial_bench" in out
+
+
+def _hostile_tabletop(root: Path) -> Path:
+    """tabletop_qa samples: good ones, a 109 kB 30000 x 30000 PNG, a line with a non-UTF-8 byte, a truncated JPEG, a
+    repeated id."""
+    img = root / "img"
+    fx.save_image(img / "ok.png")
+    (img / "bomb.png").write_bytes(fx.bomb_png())
+    (img / "trunc.jpg").write_bytes(fx.truncated_jpeg())
+
+    def row(i: int, image: str) -> bytes:
+        return json.dumps({"id": f"qa/{i}", "source": "s", "question": "How many blocks?", "answer": 2,
+                           "answer_type": "count", "images": [f"img/{image}"]}).encode()
+
+    lines = [row(0, "ok.png"), row(1, "bomb.png"), b'{"id": "qa/2", "question": "caf\xe9"}', row(3, "trunc.jpg"),
+             row(0, "ok.png"), row(4, "ok.png")]
+    (root / "heldout.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return root
+
+
+def test_hostile_data_fails_per_sample_and_the_run_resumes(data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decompression bomb, a non-UTF-8 line, a truncated JPEG and a duplicate id each fail their own sample with
+    the reason; the run (two tasks) exits 0, writes results.json, and the same command again resumes cleanly."""
+    from benchmarks.backends import fake
+
+    _hostile_tabletop(data / "tabletop_qa")
+    (data / "erqa" / "images" / "ex2_img1.jpg").write_bytes(fx.bomb_png())  # an image of another task too
+    calls: list[str] = []
+
+    class Counting(fake.FakeBackend):
+        def generate(self, requests, on_result):  # type: ignore[no-untyped-def]
+            calls.extend(r.id for r in requests)
+            super().generate(requests, on_result)
+
+    monkeypatch.setattr(fake, "FakeBackend", Counting)
+    out = tmp_path / "out"
+    cmd = ["run", "--model", "A", "--backend", "fake", "--tasks", "tabletop_qa,erqa", "--data-root", str(data),
+           "--out", str(out), "--no-progress"]
+    assert main(cmd) == 0
+    first = _results(out)
+    assert sorted(calls) == ["erqa/0", "erqa/2", "qa/0", "qa/4"]  # only the sound samples reach the model
+    calls.clear()
+    assert main(cmd) == 0  # re-run: everything is finished, nothing is asked again, nothing crashes
+    assert calls == []
+    assert _results(out)["tasks"] == first["tasks"]
+    entry = first["tasks"]["tabletop_qa"]
+    reasons = {f["id"]: f["error"] for f in entry["failures"]}
+    assert entry["n"] == 6 and entry["n_failed"] == 4
+    assert "bomb.png" in reasons["qa/1"] and "decompression bomb" in reasons["qa/1"]
+    assert "heldout.jsonl:3: malformed sample row: not UTF-8" in reasons["heldout/line3"]
+    assert "trunc.jpg" in reasons["qa/3"] and "truncated" in reasons["qa/3"]
+    assert "duplicate sample id 'qa/0'" in reasons["qa/0#dup2"]
+    rows = {r["id"]: r for r in map(json.loads, (out / "tabletop_qa" / "samples.jsonl").read_text().splitlines())}
+    assert set(rows) == {"qa/0", "qa/1", "heldout/line3", "qa/3", "qa/0#dup2", "qa/4"}
+    assert rows["qa/1"]["error"] == reasons["qa/1"] and rows["qa/0"]["error"] is None
+    erqa = {f["id"]: f["error"] for f in first["tasks"]["erqa"]["failures"]}
+    assert list(erqa) == ["erqa/1"] and "decompression bomb" in erqa["erqa/1"]

@@ -170,3 +170,21 @@ def test_limit_and_scorer_option_override(tmp_path: Path, data: Path) -> None:
               _settings(tmp_path / "out", data, limit=2, scorer_options={"mvbench": {"empty": "wrong"}}))
     assert res["mvbench"]["n"] == 2 and res["mvbench"]["overall"] == 0.0
     assert res["mvbench"]["scorer_options"]["empty"] == "wrong"
+
+
+def test_any_error_loading_one_docs_media_fails_that_doc_alone(tmp_path: Path, data: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.runner as runner
+
+    real = runner.load_media
+
+    def flaky(doc, frames):  # type: ignore[no-untyped-def]
+        if doc.id == "erqa/2":
+            raise MemoryError("decoder ran out of memory")
+        return real(doc, frames)
+
+    monkeypatch.setattr(runner, "load_media", flaky)
+    res = run(TM.resolve("erqa"), FakeBackend("A"), _settings(tmp_path / "out", data))
+    reasons = {f["id"]: f["error"] for f in res["erqa"]["failures"]}
+    assert reasons["erqa/2"] == "media: MemoryError: decoder ran out of memory"
+    assert set(reasons) == {"erqa/1", "erqa/2"} and res["erqa"]["n"] == 3  # erqa/1: its image is missing

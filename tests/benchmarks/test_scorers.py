@@ -9,12 +9,8 @@ from benchmarks.doc import Doc
 from benchmarks.scoring import Row, make_scorer
 from benchmarks.scoring.choice import mvbench_extract, phyx_mc_match
 from benchmarks.scoring.normalize import flageval_choice, flageval_normalize, remove_think, word_to_num
-from benchmarks.scoring.spatial import (
-    mask_accuracy,
-    robospatial_first_point,
-    robospatial_point_in_polygon,
-    text_to_pixels,
-)
+from benchmarks.scoring.pointing import mask_accuracy, point_array, targets_accuracy, text_to_targets
+from benchmarks.scoring.spatial import robospatial_first_point, robospatial_point_in_polygon
 from tests.benchmarks.fixtures import mask_image
 
 
@@ -178,11 +174,22 @@ def test_blink_macro_versus_micro() -> None:
 
 
 # -------------------------------------------------------------------------------------------------- pointing
-def test_text_to_pixels_robopoint_rule() -> None:
-    pts = text_to_pixels("[(0.5, 0.5), (350, 250)]", 640, 480)
-    assert pts.tolist() == [[320, 240], [350, 250]]  # decimals are normalised, integers are pixels
-    box = text_to_pixels("(300, 200, 302, 201)", 640, 480)
-    assert box.tolist() == [[300, 200], [301, 200]]
+def test_text_to_targets_robopoint_rule() -> None:
+    assert text_to_targets("[(0.5, 0.5), (350, 250)]", 640, 480) == [(320, 240), (350, 250)]  # decimals are
+    # normalised, integers are pixels
+    assert text_to_targets("(300, 200, 302, 201)", 640, 480) == [(300, 200, 302, 201)]  # a box, not expanded
+    assert text_to_targets("(0.5, 0.5, 0.75, 1.0)", 640, 480) == [(320, 240, 480, 480)]
+    assert text_to_targets("[0.5, 0.5] (1, 2, 3)", 640, 480, "pelican") == [(320, 240)]  # 3-tuples are ignored
+
+
+def test_boxes_count_every_pixel_without_expanding_them() -> None:
+    mask = mask_image(value=153).astype(float) / 255.0
+    # RoboPoint: the box (300, 200)-(302, 201) is the pixels (300, 200) and (301, 200), plus the point outside
+    assert targets_accuracy(text_to_targets("(300, 200, 302, 201), (10, 10)", 640, 480), mask) == \
+        pytest.approx(2 * 0.6 / 3)
+    # numpy slice rules: negative ends count from the right edge, ends past the image are clipped
+    assert targets_accuracy([(-640, -480, 10_000, 10_000)], mask) == pytest.approx(0.6 * 100 * 100 / (640 * 480))
+    assert targets_accuracy([(5, 5, 5, 9)], mask) == 0.0  # an empty box adds no pixel
 
 
 def test_integers_are_pixels_trap() -> None:
@@ -193,7 +200,7 @@ def test_integers_are_pixels_trap() -> None:
     assert official.score(d, "[(350, 250)]").score == 1.0
     assert official.score(d, "[(350, 250), (10, 10)]").score == 0.5
     assert lmms.score(d, "[(350, 250)]").score == 0.0
-    assert mask_accuracy(text_to_pixels("(350, 250)", 640, 480), mask) == 1.0
+    assert mask_accuracy(point_array(text_to_targets("(350, 250)", 640, 480)), mask) == 1.0
 
 
 def test_continuous_versus_binarised_masks() -> None:

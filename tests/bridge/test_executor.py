@@ -75,6 +75,9 @@ def test_estop_watchdog_and_stop_hold_and_clear() -> None:
     assert ex.step().mode == "hold:estop" and ex.queue_len == 0
     safety.estop.reset()
     ex.submit([Waypoint(EEPose(0.2, 0.0, 0.1), now, 10.0)])
+    assert ex.step().mode == "hold:estop" and ex.queue_len == 0  # a reset re-arms the next episode only
+    safety.reset_episode()
+    ex.submit([Waypoint(EEPose(0.2, 0.0, 0.1), now, 10.0)])
     safety.watchdog.starve()
     assert ex.step().mode == "hold:watchdog" and ex.queue_len == 0
     safety.watchdog.feed(until=time.monotonic() + 10)

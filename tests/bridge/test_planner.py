@@ -105,7 +105,9 @@ def test_http_estop_latches_the_episode_until_reset(make_bridge: BridgeFactory) 
         poses = [a["ee.x"] for a in robot.actions[n:]]
         assert poses and max(poses) - min(poses) < 1e-9  # latched: holding in place
         assert b.run_episode().steps == 0  # still latched: nothing runs
-        assert httpx.post(f"{url}/reset").json()["was_latched"] is True
+        assert httpx.post(f"{url}/reset", json={}).status_code == 401  # un-latching needs the operator token
+        token = {"Authorization": f"Bearer {b.estop_server.token}"}
+        assert httpx.post(f"{url}/reset", json={}, headers=token).json()["was_latched"] is True
         assert b.run_episode(max_steps=1).steps == 1
         assert "e-stop off" in b.status_line()
 

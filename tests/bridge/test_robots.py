@@ -10,7 +10,8 @@ import pytest
 
 from dppo_embodied.errors import ConfigError, DependencyNotInstalled, UnknownNameError
 from dppo_embodied.imports import is_available
-from dppo_embodied.robot import Robot
+from dppo_embodied.registry import Registry
+from dppo_embodied.robot import Robot, RobotProfile, profile_of
 from robot_bridge.robots import ROBOTS, BridgeRobot, make_robot, robot_names
 from robot_bridge.robots.lerobot import LeRobotEEAdapter, lerobot_config, make_so101
 from robot_bridge.safety import Safety, SafetyConfig
@@ -19,10 +20,33 @@ from tests.bridge.fakes import FakeRobot
 
 def test_registry_lists_and_rejects_unknown() -> None:
     assert {"sim", "so100", "so101", "koch"} <= set(ROBOTS.names())
-    assert ROBOTS._specs["sim"] == "envs.twin:TabletopTwinRobot"  # reached by string, never imported here
     assert dict(robot_names())["so101"].startswith("LeRobot")
+    assert dict(robot_names())["sim"] == "MuJoCo tabletop twin (needs the sim extra)"
     with pytest.raises(UnknownNameError, match="valid choices"):
         make_robot("r2d2")
+
+
+def test_the_sim_robot_is_a_plugin_its_provider_declares() -> None:
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep for ep in entry_points(group="dppo_embodied.robots")}
+    assert "sim" in eps  # declared in pyproject.toml by the package that provides it
+    assert ROBOTS._specs["sim"] == eps["sim"].value  # the bridge took it from there, not from a module name
+
+
+def test_an_expected_plugin_that_is_not_installed_names_its_extra() -> None:
+    reg: Registry[object] = Registry("robot", plugins="dppo_embodied.no_such_group")
+    reg.expect("arm", extra="arm-extra", help="an arm")
+    assert "arm" not in reg and reg.names() == []
+    with pytest.raises(DependencyNotInstalled, match=r"pip install 'dppo-embodied\[arm-extra\]'"):
+        reg.get("arm")
+    with pytest.raises(UnknownNameError):
+        reg.get("leg")
+
+
+def test_robots_carry_their_own_profile() -> None:
+    assert profile_of(FakeRobot()) == RobotProfile()  # no profile: the defaults
+    assert LeRobotEEAdapter.profile.camera == "opencv:0" and LeRobotEEAdapter.profile.workspace is None
 
 
 @pytest.mark.skipif(is_available("lerobot"), reason="lerobot is installed")

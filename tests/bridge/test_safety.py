@@ -113,6 +113,10 @@ def test_may_move_reasons_and_invalid_stop() -> None:
     s.reset_episode()
     s.estop.trigger("x")
     assert s.may_move() == "estop"
+    s.estop.reset()
+    assert s.may_move() == "estop" and s.estopped and s.estop.last_reason == "x"  # pressed in this episode
+    s.reset_episode()
+    assert s.may_move() is None and not s.estopped
 
 
 def test_watchdog_feed_until() -> None:
@@ -132,12 +136,13 @@ def test_watchdog_feed_until() -> None:
 def test_estop_http_endpoint_with_token() -> None:
     e = EStop()
     with EStopServer(e, token="t0k", status=lambda: {"mode": "hold"}) as srv:
+        assert not srv.token_generated and srv.token == "t0k"
         assert httpx.get(f"{srv.url}/status").json() == {"latched": False, "reason": None, "mode": "hold"}
         assert httpx.post(f"{srv.url}/estop").json()["latched"] is True
         assert e.latched and e.source == "http"
-        assert httpx.post(f"{srv.url}/reset").status_code == 401  # stopping is free, resetting needs the token
+        assert httpx.post(f"{srv.url}/reset", json={}).status_code == 401  # stopping is free, resetting is not
         assert e.latched
-        r = httpx.post(f"{srv.url}/reset", headers={"Authorization": "Bearer t0k"})
+        r = httpx.post(f"{srv.url}/reset", json={}, headers={"Authorization": "Bearer t0k"})
         assert r.status_code == 200 and r.json()["was_latched"] and not e.latched
         assert httpx.get(f"{srv.url}/nope").status_code == 404
     with pytest.raises(ConfigError):

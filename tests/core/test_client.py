@@ -402,3 +402,37 @@ def test_fake_server_handles_concurrent_requests(server: FakeOpenAIServer) -> No
     with make_client(server.url, concurrency=4) as client:
         assert all(r.text == "ok" for r in client.chat_many([build_messages("x")] * 4))
     assert peak[0] >= 2
+
+
+DEEP = 100_000
+UNDECODABLE = {
+    "nested_array": b"[" * DEEP + b"]" * DEEP,
+    "nested_object": b'{"a":' * DEEP + b"1" + b"}" * DEEP,
+    "nested_choices": b'{"choices": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+    "not_utf8": b'{"choices": "\xff\xfe"}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNDECODABLE))
+def test_undecodable_reply_is_a_failed_request(name: str) -> None:
+    from tests.helpers.raw_reply_server import RawReplyServer
+
+    with RawReplyServer(UNDECODABLE[name]) as srv, make_client(srv.url, max_retries=1) as client:
+        with pytest.raises(ClientError, match=r"nested too deeply|malformed") as err:
+            client.chat(build_messages("hi"))
+        assert type(err.value) is ClientError and srv.hits == 2  # retried once, like any bad response
+        with pytest.raises(ClientError):
+            client.list_models()
+
+
+def test_deep_but_decodable_reply_fields_are_ignored() -> None:
+    from tests.helpers.raw_reply_server import RawReplyServer
+
+    deep = b"[" * 500 + b"]" * 500
+    body = (b'{"choices": [{"message": {"content": "ok"}, "finish_reason": ' + deep + b'}], "error": ' + deep + b"}")
+    with RawReplyServer(body) as srv, make_client(srv.url) as client:
+        r = client.chat(build_messages("hi"))
+    assert (r.text, r.finish_reason) == ("ok", None)
+    models = b'{"data": [{"id": ' + deep + b'}, {"id": "m1"}]}'
+    with RawReplyServer(models) as srv, make_client(srv.url) as client:
+        assert client.list_models() == ["m1"]

@@ -13,6 +13,7 @@ from dppo_embodied.types import (
     EmbodiedSample,
     VideoRef,
     format_answer,
+    iter_sample_rows,
     iter_samples,
     load_samples,
     write_samples,
@@ -111,3 +112,32 @@ def test_numbers_must_be_finite() -> None:
         EmbodiedSample("a", "s", "q", float("nan"), "number")
     with pytest.raises(DataError):
         EmbodiedSample("a", "s", "q", True, "count")
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (b'{"id": "x", "question": "\xff\xfe"}', "not UTF-8"),
+        (b"[" * 100_000, "not JSON (RecursionError"),
+        (json.dumps({"id": "x", "source": "s", "question": "q", "answer": 1, "answer_type": "count",
+                     "images": "a.png"}).encode(), "'images' must be a list of strings"),
+        (json.dumps({"id": "x", "source": "s", "question": "q", "answer": 1, "answer_type": "count",
+                     "video": "v.mp4"}).encode(), "'video' must be an object"),
+        (json.dumps({"id": "x", "source": "s", "question": ["q"], "answer": 1, "answer_type": "count"}).encode(),
+         "'question' must be a string"),
+        (json.dumps({"id": "x", "source": "s", "question": "q", "answer": 1, "answer_type": "count",
+                     "metadata": {"mask": 3}, "video": {"path": "v.mp4", "speed": 2}}).encode(), "TypeError"),
+    ],
+)
+def test_one_bad_line_fails_alone(tmp_path: Path, raw: bytes, needle: str) -> None:
+    """A non-UTF-8 byte, a too-deep line or a field of the wrong type is one malformed row; the file goes on."""
+    good = json.dumps(EmbodiedSample("ok", "s", "q", 2, "count").to_dict()).encode()
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + raw + b"\n" + good.replace(b'"ok"', b'"ok2"') + b"\n")
+    samples, errors = load_samples(path, on_error="collect")
+    assert [s.id for s in samples] == ["ok", "ok2"]  # a byte-order mark on line 1 is fine
+    assert len(errors) == 1 and f"{path}:2: malformed sample row" in errors[0] and needle in errors[0]
+    with pytest.raises(DataError, match=f"{path}:2"):
+        load_samples(path)
+    rows = list(iter_sample_rows(path))
+    assert [(n, s is None) for n, s, _ in rows] == [(1, False), (2, True), (3, False)]

@@ -42,6 +42,11 @@ def test_protocol_and_features() -> None:
         assert obs["front.depth"].dtype == np.float32 and set(EE_KEYS) <= set(obs)
     assert not r.is_connected
     r.disconnect()  # twice is fine
+    lo, hi = r.profile.workspace  # the twin's own facts, what the bridge reads (dppo_embodied.robot.profile_of)
+    with r:
+        tcp = np.array([r.get_state()[k] for k in ("ee.x", "ee.y", "ee.z")])
+        assert np.all(tcp >= lo) and np.all(tcp <= hi) and r.profile.camera == "sim:front"
+        assert np.allclose(tcp, r.profile.home, atol=0.02)  # a fresh scene starts at rest
     with pytest.raises(EnvError, match="connect"):
         r.get_observation()
 

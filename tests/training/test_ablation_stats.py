@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from training.ablation_stats import ci_excludes_zero, mean_ci95, paired_difference, summarize_variant, t_quantile_975
+from training.scripts.ablation_stats import (
+    ci_excludes_zero,
+    mean_ci95,
+    paired_difference,
+    summarize_variant,
+    t_quantile_975,
+)
 
 
 def test_t_quantiles_match_the_table_and_fall_back_to_normal() -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.training.conftest import TINY_OVERRIDES
-from training.ablation_stats import mean_ci95, paired_difference
-from training.state import read_json
+from training.runs.state import read_json
+from training.scripts.ablation_stats import mean_ci95, paired_difference
 
 
 def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from training.compare import main
+    from training.scripts.compare import main
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("name: tiny\n")
@@ -59,9 +59,9 @@ def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_presets_and_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from training.ablation_presets import PRESETS, budget_overrides, resolve
-    from training.compare import main
     from training.metaloop_config import load_metaloop_config
+    from training.scripts.ablation_presets import PRESETS, budget_overrides, resolve
+    from training.scripts.compare import main
 
     assert set(PRESETS) == {"main", "sampling", "loops", "stagnation", "reward_noise", "teacher"}
     for name, p in PRESETS.items():

@@ -9,10 +9,18 @@ import pytest
 
 from dppo_embodied.errors import DataError, MediaError
 from dppo_embodied.types import AnswerType, EmbodiedSample
-from training.data_sources import generate, prepare_data, read_data
-from training.metaloop_config import DataSettings
-from training.sample_io import MediaLoader, conversation, horizon_of, loadable, prompt_text, target_text, task_of
-from training.sft_phase import mix
+from training.algorithm.data_sources import generate, prepare_data, read_data
+from training.algorithm.data_sources_config import DataSettings
+from training.algorithm.sample_io import (
+    MediaLoader,
+    conversation,
+    horizon_of,
+    loadable,
+    prompt_text,
+    target_text,
+    task_of,
+)
+from training.phases.sft import mix
 
 
 def test_prompt_and_target(samples: list) -> None:

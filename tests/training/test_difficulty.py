@@ -7,8 +7,14 @@ from collections import Counter
 import pytest
 
 from dppo_embodied.types import AnswerType, EmbodiedSample
-from training.difficulty import SRRecord, build_buffer, estimate_success_rates, table_from_json, table_to_json
-from training.metaloop_config import DifficultySettings
+from training.algorithm.difficulty import (
+    SRRecord,
+    build_buffer,
+    estimate_success_rates,
+    table_from_json,
+    table_to_json,
+)
+from training.algorithm.difficulty_config import DifficultySettings
 
 
 def _sample(i: int, task: str, cap: str) -> EmbodiedSample:
@@ -95,8 +101,8 @@ def test_estimate_success_rates_with_a_roller(samples: list) -> None:
 
 
 def test_qa_roller_scores_with_the_metric(samples: list) -> None:
-    from training.difficulty import QARoller
-    from training.sample_io import MediaLoader
+    from training.algorithm.difficulty import QARoller
+    from training.algorithm.sample_io import MediaLoader
 
     class Echo:  # a policy that always answers the right letter / count / yes-no for the first sample only
         def generate(self, reqs, max_new_tokens=None, temperature=0.0, num_return_sequences=1):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.training.conftest import TINY_OVERRIDES
-from training.state import read_json
+from training.runs.state import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ def test_two_process_gloo_run_agrees(tmp_path: Path) -> None:
     recipe.write_text("name: tiny\n")
     out = tmp_path / "run"
     # accelerate's `--cpu` starts one process without MPI; ddp_cpu.yaml uses torchrun, and without CUDA the two
-    # processes form a gloo group on CPU (see training/distributed.py)
+    # processes form a gloo group on CPU (see training/runs/distributed.py)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "training" / "recipes" / "accelerate" / "ddp_cpu.yaml"), "--main_process_port", "0",
            "-m", "training.cli", "--config", str(recipe), "--output-dir", str(out), "--no-progress",

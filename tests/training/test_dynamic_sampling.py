@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from training.dynamic_sampling import DynamicSampler, reserve_order
-from training.rewards import RewardRecord
-from training.stagnation import SaturationTracker
+from training.algorithm.rewards import RewardRecord
+from training.algorithm.stagnation import SaturationTracker
+from training.phases.dynamic_sampling import DynamicSampler, reserve_order
 
 
 def _rows(ids: list[str]) -> list[dict]:
@@ -79,7 +79,7 @@ def test_metaloop_rl_phase_with_dynamic_sampling(tmp_path: Path) -> None:
     from tests.training.conftest import TINY_OVERRIDES
     from training.metaloop import Metaloop
     from training.metaloop_config import load_metaloop_config
-    from training.state import read_json
+    from training.runs.state import read_json
 
     out = tmp_path / "dyn"
     cfg = load_metaloop_config(None, [*TINY_OVERRIDES, f"output_dir={out}", "mode=grpo_only",

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-from training.env_rollouts import (
+from training.algorithm.env_rollouts import (
     EnvPool,
     EpisodeReward,
     EpisodeRoller,

@@ -7,7 +7,7 @@ import pytest
 
 def test_gpu_bench_code_path_on_cpu() -> None:
     pytest.importorskip("trl")
-    from training.gpu_bench import run_gpu_grpo_bench
+    from training.scripts.gpu_bench import run_gpu_grpo_bench
 
     res = run_gpu_grpo_bench(
         "3B", steps=2, prompts_per_step=1, num_generations=2, max_completion_length=4, image_size=56, layers=1,
@@ -23,7 +23,7 @@ def test_gpu_bench_refuses_without_cuda() -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
-    from training.gpu_bench import run_gpu_grpo_bench
+    from training.scripts.gpu_bench import run_gpu_grpo_bench
 
     with pytest.raises(RuntimeError, match="needs CUDA"):
         run_gpu_grpo_bench(steps=1)

@@ -11,7 +11,7 @@ from dppo_embodied.errors import TrainingError
 from tests.training.conftest import TINY_OVERRIDES
 from training.metaloop import Metaloop
 from training.metaloop_config import load_metaloop_config
-from training.state import read_json
+from training.runs.state import read_json
 
 DPPO_STEPS = ["prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval_rl", "k1/diagnosis", "k1/sft", "k1/eval"]
 
@@ -90,7 +90,7 @@ def test_dppo_pays_the_teacher_for_every_sft_target(tmp_path: Path) -> None:
 def test_lora_phases_merge_back(tmp_path: Path) -> None:
     import torch
 
-    from training.models import load_vlm
+    from inference.models import load_vlm
 
     out = tmp_path / "lora"
     loop = Metaloop(_cfg(out, "model.lora.enabled=true", "model.lora.r=4", "sft.learning_rate=1e-2"), progress=False)

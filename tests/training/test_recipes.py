@@ -34,6 +34,10 @@ def test_shipped_recipes_load(name: str) -> None:
     ("model.dtype=int8", "model.dtype"),
     ("teacher.kind=openai", "teacher.base_url"),
     ("report_to=[neptune]", "report_to[0]"),
+    ("data.templates=[exists,shape_of_color,count_color,foo]", "data.templates[3]: unknown template 'foo'"),
+    ("data.templates=['']", "data.templates[0]"),
+    ("data.image_size=1000000000", "data.image_size: must be an integer number of pixels in 32..1024"),
+    ("data.image_size=8", "data.image_size"),
 ])
 def test_bad_values_name_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError) as e:
@@ -42,7 +46,7 @@ def test_bad_values_name_the_key(override: str, key: str) -> None:
 
 
 def test_unknown_trainer_field_names_the_key() -> None:
-    from training.grpo_phase import grpo_args
+    from training.phases.grpo import grpo_args
 
     cfg = load_metaloop_config(RECIPES / "demo.yaml", ["grpo.trainer={use_vlm: true}"])
     with pytest.raises(ConfigError, match=r"grpo\.trainer\.use_vlm: not a field of trl\.GRPOConfig"):
@@ -55,12 +59,32 @@ def test_horizon_schedule_repeats_last_value() -> None:
     assert load_metaloop_config(RECIPES / "demo.yaml").horizon_for(2) is None
 
 
-@pytest.mark.parametrize("name,size", [("qwen25vl_7b.yaml", 8.29), ("qwen25vl_72b.yaml", 73.4)])
-def test_production_recipe_dry_run(name: str, size: float, capsys: pytest.CaptureFixture[str]) -> None:
-    from training.run import main
+def test_unknown_template_lists_the_valid_ones() -> None:
+    from envs.qa import templates_for
 
+    with pytest.raises(ConfigError) as e:
+        load_metaloop_config(RECIPES / "demo.yaml", ["data.templates=[exists,nope]"])
+    assert "data.templates[1]: unknown template 'nope'" in str(e.value)
+    assert all(t in str(e.value) for group in templates_for("tabletop-qa").values() for t in group)
+    with pytest.raises(ConfigError, match=r"data\.templates: none of \['left_of'\]"):
+        load_metaloop_config(RECIPES / "demo.yaml", ["data.templates=[left_of]",
+                                                     "data.capabilities=[perception_grounding]"])
+    # a custom generator has its own templates: not checked against envs.qa's
+    cfg = load_metaloop_config(RECIPES / "demo.yaml", ["data.generator=tests.training.synthetic:generate",
+                                                       "data.templates=[colour]"])
+    assert cfg.data.templates == ["colour"]
+
+
+@pytest.mark.parametrize("name,size", [("qwen25vl_7b.yaml", 8.29), ("qwen25vl_72b.yaml", 73.4)])
+def test_production_recipe_dry_run(name: str, size: float, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.scripts.run import main
+
+    monkeypatch.chdir(tmp_path)  # the recipe's accelerate_config is relative to the recipe, not to the cwd
     assert main(["--config", str(RECIPES / name), "--dry-run"]) == 0
     report = json.loads(capsys.readouterr().out)
+    acc = Path(report["accelerate"]["file"])
+    assert acc.is_absolute() and acc.parent == RECIPES / "accelerate"
     assert report["ok"] and report["model"]["params_b"] == pytest.approx(size, abs=0.05)
     assert report["grpo"]["use_vllm"] and report["grpo"]["bf16"]
     assert report["teacher"]["kind"] == "openai" and report["accelerate"]["num_processes"] == 8
@@ -68,12 +92,59 @@ def test_production_recipe_dry_run(name: str, size: float, capsys: pytest.Captur
 
 
 def test_dry_run_reports_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from training.run import main
+    from training.scripts.run import main
 
     recipe = RECIPES / "qwen25vl_7b.yaml"
     assert main(["--config", str(recipe), "--dry-run", "grpo.trainer.vllm_mode=sideways"]) == 1
     assert "grpo.trainer" in capsys.readouterr().err
     assert main(["--config", str(recipe), "--dry-run", "accelerate_config=missing.yaml"]) == 1
-    assert "accelerate_config: missing.yaml does not exist" in capsys.readouterr().err
+    assert "accelerate_config: missing.yaml does not exist" in capsys.readouterr().err  # command line: cwd-relative
     assert main(["--config", str(recipe), "--dry-run", "data.env_tasks=[dppo/Nope-v0]"]) == 1
     assert "data.env_tasks[0]" in capsys.readouterr().err
+
+
+def test_accelerate_config_relative_to_the_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.scripts.dry_run import _accelerate
+
+    folder = tmp_path / "recipes"
+    (folder / "acc").mkdir(parents=True)
+    (folder / "acc" / "ddp.yaml").write_text("distributed_type: MULTI_CPU\nnum_processes: 2\n")
+    recipe = folder / "r.yaml"
+    recipe.write_text((RECIPES / "demo.yaml").read_text() + "\naccelerate_config: acc/ddp.yaml\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_metaloop_config(recipe)
+    assert cfg.accelerate_config == str(folder.resolve() / "acc" / "ddp.yaml")
+    assert _accelerate(cfg.accelerate_config, [])["num_processes"] == 2  # type: ignore[index]
+    # the same relative path on the command line is relative to the working directory
+    cfg = load_metaloop_config(recipe, ["accelerate_config=acc/ddp.yaml"])
+    assert cfg.accelerate_config == "acc/ddp.yaml"
+    with pytest.raises(ConfigError, match="relative to the recipe's folder"):
+        _accelerate(cfg.accelerate_config, [])
+    absolute = str(folder / "acc" / "ddp.yaml")
+    recipe.write_text((RECIPES / "demo.yaml").read_text() + f"\naccelerate_config: {absolute}\n")
+    assert load_metaloop_config(recipe).accelerate_config == absolute
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_output_dir_that_is_a_file_is_refused(dry_run: bool, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from training.scripts.run import main
+
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    flags = ["--dry-run"] if dry_run else []
+    for out, says in ((a_file, f"output_dir: {a_file} exists and is not a folder"),
+                      (a_file / "run", f"output_dir: {a_file / 'run'} cannot be created because {a_file} is a file")):
+        assert main(["--config", str(RECIPES / "demo.yaml"), *flags, "--output-dir", str(out)]) == 1
+        assert says in capsys.readouterr().err
+    assert a_file.read_text() == "not a folder"
+
+
+def test_output_dir_check_accepts_new_and_existing_folders(tmp_path: Path) -> None:
+    from training.scripts.dry_run import check_output_dir
+
+    assert check_output_dir(tmp_path) == tmp_path
+    assert check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists()  # checking creates nothing

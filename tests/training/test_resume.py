@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.training.conftest import TINY_OVERRIDES
 from tests.training.test_metaloop import DPPO_STEPS
-from training.state import read_json
+from training.runs.state import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,15 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks.metrics import score_sample
-from training import rewards
-from training.rewards import FormatReward, RewardRecorder, SampleIndex, TaskReward, completion_text, qa_rewards
+from training.algorithm import rewards
+from training.algorithm.rewards import (
+    FormatReward,
+    RewardRecorder,
+    SampleIndex,
+    TaskReward,
+    completion_text,
+    qa_rewards,
+)
 
 
 def _c(text: str) -> list[dict]:

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from dppo_embodied.errors import TrainingError
-from training.metaloop_config import StagnationSettings
-from training.rewards import RewardRecord, RewardRecorder
-from training.stagnation import BudgetCallback, NaNGuard, SaturationTracker, StagnationCallback
+from training.algorithm.rewards import RewardRecord, RewardRecorder
+from training.algorithm.stagnation import SaturationTracker
+from training.algorithm.stagnation_config import StagnationSettings
+from training.phases.callbacks import BudgetCallback, NaNGuard, StagnationCallback
 
 
 def _recs(step: int, outcomes: dict[str, list[bool]]) -> list[RewardRecord]:

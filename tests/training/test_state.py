@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dppo_embodied.errors import TrainingError
-from training.state import (
-    StateStore,
-    atomic_write_json,
-    clean_partial,
-    commit_checkpoint,
-    read_json,
-)
+from dppo_embodied.errors import DataError, TrainingError
+from dppo_embodied.io import atomic_write_json, read_json
+from training.runs.state import StateStore, clean_partial, commit_checkpoint
 
 
 def test_atomic_json_roundtrip_and_corruption(tmp_path: Path) -> None:
@@ -24,8 +19,11 @@ def test_atomic_json_roundtrip_and_corruption(tmp_path: Path) -> None:
     assert not [f for f in p.parent.iterdir() if ".tmp-" in f.name]
     assert read_json(tmp_path / "missing.json", default={}) == {}
     p.write_text("{broken")
-    with pytest.raises(TrainingError, match="corrupt"):
+    with pytest.raises(DataError, match="corrupt"):
         read_json(p)
+    (tmp_path / "state.json").write_text("{broken")
+    with pytest.raises(TrainingError, match=r"state\.json.*start a fresh run"):
+        StateStore(tmp_path, "run").load()
 
 
 def test_store_commits_once_and_reloads(tmp_path: Path) -> None:

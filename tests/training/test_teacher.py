@@ -8,8 +8,8 @@ import pytest
 
 from dppo_embodied.errors import ConfigError, TrainingError
 from tests.helpers.fake_openai_server import FakeOpenAIServer, last_user_text
-from training.metaloop_config import TeacherSettings
-from training.teacher import OpenAITeacher, OracleTeacher, make_teacher, rewrite, vote
+from training.algorithm.teacher import OpenAITeacher, OracleTeacher, make_teacher, rewrite, vote
+from training.algorithm.teacher_config import TeacherSettings
 
 
 def _answer_for(samples: list):

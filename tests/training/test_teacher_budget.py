@@ -7,10 +7,9 @@ import random
 import pytest
 
 from dppo_embodied.types import AnswerType, EmbodiedSample, format_answer
-from training.imperfect_teacher import SimulatedTeacher, wrong_answer
-from training.rewards import success_of
-from training.teacher import OracleTeacher
-from training.teacher_budget import TeacherLedger
+from training.algorithm.rewards import success_of
+from training.algorithm.teacher import OracleTeacher, SimulatedTeacher, wrong_answer
+from training.algorithm.teacher_budget import TeacherLedger
 
 
 def _samples(n: int = 10) -> list[EmbodiedSample]:
@@ -79,7 +78,7 @@ def test_simulated_teacher_accuracy_per_capability_and_verification() -> None:
 
 
 def test_dppo_sends_the_hardest_failures_of_every_task_to_the_teacher() -> None:
-    from training.sft_sources import select_failures
+    from training.algorithm.sft_sources import select_failures
 
     fails = [EmbodiedSample(f"{t}{i}", "t", "q", "yes", AnswerType.YES_NO, metadata={"template": t})
              for t in ("a", "b") for i in range(6)]

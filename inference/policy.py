@@ -1,0 +1,160 @@
+"""One batched generation function for a local VLM, shared by evaluation (``hf`` backend), serving and rollouts.
+
+``VLMPolicy.generate(requests)`` takes chat requests whose images are PIL images, numpy arrays or paths and
+returns one text per request (or ``n`` texts per request when sampling several). Prompts are rendered with the
+checkpoint's own chat template, padded on the left, and generated in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ChatRequest:
+    """One prompt: text, images (in order), optional system prompt.
+
+    Attributes:
+        text: the user text.
+        images: PIL images, ``(H, W, 3) uint8`` arrays or image paths, placed before the text.
+        system: optional system prompt (the template's default otherwise).
+    """
+
+    text: str
+    images: Sequence[Any] = field(default_factory=list)
+    system: str | None = None
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Chat messages with ``{"type": "image"}`` placeholders before the text."""
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in self.images]
+        content.append({"type": "text", "text": self.text})
+        msgs: list[dict[str, Any]] = []
+        if self.system:
+            msgs.append({"role": "system", "content": self.system})
+        msgs.append({"role": "user", "content": content})
+        return msgs
+
+
+def to_pil(image: Any) -> Any:
+    """PIL RGB image from a PIL image, an array or a path."""
+    from PIL import Image
+
+    from dppo_embodied.errors import MediaError
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image.astype(np.uint8)).convert("RGB")
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with Image.open(image) as im:
+                return im.convert("RGB")
+        except (OSError, ValueError) as e:
+            raise MediaError(f"cannot read image {image}: {e}") from e
+    raise MediaError(f"unsupported image type {type(image).__name__}")
+
+
+class VLMPolicy:
+    """Batched greedy/sampled generation with a transformers image-text-to-text model.
+
+    Args:
+        model: a loaded model (e.g. from :func:`inference.models.load_vlm`).
+        processor: its processor (left padding).
+        max_new_tokens: generation cap.
+        batch_size: requests per forward batch.
+    """
+
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 64, batch_size: int = 8) -> None:
+        self.model, self.processor = model, processor
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.processor.tokenizer.padding_side = "left"
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, dtype: str = "float32", device: str | None = None,
+                        max_pixels: int | None = None, **kw: Any) -> VLMPolicy:
+        """Load a checkpoint folder (tiny or real) and wrap it."""
+        from inference.models import load_vlm
+
+        model, processor = load_vlm(path, dtype=dtype, device=device, max_pixels=max_pixels)
+        return cls(model, processor, **kw)
+
+    @property
+    def device(self) -> Any:
+        """Device of the model parameters."""
+        return next(self.model.parameters()).device
+
+    def _encode(self, batch: Sequence[ChatRequest]) -> Any:
+        texts = [self.processor.apply_chat_template(r.messages(), add_generation_prompt=True, tokenize=False)
+                 for r in batch]
+        images = [[to_pil(im) for im in r.images] for r in batch]
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        if any(images):
+            if not all(images):  # the processor needs images for every row or none: split mixed batches upstream
+                raise ValueError("a batch mixes requests with and without images; use generate(), which splits it")
+            kwargs["images"] = images
+        return self.processor(**kwargs).to(self.device)
+
+    def generate(self, requests: Sequence[ChatRequest], max_new_tokens: int | None = None,
+                 temperature: float = 0.0, num_return_sequences: int = 1, top_p: float = 1.0,
+                 stop: Sequence[str] | None = None,
+                 stopping_criteria: Callable[[list[int]], Any] | None = None) -> list[list[str]] | list[str]:
+        """Generate for every request.
+
+        Args:
+            stopping_criteria: optional factory called once per generation batch with the indices (into
+                ``requests``) of that batch's requests; it returns a ``transformers.StoppingCriteriaList`` for the
+                batch, whose rows are those requests each repeated ``num_return_sequences`` times (``dppo serve``
+                stops each row at its request's deadline this way).
+
+        Returns:
+            One string per request when ``num_return_sequences == 1``, else one list of ``n`` strings per request.
+        """
+        import torch
+
+        n = num_return_sequences
+        out: list[list[str]] = [[] for _ in requests]
+        # keep image and text-only requests in separate batches
+        order = sorted(range(len(requests)), key=lambda i: (len(requests[i].images) == 0, len(requests[i].images)))
+        groups: list[list[int]] = []
+        for i in order:
+            if groups and len(groups[-1]) < self.batch_size and (
+                bool(requests[groups[-1][0]].images) == bool(requests[i].images)
+            ):
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens or self.max_new_tokens,
+            "num_return_sequences": n,
+            "pad_token_id": self.processor.tokenizer.pad_token_id,
+        }
+        if temperature > 0:
+            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+        else:
+            gen_kwargs.update(do_sample=False)
+        if stop:
+            gen_kwargs["stop_strings"] = list(stop)
+            gen_kwargs["tokenizer"] = self.processor.tokenizer
+        for idx in groups:
+            inputs = self._encode([requests[i] for i in idx])
+            extra = {"stopping_criteria": stopping_criteria(idx)} if stopping_criteria is not None else {}
+            with torch.inference_mode():
+                ids = self.model.generate(**inputs, **gen_kwargs, **extra)
+            texts = self.processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            for j, i in enumerate(idx):
+                out[i] = [t.strip() for t in texts[j * n:(j + 1) * n]]
+        return [o[0] for o in out] if n == 1 else out
+
+
+def load_policy(path: str | Path, **kw: Any) -> VLMPolicy:
+    """Load a checkpoint as a :class:`VLMPolicy` (the ``hf`` benchmark backend's loader)."""
+    return VLMPolicy.from_pretrained(path, **kw)

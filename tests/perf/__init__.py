@@ -1,0 +1,1 @@
+"""Performance benchmarks (pytest-benchmark, marked ``bench``): ``make bench``; figures in docs/performance.md."""

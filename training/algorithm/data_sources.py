@@ -1,0 +1,169 @@
+"""Candidates, held-out split, general replay and fresh synthesis — from JSONL files or a procedural generator.
+
+``data.generator`` names an :mod:`envs.qa` suite (``tabletop-qa``) or any ``"module:function"`` with the same
+signature as :func:`envs.qa.generate` (``suite, n, seed, capabilities, out_dir, image_size, progress`` keywords;
+extra keywords it does not accept are not passed). Held-out samples come from the generator's held-out split when it
+has a ``split`` argument, else from a disjoint seed range (seed + 1,000,000); fresh D_assoc synthesis uses yet
+other seeds (seed + 2,000,000 + 10,000·loop). Everything generated is written to ``<run>/data/*.jsonl`` once, so
+a resumed run reads exactly the same samples.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dppo_embodied.errors import ConfigError, DataError
+from dppo_embodied.registry import load_entry_point
+from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
+from training.algorithm.data_sources_config import DataSettings
+
+logger = logging.getLogger(__name__)
+
+HELDOUT_SEED_OFFSET = 1_000_000
+SYNTH_SEED_OFFSET = 2_000_000
+VALIDATION_SEED_OFFSET = 3_000_000
+PRETRAIN_SEED_OFFSET = 4_000_000
+
+
+def resolve_generator(name: str) -> Callable[..., list[EmbodiedSample]]:
+    """The generator function for ``name`` (an envs.qa suite or ``module:function``)."""
+    if ":" in name:
+        return load_entry_point(name)
+    from envs import qa
+
+    def gen(**kw: Any) -> list[EmbodiedSample]:
+        return qa.generate(suite=name, **{k: v for k, v in kw.items() if k != "suite"})
+
+    gen.__wrapped__ = qa.generate  # type: ignore[attr-defined]
+    return gen
+
+
+def _accepted(fn: Callable[..., Any]) -> set[str] | None:
+    target = getattr(fn, "__wrapped__", fn)
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params)
+
+
+def generate(name: str, *, suite: str, n: int, seed: int, out_dir: Path, capabilities: Sequence[str] = (),
+             templates: Sequence[str] = (), image_size: int = 96, split: str = "train",
+             progress: bool = False, difficulty: dict[str, Any] | None = None) -> list[EmbodiedSample]:
+    """Call a generator with the keywords it accepts; filter by template; top up until ``n`` samples.
+
+    Raises:
+        ConfigError: unknown generator.
+        DataError: the generator cannot produce ``n`` samples of the requested templates.
+    """
+    if n == 0:
+        return []
+    try:
+        fn = resolve_generator(name)
+    except ImportError as e:
+        raise ConfigError(f"data.generator: cannot import the generator {name!r} ({e})") from e
+    accepted = _accepted(fn)
+    out: list[EmbodiedSample] = []
+    seen: set[str] = set()
+    offset = 0
+    for attempt in range(8):
+        native = bool(templates) and accepted is not None and "templates" in accepted
+        kw: dict[str, Any] = {"suite": suite, "n": (n - len(out)) * (3 if templates and not native else 1),
+                              "seed": seed + offset, "capabilities": list(capabilities) or None,
+                              "out_dir": str(out_dir / f"part{attempt}" if attempt else out_dir),
+                              "image_size": image_size, "progress": progress}
+        if native:
+            kw["templates"] = list(templates)
+        if difficulty:
+            kw["difficulty"] = dict(difficulty)
+        if split != "train":
+            if accepted is not None and "split" in accepted:
+                kw["split"] = split
+            else:
+                kw["seed"] = seed + offset + HELDOUT_SEED_OFFSET
+        if accepted is not None:
+            kw = {k: v for k, v in kw.items() if k in accepted}
+        batch = fn(**kw)
+        for s in batch:
+            if s.id in seen or (templates and s.metadata.get("template") not in templates):
+                continue
+            seen.add(s.id)
+            out.append(s)
+        if len(out) >= n:
+            return out[:n]
+        offset += 100_003 * (attempt + 1)
+    raise DataError(f"generator {name!r} produced {len(out)} of {n} samples for templates {list(templates)}; "
+                    "check data.templates against the generator's templates")
+
+
+def prepare_data(cfg: DataSettings, folder: Path, progress: bool = True) -> dict[str, Path]:
+    """Generate (or copy) candidates, held-out and general samples into ``folder`` as JSONL; return the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.jsonl" for name in ("train", "heldout", "general")}
+    for name in ("train", "heldout", "general"):
+        src = getattr(cfg, name)
+        if src:
+            samples, errors = load_samples(src, on_error="collect")
+            for e in errors:
+                logger.warning("data.%s: %s (row skipped)", name, e)
+            if not samples:
+                raise DataError(f"data.{name}: {src} holds no valid sample")
+        elif cfg.generator:
+            suite = cfg.general_suite if name == "general" else cfg.generator
+            gen_name = cfg.generator if ":" in cfg.generator else suite
+            n = {"train": cfg.n_train, "heldout": cfg.n_heldout, "general": cfg.n_general}[name]
+            validation = name == "heldout" and cfg.eval_split == "validation"  # tuning: a third seed stream
+            seed = cfg.seed + (7 if name == "general" else VALIDATION_SEED_OFFSET if validation else 0)
+            samples = generate(gen_name, suite=suite, n=n, seed=seed,
+                               out_dir=folder / name, capabilities=[] if name == "general" else cfg.capabilities,
+                               templates=[] if name == "general" else cfg.templates, image_size=cfg.image_size,
+                               split="heldout" if name == "heldout" and not validation else "train",
+                               progress=progress, difficulty=None if name == "general" else cfg.difficulty)
+        else:
+            samples = []
+        write_samples(samples, paths[name])
+        logger.info("data: %d %s samples", len(samples), name)
+    return paths
+
+
+def pretrain_data(cfg: DataSettings, n: int, task_share: float, folder: Path) -> list[EmbodiedSample]:
+    """Pre-training samples: ``n`` in all, ``task_share`` of them from the task generator (its own disjoint seed
+    stream, so the base is partly competent on the task family, like a pretrained VLM), the rest general-suite.
+    """
+    n_task = round(n * task_share) if cfg.generator else 0
+    general = cfg.generator if cfg.generator and ":" in cfg.generator else cfg.general_suite
+    out = generate(general, suite=cfg.general_suite, n=n - n_task, seed=cfg.seed + 13, out_dir=folder / "pretrain",
+                   image_size=cfg.image_size)
+    if n_task and cfg.generator:
+        out += generate(cfg.generator, suite=cfg.generator, n=n_task, seed=cfg.seed + PRETRAIN_SEED_OFFSET,
+                        out_dir=folder / "pretrain_tasks", templates=cfg.templates, image_size=cfg.image_size,
+                        difficulty=cfg.difficulty)
+    return out
+
+
+def read_data(folder: Path) -> dict[str, list[EmbodiedSample]]:
+    """Read what :func:`prepare_data` wrote."""
+    out = {}
+    for name in ("train", "heldout", "general"):
+        p = folder / f"{name}.jsonl"
+        out[name] = load_samples(p)[0] if p.is_file() and p.stat().st_size else []
+    return out
+
+
+def synthesize(cfg: DataSettings, capabilities: Sequence[str], n: int, loop: int,
+               folder: Path) -> list[EmbodiedSample]:
+    """Fresh samples of the weak capabilities from the generator (new seeds, same generator, oracle answers).
+
+    Returns an empty list when the data come from files only (no generator to synthesise with).
+    """
+    if not cfg.generator or not capabilities or n == 0:
+        return []
+    return generate(cfg.generator, suite=cfg.generator, n=n, seed=cfg.seed + SYNTH_SEED_OFFSET + 10_000 * loop,
+                    out_dir=folder, capabilities=capabilities, templates=cfg.templates, image_size=cfg.image_size,
+                    difficulty=cfg.difficulty)

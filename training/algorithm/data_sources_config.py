@@ -1,0 +1,105 @@
+"""Settings of the data sources (``data:`` in a recipe): candidates, held-out, general replay, closed-loop tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dppo_embodied.config import check
+from dppo_embodied.taxonomy import SLUGS
+
+IMAGE_SIZE_RANGE = (32, 1024)
+"""Generated image sides (pixels) that ``envs.qa.generate`` accepts; checked here so a recipe fails when loaded."""
+
+
+def _check_templates(suite: str | None, templates: list[str], capabilities: list[str]) -> None:
+    """``data.templates`` against the templates of an ``envs.qa`` suite (skipped for custom generators)."""
+    if not templates or not suite or ":" in suite:
+        return
+    try:
+        from envs.qa import SUITES, templates_for
+    except ImportError:  # envs (the sim extra) not installed: --dry-run warns, the run fails when generating
+        return
+    if suite not in SUITES:
+        return
+    valid = templates_for(suite)
+    names = sorted(t for group in valid.values() for t in group)
+    for i, t in enumerate(templates):
+        check(t in names, f"data.templates[{i}]", f"unknown template {t!r} of suite {suite!r}; valid: "
+              f"{', '.join(names)}")
+    if capabilities:
+        usable = [t for c in capabilities for t in valid.get(c, []) if t in templates]
+        check(bool(usable), "data.templates", f"none of {templates} belongs to data.capabilities {capabilities}")
+
+
+@dataclass
+class DataSettings:
+    """Where candidates, held-out and general-replay samples come from.
+
+    Either JSONL files (``train``/``heldout``/``general``, read with :func:`dppo_embodied.types.load_samples`) or the
+    procedural generator :func:`envs.qa.generate` (``generator``), which also lets the SFT phase synthesise fresh
+    D_assoc samples for weak capabilities.
+
+    Attributes:
+        generator: envs.qa suite for candidates and held-out (``tabletop-qa``), or None to use files only.
+        general_suite: envs.qa suite of the general replay set (D_gen), when ``general`` is not a file.
+        train: JSONL of the candidate pool (overrides the generator for candidates).
+        heldout: JSONL of the held-out split.
+        general: JSONL of the general replay set.
+        n_train: candidates generated.
+        n_heldout: held-out samples generated (a disjoint seed range).
+        n_general: general replay samples generated.
+        capabilities: restrict generated samples to these capability slugs (empty: all).
+        templates: restrict generated samples to these question templates (``metadata["template"]``; empty: all).
+        image_size: generated image side in pixels.
+        seed: generator seed (held-out and synthesis use disjoint derived seeds).
+        env_tasks: closed-loop gymnasium ids (``dppo/TabletopPick-v0``) trained with whole episodes as rollouts.
+        env_seeds: candidate seeds per closed-loop task.
+        env_heldout_seeds: held-out seeds per closed-loop task.
+        env_max_steps: episode step cap.
+        env_oracle: demonstrations of closed-loop failures: ``expert`` (the scripted expert's actions) or
+            ``skills`` (single named-skill calls where the task allows, e.g. pick; the expert otherwise).
+        env_prompt: ``full`` (the shared action-envelope system prompt, for real VLMs) or ``compact`` (the step
+            prompt only, for tiny models).
+        difficulty: generator difficulty knobs for every generated split (``envs.qa`` ``Difficulty``, e.g.
+            ``{n_objects: [1, 3]}``; passed when the generator accepts ``difficulty``).
+        eval_split: what the run evaluates on: ``heldout`` (reported numbers) or ``validation`` (a third disjoint
+            seed stream, for tuning; docs/ablation.md: tune only on validation).
+    """
+
+    generator: str | None = "tabletop-qa"
+    general_suite: str = "replay"
+    train: str | None = None
+    heldout: str | None = None
+    general: str | None = None
+    n_train: int = 600
+    n_heldout: int = 300
+    n_general: int = 300
+    capabilities: list[str] = field(default_factory=list)
+    templates: list[str] = field(default_factory=list)
+    image_size: int = 96
+    seed: int = 0
+    env_tasks: list[str] = field(default_factory=list)
+    env_seeds: int = 16
+    env_heldout_seeds: int = 16
+    env_max_steps: int = 6
+    env_oracle: Literal["expert", "skills"] = "expert"
+    env_prompt: Literal["full", "compact"] = "full"
+    difficulty: dict[str, Any] = field(default_factory=dict)
+    eval_split: Literal["heldout", "validation"] = "heldout"
+
+    def __post_init__(self) -> None:
+        check(self.generator is not None or self.train is not None, "data.train",
+              "set data.train (a JSONL file) or data.generator (e.g. tabletop-qa)")
+        for key in ("n_train", "n_heldout", "n_general", "env_seeds", "env_heldout_seeds", "env_max_steps"):
+            v = getattr(self, key)
+            check(isinstance(v, int) and v >= 0, f"data.{key}", f"must be a non-negative integer, got {v!r}")
+        lo, hi = IMAGE_SIZE_RANGE
+        check(isinstance(self.image_size, int) and lo <= self.image_size <= hi, "data.image_size",
+              f"must be an integer number of pixels in {lo}..{hi}, got {self.image_size!r}")
+        for i, c in enumerate(self.capabilities):
+            check(c in SLUGS, f"data.capabilities[{i}]", f"unknown capability {c!r}; valid: {', '.join(SLUGS)}")
+        for i, t in enumerate(self.templates):
+            check(isinstance(t, str) and bool(t.strip()), f"data.templates[{i}]",
+                  f"must be a template name, got {t!r}")
+        _check_templates(self.generator, self.templates, self.capabilities)

@@ -1,0 +1,273 @@
+"""Difficulty estimation and the RL buffer.
+
+SR(c) = (1/T) Σ_i 1[rollout i of candidate c succeeds] ([P]); difficulty D = 1 − SR ([TR]). Rollouts are sampled
+(temperature > 0) with the current policy in batches; success is ``benchmarks.metrics.score_sample(...).success``
+for questions and the episode's success for closed-loop tasks (:mod:`training.algorithm.env_rollouts`).
+
+Buffer rules ([D], docs/training.md):
+
+* SR >= ``trivial_sr`` (default 1): trivial, dropped from RL (GRPO has no gradient on an all-success group);
+* SR <= ``intractable_sr`` (default 0): intractable for RL, routed to the weakness pool (the SFT phase's D_weak);
+* otherwise RL candidates, most informative first (SR closest to 1/2, where the group reward variance p(1−p)
+  peaks), capped so that no task and no (primary) capability exceeds its share of the buffer. A cap smaller than
+  ``1 / number of groups`` cannot be met and is raised to that value (logged).
+
+``sampling: random`` (ablation) draws a buffer of the same size uniformly from all candidates, SR ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from dppo_embodied.types import EmbodiedSample
+from training.algorithm.difficulty_config import DifficultySettings
+from training.algorithm.rewards import is_episode, success_of
+from training.algorithm.sample_io import MediaLoader, requests_for, task_of
+from training.runs.distributed import gather_dict, shard
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SRRecord:
+    """Success statistics of one candidate.
+
+    Attributes:
+        sr: success rate over the rollouts, in [0, 1].
+        n: number of rollouts.
+        mean_reward: mean task reward (score value) over the rollouts.
+        task: the sample's task.
+        capability: its primary capability ("" when untagged).
+    """
+
+    sr: float
+    n: int
+    mean_reward: float
+    task: str
+    capability: str
+
+    @property
+    def difficulty(self) -> float:
+        """1 − SR."""
+        return 1.0 - self.sr
+
+
+class Roller(Protocol):
+    """Runs ``n`` sampled rollouts per sample and returns ``(reward, success)`` per rollout."""
+
+    def __call__(self, samples: Sequence[EmbodiedSample], n: int,
+                 temperature: float) -> list[list[tuple[float, bool]]]:
+        """Rollout outcomes, one list of ``n`` per sample."""
+        ...
+
+
+class QARoller:
+    """Rollouts of single-turn questions with a :class:`inference.policy.VLMPolicy`, scored by ``score_sample``.
+
+    Args:
+        policy: the current policy.
+        loader: media loader.
+        max_new_tokens: generation cap.
+        return_texts: also keep the generated texts (diagnosis uses them) in :attr:`last_texts`.
+    """
+
+    def __init__(self, policy: Any, loader: MediaLoader, max_new_tokens: int = 24, return_texts: bool = False) -> None:
+        self.policy, self.loader, self.max_new_tokens = policy, loader, max_new_tokens
+        self.return_texts = return_texts
+        self.last_texts: dict[str, list[str]] = {}
+
+    def __call__(self, samples: Sequence[EmbodiedSample], n: int,
+                 temperature: float) -> list[list[tuple[float, bool]]]:
+        """Generate ``n`` completions per sample and score them."""
+        if not samples:
+            return []
+        reqs = requests_for(samples, self.loader)
+        texts = self.policy.generate(reqs, max_new_tokens=self.max_new_tokens, temperature=temperature,
+                                     num_return_sequences=n)
+        if n == 1:
+            texts = [[t] for t in texts]
+        out = []
+        for s, ts in zip(samples, texts, strict=False):
+            if self.return_texts:
+                self.last_texts[s.id] = list(ts)
+            out.append([success_of(s, t)[:2] for t in ts])
+        return out
+
+
+def primary_capability(sample: EmbodiedSample) -> str:
+    """The first capability tag (caps and reports use it), or ``""``."""
+    return sample.capabilities[0] if sample.capabilities else ""
+
+
+def estimate_success_rates(
+    samples: Sequence[EmbodiedSample],
+    qa_roller: Roller | None,
+    rollouts: int,
+    temperature: float,
+    episode_roller: Roller | None = None,
+    chunk: int = 64,
+    progress: bool = True,
+    desc: str = "difficulty",
+) -> dict[str, SRRecord]:
+    """SR of every sample from ``rollouts`` sampled rollouts, computed on this rank's shard and gathered.
+
+    Args:
+        samples: candidates (identical list on every rank).
+        qa_roller: rollouts of question samples.
+        rollouts: T.
+        temperature: sampling temperature.
+        episode_roller: rollouts of closed-loop episode samples (``metadata["env_id"]``).
+        chunk: samples per generation call.
+        progress: show a progress bar.
+        desc: progress-bar label.
+
+    Returns:
+        ``sample_id -> SRRecord`` for every sample, identical on all ranks.
+    """
+    from tqdm.auto import tqdm
+
+    mine = shard(list(samples))
+    local: dict[str, Any] = {}
+    bar = tqdm(total=len(mine), desc=desc, disable=not progress, leave=False)
+    for kind, roller in (("qa", qa_roller), ("episode", episode_roller)):
+        group = [s for s in mine if is_episode(s) == (kind == "episode")]
+        if group and roller is None:
+            raise ValueError(f"{len(group)} {kind} samples but no {kind} roller")
+        for i in range(0, len(group), chunk):
+            part = group[i:i + chunk]
+            outcomes = roller(part, rollouts, temperature) if roller else []
+            for s, outs in zip(part, outcomes, strict=False):
+                n = len(outs)
+                local[s.id] = asdict(SRRecord(
+                    sr=sum(ok for _, ok in outs) / n if n else 0.0, n=n,
+                    mean_reward=sum(r for r, _ in outs) / n if n else 0.0,
+                    task=task_of(s), capability=primary_capability(s)))
+            bar.update(len(part))
+    bar.close()
+    return {k: SRRecord(**v) for k, v in gather_dict(local).items()}
+
+
+@dataclass
+class Buffer:
+    """The outcome of buffer building.
+
+    Attributes:
+        rl: ids for the RL phase, in priority order.
+        weak: ids routed to the weakness pool (intractable).
+        trivial: ids dropped as trivial.
+        capped: ids left out of RL by the task/capability caps.
+        sampling: ``difficulty`` or ``random``.
+        caps: effective caps ``{"task": share, "capability": share}``.
+    """
+
+    rl: list[str] = field(default_factory=list)
+    weak: list[str] = field(default_factory=list)
+    trivial: list[str] = field(default_factory=list)
+    capped: list[str] = field(default_factory=list)
+    sampling: str = "difficulty"
+    caps: dict[str, float] = field(default_factory=dict)
+
+    def shares(self, table: dict[str, SRRecord], key: str) -> dict[str, float]:
+        """Share of each task (``key="task"``) or capability in the RL buffer."""
+        c = Counter(getattr(table[i], key) for i in self.rl)
+        return {k: v / len(self.rl) for k, v in c.items()} if self.rl else {}
+
+
+def _effective_share(share: float, groups: int) -> float:
+    return max(share, 1.0 / groups) if groups else share
+
+
+def _apply_caps(order: list[str], table: dict[str, SRRecord], size: int, task_share: float,
+                cap_share: float) -> tuple[list[str], dict[str, float]]:
+    tasks = {table[i].task for i in order}
+    capas = {table[i].capability for i in order}
+    eff_t, eff_c = _effective_share(task_share, len(tasks)), _effective_share(cap_share, len(capas))
+    for name, share, eff in (("task", task_share, eff_t), ("capability", cap_share, eff_c)):
+        if eff > share:
+            logger.warning("buffer: a %s cap of %.2f cannot be met with %d distinct value(s); using %.2f",
+                           name, share, len(tasks if name == "task" else capas), eff)
+
+    def limit(eff: float, m: int) -> int:
+        return max(1, math.floor(eff * m + 1e-9))
+
+    chosen: list[str] = []
+    nt: Counter[str] = Counter()
+    nc: Counter[str] = Counter()
+    for i in order:
+        if len(chosen) >= size:
+            break
+        r = table[i]
+        if nt[r.task] < limit(eff_t, size) and nc[r.capability] < limit(eff_c, size):
+            chosen.append(i)
+            nt[r.task] += 1
+            nc[r.capability] += 1
+    # The buffer may come out smaller than `size`; trim until every share holds relative to the actual size.
+    while chosen:
+        m = len(chosen)
+        nt = Counter(table[i].task for i in chosen)
+        nc = Counter(table[i].capability for i in chosen)
+        over = [i for i in reversed(chosen) if nt[table[i].task] > limit(eff_t, m)
+                or nc[table[i].capability] > limit(eff_c, m)]
+        if not over:
+            break
+        chosen.remove(over[0])
+    return chosen, {"task": eff_t, "capability": eff_c}
+
+
+def build_buffer(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], cfg: DifficultySettings,
+                 sampling: str = "difficulty", seed: int = 0) -> Buffer:
+    """Split candidates into RL buffer, weakness pool and trivial set (module docstring for the rules).
+
+    Args:
+        samples: the candidates.
+        table: their SR records.
+        cfg: thresholds and caps.
+        sampling: ``difficulty`` or ``random``.
+        seed: seed of the random ablation and of tie-breaking.
+
+    Returns:
+        The :class:`Buffer` (deterministic given its inputs, hence identical on every rank).
+    """
+    rng = random.Random(seed)
+    ids = [s.id for s in samples if s.id in table]
+    trivial = [i for i in ids if table[i].sr >= cfg.trivial_sr]
+    weak = [i for i in ids if table[i].sr <= cfg.intractable_sr]
+    mid = [i for i in ids if cfg.intractable_sr < table[i].sr < cfg.trivial_sr]
+    tiebreak = {i: rng.random() for i in ids}
+    order = sorted(mid, key=lambda i: (abs(table[i].sr - 0.5), tiebreak[i]))
+    rl, caps = _apply_caps(order, table, min(cfg.buffer_size, len(order)), cfg.max_task_share,
+                           cfg.max_capability_share)
+    capped = [i for i in mid if i not in set(rl)]
+    if sampling == "random":
+        rl = rng.sample(ids, k=len(rl))
+        capped = []
+    elif sampling != "difficulty":
+        raise ValueError(f"sampling must be 'difficulty' or 'random', got {sampling!r}")
+    logger.info("buffer (%s): %d RL, %d weak, %d trivial, %d capped of %d candidates", sampling, len(rl), len(weak),
+                len(trivial), len(capped), len(ids))
+    return Buffer(rl=rl, weak=weak, trivial=trivial, capped=capped, sampling=sampling, caps=caps)
+
+
+def sr_summary(table: dict[str, SRRecord],
+               by: Callable[[SRRecord], str] = lambda r: r.task) -> dict[str, dict[str, float]]:
+    """Mean SR and count per group (task by default)."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in table.values():
+        groups[by(r)].append(r.sr)
+    return {k: {"mean_sr": sum(v) / len(v), "n": len(v)} for k, v in sorted(groups.items())}
+
+
+def table_to_json(table: dict[str, SRRecord]) -> dict[str, dict[str, Any]]:
+    """JSON form of an SR table."""
+    return {k: asdict(v) for k, v in table.items()}
+
+
+def table_from_json(data: dict[str, dict[str, Any]]) -> dict[str, SRRecord]:
+    """Inverse of :func:`table_to_json`."""
+    return {k: SRRecord(**v) for k, v in data.items()}

@@ -1,0 +1,142 @@
+"""Run summaries: ``summary.json``, a before/after table per capability, and plots of held-out success.
+
+``summary.json`` has the shape the demo promises::
+
+    {"base": {capability: success, ..., "overall": x}, "final": {...}, "n_heldout": n, "curve": [...], ...}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dppo_embodied.taxonomy import BY_SLUG
+
+
+def flat(ev: dict[str, Any]) -> dict[str, float]:
+    """``{capability: success, ..., "overall": x}`` from an evaluation result."""
+    out = {c: round(float(v), 4) for c, v in ev.get("per_capability", {}).items()}
+    out["overall"] = round(float(ev.get("overall", 0.0)), 4)
+    return out
+
+
+def stderr(p: float, n: int) -> float:
+    """Standard error of a success rate ``p`` measured on ``n`` samples."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
+
+
+def before_after_table(base: dict[str, Any], final: dict[str, Any]) -> str:
+    """Markdown table: capability, n, base, final, change (with the 95 % noise band of the difference)."""
+    rows = ["| capability | n | base | final | change | ±95 % |", "|---|---:|---:|---:|---:|---:|"]
+    counts = final.get("counts", {})
+    for cap in sorted(set(base.get("per_capability", {})) | set(final.get("per_capability", {}))):
+        b, f = base["per_capability"].get(cap, float("nan")), final["per_capability"].get(cap, float("nan"))
+        n = int(counts.get(cap, 0))
+        band = 1.96 * math.sqrt(stderr(b, n) ** 2 + stderr(f, n) ** 2) if n else float("nan")
+        name = BY_SLUG[cap].name if cap in BY_SLUG else cap
+        rows.append(f"| {name} | {n} | {b:.3f} | {f:.3f} | {f - b:+.3f} | {band:.3f} |")
+    n = int(final.get("n", 0))
+    b, f = float(base.get("overall", 0)), float(final.get("overall", 0))
+    band = 1.96 * math.sqrt(stderr(b, n) ** 2 + stderr(f, n) ** 2) if n else float("nan")
+    rows.append(f"| **overall** | {n} | {b:.3f} | {f:.3f} | {f - b:+.3f} | {band:.3f} |")
+    return "\n".join(rows)
+
+
+def plot_run(path: str | Path, base: dict[str, Any], final: dict[str, Any], curve: Sequence[dict[str, Any]],
+             title: str = "DPPO metaloop") -> Path:
+    """PNG with per-capability bars (base vs final) and held-out success against training compute."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    caps = sorted(set(base.get("per_capability", {})) | set(final.get("per_capability", {})))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    xs = range(len(caps))
+    ax1.bar([x - 0.2 for x in xs], [base["per_capability"].get(c, 0) for c in caps], 0.4, label="base")
+    ax1.bar([x + 0.2 for x in xs], [final["per_capability"].get(c, 0) for c in caps], 0.4, label="after DPPO")
+    ax1.set_xticks(list(xs))
+    ax1.set_xticklabels([BY_SLUG[c].name if c in BY_SLUG else c for c in caps], rotation=30, ha="right", fontsize=8)
+    ax1.set_ylim(0, 1)
+    ax1.set_ylabel("held-out success")
+    ax1.legend()
+    ax1.set_title("per capability")
+    ax2.plot([p["compute_s"] for p in curve], [p["overall"] for p in curve], marker="o")
+    for p in curve:
+        ax2.annotate(p["step"], (p["compute_s"], p["overall"]), fontsize=7, xytext=(2, 2), textcoords="offset points")
+    ax2.set_xlabel("training compute (CPU s)")
+    ax2.set_ylabel("held-out success (overall)")
+    ax2.set_ylim(0, 1)
+    ax2.set_title("held-out success vs compute")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_compare(path: str | Path, curves: dict[str, Sequence[dict[str, Any]]], target: float | None = None) -> Path:
+    """PNG of held-out success against compute, one line per ablation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, curve in curves.items():
+        ax.plot([p["compute_s"] for p in curve], [p["overall"] for p in curve], marker="o", label=name)
+    if target is not None:
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.2f}")
+    ax.set_xlabel("training compute (CPU s)")
+    ax.set_ylabel("held-out success (overall)")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def compute_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | None:
+    """Compute at the first curve point whose overall success reaches ``target`` (None if never)."""
+    for p in curve:
+        if p["overall"] >= target:
+            return float(p["compute_s"])
+    return None
+
+
+def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True) -> dict[str, Any]:
+    """The run summary from the committed evaluations ``<out>/eval/*.json``; written as ``summary.json``,
+    ``summary.md`` (before/after table) and ``curve.png`` when ``write``.
+
+    Args:
+        out: the run folder.
+        name: the run name (titles).
+        run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``,
+            ``teacher_calls``).
+        write: write the files (rank 0 only).
+    """
+    from training.runs.state import atomic_write_json, atomic_write_text, read_json
+
+    evals = sorted((read_json(p) for p in (out / "eval").glob("*.json")), key=lambda e: e["seq"])
+    by_tag = {e["tag"]: e for e in evals}
+    tags = [e["tag"] for e in evals]
+    curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
+              "teacher_calls": by_tag[t].get("teacher_calls", 0),
+              "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
+    base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
+    summary = {"base": flat(base), "final": flat(final), "n_heldout": final["n"],
+               "mode": run["mode"], "sampling": run["sampling"], "loops_done": run["loops_done"],
+               "compute_s": run["compute_s"], "teacher_calls": run.get("teacher_calls", 0), "curve": curve,
+               "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]}}
+    if write:
+        atomic_write_json(out / "summary.json", summary)
+        atomic_write_text(out / "summary.md", f"# {name}: held-out success\n\n{before_after_table(base, final)}\n")
+        plot_run(out / "curve.png", base, final, curve, title=f"{name} ({run['mode']})")
+    return summary

@@ -1,0 +1,128 @@
+"""``dppo train compare``: the pre-registered ablation (docs/ablation.md) over seeds, on two budget axes.
+
+    dppo train compare --config training/recipes/ablation.yaml --seeds 3 [--axis compute|teacher]
+        --output-dir DIR [--preset main|sampling|loops|stagnation|reward_noise|teacher] [--variants a,b,...]
+        [--jobs 2] [--resume] [--no-progress] [--dry-run] [key=value ...]
+
+Per seed, DPPO runs first from a shared base; its training compute (CPU seconds of everything but evaluation) and
+teacher calls (one per SFT target) become the budgets of the other variants: on the ``teacher`` axis both budgets
+are DPPO's, on the ``compute`` axis only the compute. Writes ``compare.json`` (per variant ``final_mean``,
+``final_ci95``, ``per_seed``, ``compute_s``, ``teacher_calls``; ``paired`` ``dppo-<variant>`` ``mean`` / ``ci95``),
+``compare.md`` and ``compare.png`` (success against compute and against teacher calls, a band per variant).
+Variants and presets: :mod:`training.scripts.ablation_presets`; scheduling: :mod:`training.scripts.ablation`;
+statistics: :mod:`training.scripts.ablation_stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dppo_embodied.errors import DppoError
+
+logger = logging.getLogger(__name__)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``dppo train compare``."""
+    from training.scripts.ablation_presets import PRESETS, VARIANTS
+
+    p = argparse.ArgumentParser(prog="dppo train compare", description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="recipe YAML (training/recipes/ablation.yaml)")
+    p.add_argument("--output-dir", default="outputs/compare", help="folder of the comparison")
+    p.add_argument("--seeds", type=int, default=3, help="replications (seeds 0..N-1; default 3)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--axis", choices=("compute", "teacher"), default=None,
+                   help="budget matching: DPPO's compute, or DPPO's compute and teacher calls (default: the "
+                        "preset's, else teacher)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="; ".join(f"{k}: {v.help}" for k, v in PRESETS.items()))
+    p.add_argument("--variants", default=None,
+                   help=f"comma-separated subset ({', '.join(VARIANTS)}; dppo always runs first)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses, one thread each)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true", help="validate the recipe and print the plan; run nothing")
+    p.add_argument("overrides", nargs="*", help="key=value recipe overrides for every run")
+    return p
+
+
+def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, preset: str | None = None,
+            variants: list[str] | None = None, overrides: list[str] | None = None, jobs: int = 1,
+            resume: bool = False, progress: bool = True, dry_run: bool = False) -> dict[str, Any]:
+    """Run (or resume) the comparison and return ``compare.json``'s content (the plan with ``dry_run``)."""
+    from training.metaloop_config import load_metaloop_config
+    from training.runs.state import atomic_write_json, atomic_write_text
+    from training.scripts import ablation, ablation_report
+    from training.scripts.ablation_presets import resolve
+
+    overrides = list(overrides or [])
+    chosen, preset_axis = resolve(preset, variants)
+    axis = axis or preset_axis or "teacher"
+    cfg = load_metaloop_config(config, overrides, str(out / "plan"))  # validates the recipe and overrides
+    for v in chosen:  # every variant's overrides must load too
+        load_metaloop_config(config, [*overrides, *v.overrides], str(out / "plan"))
+    plan_file = out / "compare_plan.json"
+    plan = {"config": str(config), "seeds": seeds, "axis": axis, "preset": preset,
+            "variants": [v.name for v in chosen], "overrides": overrides, "jobs": jobs}
+    if dry_run:
+        return {"plan": plan, "variants": {v.name: {"overrides": list(v.overrides), "matching": v.matching,
+                                                     "help": v.help} for v in chosen}}
+    old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    if old is not None and not resume:
+        raise DppoError(f"{out} already holds a comparison; pass --resume to continue it or choose another "
+                        "--output-dir")
+    if old is not None and {k: v for k, v in old.items() if k != "jobs"} != {k: v for k, v in plan.items()
+                                                                              if k != "jobs"}:
+        raise DppoError(f"{plan_file} was made with other settings ({old}); use a new --output-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(plan_file, plan)
+    t0 = time.time()
+    tasks = ablation.plan(out, seeds, chosen)
+    by_name = {v.name: v for v in chosen}
+    ablation.schedule(config, tasks, overrides, jobs, progress,
+                      prepare=ablation.make_preparer(out, seeds, by_name, axis, cfg))
+    # wall time of this invocation (a resumed comparison reports the part it ran)
+    res = ablation_report.collect(out, seeds, [v.name for v in chosen], axis, preset, wall_s=time.time() - t0)
+    atomic_write_json(out / "compare.json", res)
+    atomic_write_text(out / "compare.md", ablation_report.markdown(res))
+    ablation_report.plot(out / "compare.png", res)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``dppo train compare``."""
+    import os
+
+    from dppo_embodied.logs import setup_logging
+    from training.scripts.ablation_report import markdown
+
+    args = make_parser().parse_args(argv)
+    setup_logging()
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    if args.seeds < 1 or args.jobs < 1:
+        print("dppo train compare: --seeds and --jobs must be >= 1", file=sys.stderr)
+        return 2
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    names = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    try:
+        res = compare(args.config, Path(args.output_dir), seeds, args.axis, args.preset, names, args.overrides,
+                      args.jobs, args.resume, not args.no_progress, args.dry_run)
+    except DppoError as e:
+        print(f"dppo train compare: {e}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(markdown(res))
+    print(f"wrote {args.output_dir}/compare.json, compare.md, compare.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
