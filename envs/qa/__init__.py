@@ -84,6 +84,9 @@ FLAT_TEMPLATES: dict[str, TemplateInfo] = {
     "flat_point": TemplateInfo(replay.flat_point, "perception_grounding"),
     "flat_count_color": TemplateInfo(replay.flat_count_color, "quantitative_numerical"),
     "flat_left_of": TemplateInfo(replay.flat_left_of, "spatial_geometric"),
+    "flat_count_all": TemplateInfo(replay.flat_count_all, "quantitative_numerical"),
+    "flat_majority": TemplateInfo(replay.flat_majority, "perception_grounding"),
+    "flat_point_one": TemplateInfo(replay.flat_point_one, "perception_grounding"),
 }
 SUITES: dict[str, tuple[dict[str, TemplateInfo], str]] = {
     "tabletop-qa": (TABLETOP_TEMPLATES, "embodied QA over all 9 capabilities from the MuJoCo tabletop"),

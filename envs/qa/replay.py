@@ -147,8 +147,8 @@ GRID = 3
 
 
 def _grid(ctx: QAContext, lo: int = 2, hi: int = 5, unique: bool = True) -> tuple[list[Flat], str]:
-    """``lo``..``hi`` shapes, one per cell of a 3 x 3 grid on grey (cells line up with the model's visual tokens
-    at 84-96 px, which is what makes this family learnable by a ~1 M-parameter VLM on a CPU; docs/lab/dppo-value.md).
+    """``lo``..``hi`` shapes, one per cell of a 3 x 3 grid on grey (cells line up with the model's 9 visual tokens at
+    84-96 px; docs/lab/dppo-value.md).
 
     Args:
         unique: every colour at most once (so "the red shape" names one shape).
@@ -177,7 +177,7 @@ def _mask(ctx: QAContext, f: Flat) -> np.ndarray:
 
 def flat_point(ctx: QAContext) -> EmbodiedSample | None:
     """Point to the <colour> shape. (points; any point inside the shape scores, so the target is not unique)"""
-    shapes, img = _grid(ctx, 2, 4)
+    shapes, img = _grid(ctx, 1, 4)
     f = ctx.pick(shapes)
     mask = _mask(ctx, f)
     ys, xs = np.nonzero(mask)
@@ -213,3 +213,38 @@ def flat_left_of(ctx: QAContext) -> EmbodiedSample | None:
     why = f"The {a.name} is {'further left' if a.cx < b.cx else 'further right'} in the image than the {b.name}."
     return ctx.sample("flat_left_of", [SG], f"Is the {a.color} shape to the left of the {b.color} shape?", ans,
                       AnswerType.YES_NO, [img], why)
+
+
+def flat_count_all(ctx: QAContext) -> EmbodiedSample | None:
+    """How many shapes are in the image? (count of 1-6 grid shapes; the reasoning lists them)"""
+    shapes, img = _grid(ctx, 1, 6, unique=False)
+    return ctx.sample("flat_count_all", [QN], "How many shapes are in the image?", len(shapes), AnswerType.COUNT,
+                      [img], f"The shapes are: {_listing(shapes)}; that is {len(shapes)}.")
+
+
+def flat_majority(ctx: QAContext) -> EmbodiedSample | None:
+    """Which colour do most shapes have? (mcq over the palette; 1-5 shapes, one colour strictly most frequent)"""
+    shapes, img = _grid(ctx, 1, 5, unique=False)
+    counts = {c: sum(f.color == c for f in shapes) for c in GRID_PALETTE}
+    top = max(counts.values())
+    best = [c for c, n in counts.items() if n == top]
+    if len(best) > 1:
+        return None
+    why = "; ".join(f"{n} {c}" for c, n in counts.items() if n) + f": most shapes are {best[0]}."
+    return ctx.sample("flat_majority", [PG], "Which colour do most shapes in the image have?",
+                      "ABCD"[GRID_PALETTE.index(best[0])], AnswerType.MCQ, [img], why, options=list(GRID_PALETTE))
+
+
+def flat_point_one(ctx: QAContext) -> EmbodiedSample | None:
+    """Point to the shape. (points; one shape in one of the 9 cells; any point inside it scores)"""
+    shapes, img = _grid(ctx, 1, 1)
+    f = shapes[0]
+    mask = _mask(ctx, f)
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    x, y = round(float(xs.mean() + 0.5) / w, 3), round(float(ys.mean() + 0.5) / h, 3)
+    if not mask[min(h - 1, int(y * h)), min(w - 1, int(x * w))]:
+        return None
+    return ctx.sample("flat_point_one", [PG], "Point to the shape. Answer with normalized (x, y) coordinates.",
+                      [[x, y]], AnswerType.POINTS, [img], f"The {f.name} is at about ({x:.2f}, {y:.2f}).",
+                      mask=ctx.save_mask(mask), mask_pixels=int(mask.sum()))

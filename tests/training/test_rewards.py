@@ -84,3 +84,18 @@ def test_completion_text_forms() -> None:
     assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text",
                                                                                               "text": "b"}]}]) == "ab"
     assert completion_text(None) == ""
+
+
+def test_reward_noise_flips_the_learners_rewards_only() -> None:
+    from training.algorithm.reward_noise import NoisyReward
+
+    def fn(**_: object) -> list[float | None]:
+        return [1.0, 0.0, None, 0.25] * 50
+
+    assert NoisyReward(fn, 0.0)() == fn()
+    assert NoisyReward(fn, 1.0)() == [0.0, 1.0, None, 0.75] * 50
+    half = NoisyReward(fn, 0.5, seed=3)
+    out = half()
+    assert out[2::4] == [None] * 50 and 40 <= half.flipped <= 110
+    assert sum(a != b for a, b in zip(out, fn(), strict=True)) == half.flipped
+    assert NoisyReward(fn, 0.5, seed=3)() == out  # seeded: a rerun flips the same rewards
