@@ -1,6 +1,6 @@
 """Embodied benchmarks scored by the official rules, in one resumable harness (``dppo eval``).
 
-* :mod:`benchmarks.metrics`: the one definition of success per answer type (shared with the RL rewards).
+* :mod:`dppo_embodied.metrics`: the one definition of success per answer type (shared with the RL rewards).
 * :mod:`benchmarks.task`: typed task YAMLs (``benchmarks/tasks/<suite>/``) and their ``TaskManager``.
 * :mod:`benchmarks.adapters`: one module per benchmark, reading the Hugging Face snapshot layout into docs.
 * :mod:`benchmarks.scoring`: the official scorers, with lmms-eval / VLMEvalKit variants as named options.

@@ -1,15 +1,19 @@
 """``dppo eval``: run benchmarks, re-score another harness's responses, report and compare runs.
 
     dppo eval run --model M --backend hf|openai|vllm|fake --tasks T1,T2|GROUP --data-root DIR --out OUT
-                  [--limit N] [--frames 32] [--concurrency 8] [--base-url URL] [--option task.key=value]
-    dppo eval score --task T --data-root DIR --responses FILE --out OUT [--option key=value]
-    dppo eval report OUT [--compare OUT2]
+                  [--data TASK=DIR] [--limit N] [--frames 32] [--concurrency 8] [--base-url URL]
+                  [--option task.key=value]
+    dppo eval score --task T --data-root DIR|--data T=DIR --responses FILE --out OUT [--option key=value]
+    dppo eval check --tasks T1,T2|GROUP --data-root DIR [--data TASK=DIR]
+    dppo eval report OUT [--compare OUT2] [--data-root DIR]
     dppo eval tasks
 
-``run`` takes ``--data-root`` as a folder holding one dataset folder per task (named by the task), unless a
-config file (``--config run.yaml``, the same keys as the flags plus ``data_paths: {task: folder}`` and
-``scorer_options: {task: {key: value}}``) gives a task's path. ``score`` takes the dataset's own folder. Scorer
-variants (lmms-eval / VLMEvalKit rules) are ``--option`` values, e.g. ``--option blink.aggregation=micro``.
+``--data-root`` means the same everywhere: a folder holding one dataset folder per task, named by the task
+(``DIR/vsibench``). ``--data TASK=DIR`` (repeatable) gives one task's own dataset folder instead (e.g.
+``--data tabletop_qa=data/heldout``); a config file (``--config run.yaml``, the keys of the flags) may give them as
+``data_paths: {task: folder}``, and ``scorer_options: {task: {key: value}}``. ``run`` checks every dataset before it
+loads a model and lists all the missing ones with the command that gets each. Scorer variants (lmms-eval /
+VLMEvalKit rules) are ``--option`` values, e.g. ``--option blink.aggregation=micro``.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from typing import Any
 
 import yaml
 
+from benchmarks.settings import RunSettings, dataset_root, missing_datasets, parse_data_paths
 from dppo_embodied.config import from_dict, load_yaml
-from dppo_embodied.errors import ConfigError, DppoError
+from dppo_embodied.errors import ConfigError, DataError, DppoError
 from dppo_embodied.logs import setup_logging
+from dppo_embodied.model_ref import check_model_ref
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,8 @@ class EvalRunConfig:
     scorer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     backend_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    step_prompt: str | None = None
+    parallel_episodes: int = 8
 
     def __post_init__(self) -> None:
         for name in ("model", "tasks", "out"):
@@ -90,10 +98,17 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=["hf", "openai", "vllm", "fake"])
     r.add_argument("--tasks", help="comma-separated tasks, groups (pelican) or <task>_<subtask> names")
     r.add_argument("--data-root", help="folder holding one dataset folder per task, named by the task")
+    r.add_argument("--data", action="append", metavar="TASK=DIR",
+                   help="a task's own dataset folder, e.g. tabletop_qa=data/heldout (repeatable)")
     r.add_argument("--out", help="output folder (re-running the same command resumes)")
     r.add_argument("--limit", type=int, help="first N samples of each task")
     r.add_argument("--frames", type=int, help="video frames sampled per clip (default 32)")
     r.add_argument("--max-new-tokens", type=int, help="override every task's generation cap")
+    r.add_argument("--parallel-episodes", type=int,
+                   help="closed-loop episodes run at once, each with its own env instance (default 8)")
+    r.add_argument("--step-prompt", choices=["full", "compact"],
+                   help="closed-loop step prompt style of the model (default: the one recorded in the model folder, "
+                        "else full); needed for a served model trained with compact")
     r.add_argument("--concurrency", type=int, help="openai: parallel requests (default 8)")
     r.add_argument("--batch-size", type=int, help="hf: batch size (default 8)")
     r.add_argument("--base-url", help="openai: API root with /v1 (default http://127.0.0.1:8000/v1)")
@@ -105,17 +120,30 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="count", default=0)
     s = sub.add_parser("score", help="score an existing responses file (JSONL of {id, response}) officially")
     s.add_argument("--task", required=True)
-    s.add_argument("--data-root", required=True, help="the dataset's own folder")
+    s.add_argument("--data-root", help="folder holding one dataset folder per task, named by the task")
+    s.add_argument("--data", action="append", metavar="TASK=DIR", help="the task's own dataset folder")
     s.add_argument("--responses", required=True, help="JSONL of {\"id\": ..., \"response\": ...}")
     s.add_argument("--out", required=True)
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="scorer option (named variants)")
+    s.add_argument("--allow-missing", action="store_true",
+                   help="leave samples without a response out of the denominator (default: they count as failed)")
     s.add_argument("--include-path", action="append")
     s.add_argument("-v", "--verbose", action="count", default=0)
-    rep = sub.add_parser("report", help="capability table, radar plot, weakest subtasks, diff with another run")
+    rep = sub.add_parser("report", help="capability table, radar plot, weakest subtasks, diff with another run, "
+                         "and the self-contained results page report.html")
     rep.add_argument("out", help="an output folder of `dppo eval run` or `score`")
     rep.add_argument("--compare", help="another output folder to diff against")
     rep.add_argument("--top", type=int, default=10, help="how many weakest subtasks to list")
+    rep.add_argument("--data-root", help="folder holding one dataset folder per task: thumbnails on report.html")
+    rep.add_argument("--thumbnails", type=int, default=60, metavar="N",
+                     help="samples per task with thumbnails on report.html (default 60; 0 = none)")
     rep.add_argument("-v", "--verbose", action="count", default=0)
+    c = sub.add_parser("check", help="check that the datasets of tasks are in place (no model is loaded)")
+    c.add_argument("--tasks", required=True, help="comma-separated tasks or groups (pelican)")
+    c.add_argument("--data-root", help="folder holding one dataset folder per task, named by the task")
+    c.add_argument("--data", action="append", metavar="TASK=DIR", help="a task's own dataset folder (repeatable)")
+    c.add_argument("--include-path", action="append")
+    c.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("tasks", help="list tasks, groups and subtasks")
     return p
 
@@ -125,10 +153,13 @@ def _run_config(args: argparse.Namespace) -> EvalRunConfig:
     flags = {"model": args.model, "backend": args.backend, "tasks": args.tasks, "data_root": args.data_root,
              "out": args.out, "limit": args.limit, "frames": args.frames, "max_new_tokens": args.max_new_tokens,
              "concurrency": args.concurrency, "batch_size": args.batch_size, "base_url": args.base_url,
-             "dtype": args.dtype, "device": args.device}
+             "dtype": args.dtype, "device": args.device, "step_prompt": args.step_prompt,
+             "parallel_episodes": args.parallel_episodes}
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.include_path:
         data["include_paths"] = [*data.get("include_paths", []), *args.include_path]
+    if args.data:
+        data["data_paths"] = {**data.get("data_paths", {}), **parse_data_paths(args.data)}
     for task, opts in _parse_options(args.option, scoped=True).items():
         data.setdefault("scorer_options", {}).setdefault(task, {}).update(opts)
     if args.no_progress:
@@ -139,7 +170,7 @@ def _run_config(args: argparse.Namespace) -> EvalRunConfig:
 def cmd_run(args: argparse.Namespace) -> int:
     """``dppo eval run``."""
     from benchmarks.backends import make_backend
-    from benchmarks.runner import RunSettings, dist_info, run
+    from benchmarks.runner import dist_info, run
     from benchmarks.task import TaskManager
 
     cfg = _run_config(args)
@@ -150,7 +181,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RunSettings(out=Path(cfg.out), data_root=Path(cfg.data_root) if cfg.data_root else None,
                            data_paths=cfg.data_paths, limit=cfg.limit, frames=cfg.frames,
                            max_new_tokens=cfg.max_new_tokens, scorer_options=cfg.scorer_options,
-                           progress=cfg.progress, model=cfg.model, backend=cfg.backend)
+                           progress=cfg.progress, model=cfg.model, backend=cfg.backend, step_prompt=cfg.step_prompt,
+                           parallel_episodes=cfg.parallel_episodes)
+    _require_datasets([s.spec for s in selections], settings)  # before the model loads
+    if cfg.backend in ("hf", "vllm"):
+        check_model_ref(cfg.model)
     kwargs: dict[str, Any] = dict(cfg.backend_options)
     if cfg.backend == "openai":
         kwargs.update(base_url=cfg.base_url, concurrency=cfg.concurrency)
@@ -169,18 +204,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_datasets(specs: list[Any], settings: Any) -> None:
+    """Raise one :class:`DataError` listing every missing dataset and how to get it."""
+    missing = missing_datasets(specs, settings)
+    if missing:
+        n = sum(not line.startswith("(") for line in missing)
+        raise DataError(f"{n} dataset(s) missing:\n  " + "\n  ".join(missing))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``dppo eval check``: every selected task's dataset in place (exit 1 with the list of missing ones)."""
+    from benchmarks.task import TaskManager
+
+    specs = [s.spec for s in TaskManager(args.include_path or []).resolve(args.tasks)]
+    settings = RunSettings(out=Path("."), data_root=Path(args.data_root) if args.data_root else None,
+                           data_paths=parse_data_paths(args.data))
+    _require_datasets(specs, settings)
+    print(f"dppo eval check: the datasets of {len(specs)} task(s) are in place "
+          f"({', '.join(s.task for s in specs)})")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """``dppo eval score``."""
-    from benchmarks.runner import score_responses
+    from benchmarks.rescore import score_responses, summary_lines
     from benchmarks.task import TaskManager
 
     sels = TaskManager(args.include_path or []).resolve(args.task)
     if len(sels) != 1:
         raise ConfigError(f"--task takes one task (or <task>_<subtask> names of one task), got {args.task!r}")
-    entry = score_responses(sels[0].spec, Path(args.data_root), Path(args.responses), Path(args.out),
-                            _parse_options(args.option, scoped=False), sels[0].subtasks)
-    print(json.dumps({k: entry.get(k) for k in ("metric", "overall", "subtasks", "n", "n_scored", "n_excluded")},
-                     indent=2))
+    spec = sels[0].spec
+    settings = RunSettings(out=Path(args.out), data_root=Path(args.data_root) if args.data_root else None,
+                           data_paths=parse_data_paths(args.data))
+    _require_datasets([spec], settings)
+    root = dataset_root(spec, settings)
+    entry = score_responses(spec, root, Path(args.responses), Path(args.out),
+                            _parse_options(args.option, scoped=False), sels[0].subtasks, args.allow_missing)
+    for line in summary_lines(spec.task, entry):
+        print(f"dppo eval score: {line}", file=sys.stderr)
+    keys = ("metric", "overall", "subtasks", "n", "n_scored", "n_excluded", "n_failed")
+    print(json.dumps({**{k: entry.get(k) for k in keys}, "denominator": entry["responses"]["denominator"]}, indent=2))
     return 0
 
 
@@ -188,7 +251,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``dppo eval report``."""
     from benchmarks.report import write_report
 
-    paths = write_report(Path(args.out), Path(args.compare) if args.compare else None, top=args.top)
+    paths = write_report(Path(args.out), Path(args.compare) if args.compare else None, top=args.top,
+                         data_root=Path(args.data_root) if args.data_root else None, thumbs_per_task=args.thumbnails)
     print(paths["markdown"].read_text(encoding="utf-8"))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -217,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_score(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "check":
+            return cmd_check(args)
         return cmd_tasks()
     except DppoError as e:
         print(f"dppo eval {args.command}: error: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Reading benchmark datasets from a local Hugging Face snapshot folder (or the ``datasets`` cache).
 
 Nothing is downloaded: adapters read the files of a folder laid out exactly like the dataset's Hugging Face
-repository (``huggingface-cli download <id> --repo-type dataset --local-dir DIR``). When the folder is missing and
+repository (``hf download <id> --repo-type dataset --local-dir DIR``). When the folder is missing and
 the ``datasets`` library finds the dataset in its offline cache, rows come from there instead. Otherwise a
 :class:`DatasetLayoutError` names the folder it looked at and the layout it expected.
 """
@@ -17,20 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cards import DatasetLayoutError, card_for
+from benchmarks.task import TaskSpec
 from dppo_embodied.errors import DataError
-from dppo_embodied.types import iter_json_lines
+from dppo_embodied.io import iter_json_lines
 
 logger = logging.getLogger(__name__)
 
 
-class DatasetLayoutError(DataError):
-    """The dataset folder is missing or not laid out as expected. The message names the expected layout."""
+def download_command(dataset_id: str, root: Path) -> str:
+    """The command that downloads a dataset snapshot into ``root`` (``hf``, the CLI of huggingface_hub >= 1.0)."""
+    return f"hf download {dataset_id} --repo-type dataset --local-dir {root}"
 
 
 def layout_error(task: str, root: Path, layout: str, dataset_id: str = "", detail: str = "") -> DatasetLayoutError:
     """A :class:`DatasetLayoutError` that says where we looked, what we expected and how to get it."""
-    how = (f"; download it once with: huggingface-cli download {dataset_id} --repo-type dataset --local-dir {root}"
-           if dataset_id else "")
+    how = f"; download it once with: {download_command(dataset_id, root)}" if dataset_id else ""
     extra = f" ({detail})" if detail else ""
     return DatasetLayoutError(f"task {task}: dataset folder {root} is missing or incomplete{extra}. Expected layout: "
                               f"{layout}{how}")
@@ -88,36 +90,58 @@ def read_parquet(paths: list[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def read_tsv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a TSV file (VLMEvalKit layout), as dicts of strings."""
+def read_tsv(path: Path, sep: str = "\t") -> list[dict[str, Any]]:
+    """Rows of a TSV (VLMEvalKit layout) or CSV file, as dicts of strings."""
     import pandas as pd
 
     try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False).to_dict(orient="records")
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False).to_dict(orient="records")
     except Exception as e:
         raise DataError(f"{path}: cannot read TSV: {e}") from e
 
 
-def find_split_files(root: Path, split: str, config: str | None = None, exts: tuple[str, ...] = (".parquet",)
-                     ) -> list[Path]:
-    """Data files of one split in a Hugging Face snapshot, by the usual naming conventions.
+def read_rows(path: Path) -> list[Any]:
+    """The rows of one data file by its extension, as ``datasets`` reads them: parquet, JSON Lines, a JSON list
+    of objects, TSV or CSV; a JSONL line that does not parse is a :class:`MalformedRow` in its place.
 
-    With a ``config``: ``<config>/<split>-*``, ``<config>/<split>.*``, ``<config>/<split>/*``, then any file under
-    ``<config>/`` whose name contains ``<split>`` (case-insensitive). Without: the same under ``data/`` and the
-    root, then any file under ``root`` whose name contains ``<split>``. Returns the sorted files of the first
-    pattern that matches (possibly none).
+    Raises:
+        DataError: the file cannot be read, or a ``.json`` file is not a list of rows.
+        DatasetLayoutError: the extension is not a data format.
     """
-    bases = [root / config] if config else [root / "data", root]
-    for base in bases:
-        for pat in (f"{split}-*", f"{split}.*", f"{split}/*"):
-            files = sorted(p for p in base.glob(pat) if p.is_file() and p.suffix in exts)
-            if files:
-                return files
-    search = root / config if config else root
-    if not search.is_dir():
-        return []
-    low = split.lower()
-    return sorted(p for p in search.rglob("*") if p.is_file() and p.suffix in exts and low in p.name.lower())
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return read_parquet([path])
+    if suffix == ".jsonl":
+        return list(read_jsonl(path))
+    if suffix == ".json":
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of rows, got a {type(data).__name__}")
+        return data
+    if suffix in (".tsv", ".csv"):
+        return read_tsv(path, sep="\t" if suffix == ".tsv" else ",")
+    raise DatasetLayoutError(f"{path}: {suffix or 'no extension'} is not a data file format this reader knows "
+                             "(parquet, jsonl, json, tsv, csv); check the card's data_files")
+
+
+def split_files(spec: TaskSpec, root: Path, split: str, config: str | None = None) -> list[tuple[Path, list[Any]]]:
+    """``(file, rows)`` of one split of a snapshot folder, the files resolved from the dataset card (the README's
+    ``configs:``, else the task's ``card:``, else the file names; see :mod:`benchmarks.cards`).
+
+    Raises:
+        DatasetLayoutError: the folder is missing, the card has no such config or split, a listed file is absent,
+            or the split has no rows (the message names the files and what the card says).
+    """
+    require_dir(spec.task, root, spec.layout, spec.dataset_id)
+    card = card_for(root, spec.card, f"{spec.source or spec.task} (card:)")
+    files = card.files(config, split)
+    out = [(f, read_rows(f)) for f in files]
+    if not any(rows for _, rows in out):
+        listed = ", ".join(str(f.relative_to(root)) for f in files)
+        raise DatasetLayoutError(f"task {spec.task}: split {split!r} of config {card.config(config).name!r} has no "
+                                 f"rows in {listed} (the files the dataset card, {card.source}, lists); the snapshot "
+                                 "is incomplete or the wrong revision")
+    return out
 
 
 def cached_rows(dataset_id: str, config: str | None, split: str) -> list[dict[str, Any]] | None:
@@ -138,29 +162,14 @@ def cached_rows(dataset_id: str, config: str | None, split: str) -> list[dict[st
     return [dict(r) for r in ds]
 
 
-def split_rows(task: str, root: Path, split: str, layout: str, dataset_id: str = "", config: str | None = None,
-               exts: tuple[str, ...] = (".parquet", ".jsonl", ".json", ".tsv")) -> list[Any]:
-    """Rows of one split from the snapshot folder, else from the ``datasets`` cache, else a layout error.
-
-    JSON files may hold a list of rows; a JSONL line that does not parse is a :class:`MalformedRow` in its place.
-    Rows are not checked further: adapters build them with :func:`benchmarks.adapters.build_docs`.
-    """
-    if root.is_dir():
-        files = find_split_files(root, split, config, exts)
-        if files:
-            suffix = files[0].suffix
-            if suffix == ".parquet":
-                return read_parquet(files)
-            if suffix == ".tsv":
-                return [r for f in files for r in read_tsv(f)]
-            if suffix == ".jsonl":
-                return [r for f in files for r in read_jsonl(f)]
-            data = read_json(files[0])
-            return data if isinstance(data, list) else list(data.values())
-    rows = cached_rows(dataset_id, config, split)
-    if rows is not None:
-        return rows
-    raise layout_error(task, root, layout, dataset_id, f"no data files for split {split!r}")
+def split_rows(spec: TaskSpec, root: Path, split: str, config: str | None = None) -> list[Any]:
+    """The rows of one split (files in card order): from the snapshot folder, else (folder missing) from the
+    ``datasets`` offline cache, else a :class:`DatasetLayoutError` naming the expected layout."""
+    if not root.is_dir():
+        rows = cached_rows(spec.dataset_id, config, split)
+        if rows is not None:
+            return rows
+    return [r for _, rows in split_files(spec, root, split, config) for r in rows]
 
 
 # ------------------------------------------------------------------------------------------------ image values

@@ -1,7 +1,8 @@
 """``dppo eval report``: capability table over the 9 dimensions, radar plot, weakest subtasks, diff of two runs.
 
 Reads ``OUT/results.json`` (and ``OUT/<task>/samples.jsonl`` for per-sample flips when comparing) and writes
-``OUT/report.md``, ``OUT/report.json`` and ``OUT/radar.png`` (matplotlib, Agg backend).
+``OUT/report.md``, ``OUT/report.json``, ``OUT/radar.png`` (matplotlib, Agg backend) and the self-contained results
+page ``OUT/report.html`` (:mod:`benchmarks.report_html`). Capabilities no task measured are gaps, not zeros.
 """
 
 from __future__ import annotations
@@ -63,21 +64,25 @@ def diff(a: dict[str, Any], b: dict[str, Any], out_a: Path, out_b: Path) -> dict
 
 
 def radar_png(path: Path, series: dict[str, list[float | None]]) -> Path:
-    """A radar plot of the 9 capability scores (0-100) of one or more runs; missing values plot as 0."""
+    """A radar plot of the 9 capability scores (0-100) of one or more runs; a capability without a score is a gap
+    (the line breaks there) and its label says "not evaluated"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    labels = [BY_SLUG[s].name.replace(" & ", " &\n") for s in SLUGS]
+    missing = {i for i in range(len(SLUGS)) if all(v[i] is None for v in series.values())}
+    labels = [BY_SLUG[s].name.replace(" & ", " &\n") + ("\n(not evaluated)" if i in missing else "")
+              for i, s in enumerate(SLUGS)]
     angles = np.linspace(0, 2 * np.pi, len(labels), endpoint=False).tolist()
     fig = plt.figure(figsize=(7, 7))
     ax = fig.add_subplot(111, polar=True)
     for name, values in series.items():
-        vals = [0.0 if v is None else float(v) for v in values]
-        ax.plot([*angles, angles[0]], [*vals, vals[0]], linewidth=1.5, label=name)
-        ax.fill([*angles, angles[0]], [*vals, vals[0]], alpha=0.15)
+        vals = [np.nan if v is None else float(v) for v in values]  # NaN breaks the line: a gap, not a zero
+        (line,) = ax.plot([*angles, angles[0]], [*vals, vals[0]], linewidth=1.5, marker="o", label=name)
+        if not any(v is None for v in values):
+            ax.fill([*angles, angles[0]], [*vals, vals[0]], alpha=0.15, color=line.get_color())
     ax.set_xticks(angles)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylim(0, 100)
@@ -103,7 +108,8 @@ def render(data: dict[str, Any], weak: list[tuple[str, float]], d: dict[str, Any
              "| capability | score | tasks |", "|---|---:|---|"]
     for slug in SLUGS:
         c = data["capabilities"][slug]
-        lines.append(f"| {c['name']} | {_f(c['score'])} | {', '.join(c['tasks']) or '-'} |")
+        score = "not evaluated" if c["score"] is None else _f(c["score"])
+        lines.append(f"| {c['name']} | {score} | {', '.join(c['tasks']) or '-'} |")
     lines += ["", "## Tasks", "", "| task | metric | score | failed |", "|---|---|---:|---:|"]
     for task, e in data["tasks"].items():
         lines.append(f"| {task} | {e.get('metric')} | {_f(e.get('overall'))} | {e.get('n_failed', 0)} |")
@@ -125,20 +131,35 @@ def render(data: dict[str, Any], weak: list[tuple[str, float]], d: dict[str, Any
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, compare: Path | None = None, top: int = 10) -> dict[str, Path]:
-    """Write ``report.md``, ``report.json`` and ``radar.png`` into ``out``; returns their paths."""
+def write_report(out: Path, compare: Path | None = None, top: int = 10, data_root: Path | None = None,
+                 thumbs_per_task: int = 60) -> dict[str, Path]:
+    """Write ``report.md``, ``report.json``, ``radar.png`` and ``report.html`` into ``out``; returns their paths.
+
+    Args:
+        out: a run's output folder.
+        compare: another run to diff against.
+        top: how many weakest subtasks to list.
+        data_root: folder holding one dataset folder per task, for the page's thumbnails (a re-score records its
+            own folder in ``results.json``).
+        thumbs_per_task: how many samples per task get thumbnails on the page.
+    """
+    from benchmarks.report_html import page_data, write_html
+
     data = _load(out)
     weak = weakest(data, top)
     series = {out.name or str(out): [data["capabilities"][s]["score"] for s in SLUGS]}
     d = None
+    other = None
     if compare is not None:
         other = _load(compare)
         d = diff(data, other, out, compare)
         series[compare.name or str(compare)] = [other["capabilities"][s]["score"] for s in SLUGS]
-    paths = {"markdown": out / "report.md", "json": out / "report.json", "radar": out / "radar.png"}
+    paths = {"markdown": out / "report.md", "json": out / "report.json", "radar": out / "radar.png",
+             "html": out / "report.html"}
     paths["markdown"].write_text(render(data, weak, d, out.name, compare.name if compare else None),
                                  encoding="utf-8")
     paths["json"].write_text(json.dumps(to_jsonable({"capabilities": data["capabilities"], "weakest": weak,
                                                      "diff": d}), indent=2) + "\n", encoding="utf-8")
     radar_png(paths["radar"], series)
+    write_html(paths["html"], page_data(data, out, other, compare, data_root, thumbs_per_task), series)
     return paths

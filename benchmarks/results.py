@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks.scoring.base import Row, TaskResult, mean, pct
 from dppo_embodied.io import atomic_write_json, atomic_write_text, read_json, to_jsonable
+from dppo_embodied.provenance import environment
 from dppo_embodied.taxonomy import BY_SLUG, SLUGS
 
 RESULTS_VERSION = 1
@@ -72,6 +73,7 @@ def save_results(out: Path, data: dict[str, Any]) -> None:
     """Write ``results.json`` and ``results.md`` (each atomically)."""
     data["version"] = RESULTS_VERSION
     data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    data["provenance"] = environment()  # package versions, git commit, command line
     data["capabilities"] = capability_table(data["tasks"])
     data["summary"] = {
         "tasks": len(data["tasks"]),

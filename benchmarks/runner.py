@@ -8,7 +8,10 @@ For every selected task:
    an id wins) and their ids skipped.
 3. Under ``accelerate launch`` (``RANK``/``WORLD_SIZE`` set) each process takes every WORLD_SIZE-th remaining doc
    and appends to ``samples.rank<R>.jsonl``; otherwise to ``samples.jsonl``.
-4. Docs are handed to the backend in chunks; media are decoded just before (a missing, corrupt or oversized file,
+4. Docs are rendered by the one sample renderer, :func:`dppo_embodied.rendering.render_sample` (the doc's prompt and
+   system, its media through the one loader: ``--frames`` sampled video frames first, then the images), and handed
+   to the backend in chunks as :class:`~dppo_embodied.generation.ChatRequest` s; media are decoded just before (a
+   missing, corrupt or oversized file,
    a malformed row or a repeated id makes that sample a failed record with the reason, and the run goes on; only a
    missing dataset folder or an unreadable question file stops it). Each result is appended and flushed as it
    arrives; every chunk is fsynced.
@@ -32,20 +35,20 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters import fail_duplicates
-from benchmarks.backends.base import Backend, Request
+from benchmarks.backends.base import Backend
 from benchmarks.closed_loop import run_closed_loop
 from benchmarks.doc import Doc
-from benchmarks.media import load_media
-from benchmarks.records import RecordWriter, read_records, write_records_atomic
-from benchmarks.results import load_results, save_results
+from benchmarks.records import RecordWriter, read_records
 from benchmarks.settings import RunSettings, dataset_root, dist_info, progress_bar
 from benchmarks.task import ADAPTERS, Selection, TaskSpec
-from benchmarks.task_scoring import base_record, finalize_task, score_records, write_submission
+from benchmarks.task_scoring import base_record, finalize_task
 from dppo_embodied.errors import DppoError
-from dppo_embodied.io import iter_json_lines
+from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.media import MediaLoader
 from dppo_embodied.registry import load_entry_point
+from dppo_embodied.rendering import render_sample
 
-__all__ = ["RunSettings", "dist_info", "load_docs", "read_responses", "run", "run_task", "score_responses"]
+__all__ = ["RunSettings", "dist_info", "load_docs", "run", "run_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,25 +67,27 @@ class _TaskRun:
 
     def __init__(self, spec: TaskSpec, backend: Backend, settings: RunSettings, writer: RecordWriter) -> None:
         self.spec, self.backend, self.settings, self.writer = spec, backend, settings, writer
-        self.max_new_tokens = settings.max_new_tokens or spec.generation.max_new_tokens
+        self.generation = GenerationSettings(max_tokens=settings.max_new_tokens or spec.generation.max_new_tokens,
+                                             temperature=spec.generation.temperature)
+        self.loader = MediaLoader(settings.frames, cache_size=0)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dppo-media")
 
-    def _request(self, doc: Doc) -> Request | str:
+    def _request(self, doc: Doc) -> ChatRequest | str:
         """The backend request of a doc, or the failure reason."""
         if doc.error:
             return doc.error
         try:
-            images = load_media(doc, self.settings.frames)
+            conversation = render_sample(doc, self.loader)
         except DppoError as e:
             return f"media: {e}"
         except Exception as e:  # the one per-doc guard: whatever one doc's media raise, that doc fails alone
             logger.debug("%s: loading the media of %s failed", doc.task, doc.id, exc_info=True)
             return f"media: {type(e).__name__}: {e}"
-        return Request(doc.id, doc.prompt, images, doc.system, self.max_new_tokens, self.spec.generation.temperature)
+        return ChatRequest(conversation, self.generation, doc.id)
 
     def run_chunk(self, chunk: Sequence[Doc], tick: Callable[[int], None]) -> None:
         prepared = list(self._pool.map(self._request, chunk)) if len(chunk) > 1 else [self._request(chunk[0])]
-        requests: list[Request] = []
+        requests: list[ChatRequest] = []
         owners: list[Doc] = []
         for doc, req in zip(chunk, prepared, strict=False):
             if isinstance(req, str):
@@ -142,6 +147,7 @@ def run_task(sel: Selection, backend: Backend, settings: RunSettings) -> dict[st
     """
     spec = sel.spec
     rank, world = dist_info()
+    settings.task_started.setdefault(spec.task, time.time())
     if spec.media == "env":  # closed-loop episodes run on rank 0 only (not sharded)
         return run_closed_loop(sel, backend, settings) if rank == 0 else None
     docs = load_docs(spec, dataset_root(spec, settings), sel.subtasks, settings.limit)
@@ -185,57 +191,3 @@ def run(selections: Sequence[Selection], backend: Backend, settings: RunSettings
         if entry is not None:
             out[sel.spec.task] = entry
     return out
-
-
-# ----------------------------------------------------------------------------------------------- re-scoring
-def read_responses(path: Path) -> tuple[dict[str, str], int]:
-    """``{id: response}`` from a JSONL file of ``{"id", "response"}`` rows (``text``/``prediction`` accepted too).
-
-    Returns:
-        ``(responses, bad_lines)``; a later row of an id replaces an earlier one.
-    """
-    if not path.is_file():
-        raise DppoError(f"responses file {path} does not exist; expected JSONL rows "
-                        '{"id": ..., "response": ...}')
-    out: dict[str, str] = {}
-    bad: list[str] = []
-    for lineno, rec, error in iter_json_lines(path):  # each line decoded alone: a bad byte spoils that line only
-        if error is None:
-            try:
-                rid = rec["id"]
-                text = next(rec[k] for k in ("response", "text", "prediction") if k in rec)
-            except (KeyError, TypeError, StopIteration):
-                error = 'not an object with "id" and "response"'
-            else:
-                out[str(rid)] = "" if text is None else str(text)
-                continue
-        bad.append(f"line {lineno}: {error}")
-    if bad:
-        logger.warning("%s: %d malformed line(s) skipped: %s", path, len(bad),
-                       "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
-    return out, len(bad)
-
-
-def score_responses(spec: TaskSpec, root: Path, responses: Path, out: Path,
-                    options: dict[str, Any] | None = None, subtasks: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Score another harness's responses with the official rule (no model, no media): writes
-    ``OUT/<task>/samples.jsonl`` and updates ``OUT/results.json``/``results.md``.
-
-    Docs without a response are left out (reported as ``missing_responses``); responses with unknown ids are
-    counted as ``unknown_ids``.
-    """
-    docs = load_docs(spec, root, subtasks)
-    resp, bad = read_responses(responses)
-    records = {d.id: {**base_record(d), "response": resp[d.id], "error": d.error} for d in docs if d.id in resp}
-    final, entry = score_records(spec, docs, records, options)
-    known = {d.id for d in docs}
-    entry["details"].update(missing_responses=len(docs) - len(final), unknown_ids=sum(i not in known for i in resp),
-                            malformed_lines=bad, responses_file=str(responses))
-    task_dir = out / spec.task
-    task_dir.mkdir(parents=True, exist_ok=True)
-    write_records_atomic(task_dir / "samples.jsonl", final)
-    write_submission(task_dir, entry)
-    data = load_results(out)
-    data["tasks"][spec.task] = entry
-    save_results(out, data)
-    return entry

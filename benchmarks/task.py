@@ -6,6 +6,7 @@ One YAML file per task under ``benchmarks/tasks/<suite>/`` (plus any folder give
     suite: pelican
     dataset_id: FlagEval/ERQA
     layout: "erqa.jsonl (question, answer, question_type, images) + images/ex<i>_img<j>.jpg"
+    card: []                      # the published card's `configs:` block, used when the folder has no README
     adapter: erqa                 # a name in ADAPTERS, or "package.module:function"
     scorer: erqa                  # a name in benchmarks.scoring.SCORERS, or "package.module:Class"
     scorer_options: {}            # named variants (e.g. mode: vlmevalkit)
@@ -81,6 +82,7 @@ class TaskSpec:
     dataset_config: str | None = None
     revision: str | None = None
     layout: str = ""
+    card: list[dict[str, Any]] = field(default_factory=list)
     answer_type: AnswerType = AnswerType.MCQ
     media: str = "image"
     metric: str = "accuracy"

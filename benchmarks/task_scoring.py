@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from benchmarks.scoring import Row, make_scorer
 from benchmarks.settings import RunSettings
 from benchmarks.task import TaskSpec
 from dppo_embodied.errors import DppoError
+from dppo_embodied.provenance import timing
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +110,12 @@ def finalize_task(spec: TaskSpec, docs: Sequence[Doc], settings: RunSettings,
         entry["details"]["submission_file"] = str(submission)
     if subtasks is not None:
         entry["selected_subtasks"] = list(subtasks)
+    if spec.task in settings.task_started:
+        entry["duration_s"] = round(time.time() - settings.task_started[spec.task], 3)
     data = load_results(settings.out)
     data["tasks"][spec.task] = entry
     data["run"] = {"model": settings.model, "backend": settings.backend, "frames": settings.frames,
                    "limit": settings.limit,
-                   "max_new_tokens": settings.max_new_tokens}
+                   "max_new_tokens": settings.max_new_tokens, **timing(settings.started)}
     save_results(settings.out, data)
     return entry

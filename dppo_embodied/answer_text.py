@@ -1,13 +1,16 @@
-"""Preprocessing shared by every parser of model text: the :class:`NoAnswer` result, :func:`strip_think` and
-light LaTeX/markdown cleanup. Stdlib only (no numpy/torch).
+"""The one reading of model text before any parser: :func:`strip_think` (the think/answer normaliser),
+:func:`split_think`, the one SFT target builder :func:`target_text`, the :class:`NoAnswer` result and light
+LaTeX/markdown cleanup. Stdlib only (no numpy/torch).
 
-Inputs longer than :data:`MAX_CHARS` keep only their tail (answers live at the end) before any regex work.
+:func:`strip_think` is Pelican's official ``remove_think`` (first ``</think>``, first ``<answer>`` block, else the
+last closed ``\\boxed{}``): the benchmark scorers, every parser of this package (hence
+:func:`dppo_embodied.metrics.score_sample` and the RL rewards) and the teacher use it, so a training reward reads
+the same answer as the benchmark metric. :func:`bounded_text` is the one coercion and tail bound of model text:
+responses keep their last :data:`MAX_RESPONSE_CHARS` characters, answer parts their last :data:`MAX_CHARS`
+characters before the parsers' regexes. Every pattern applied to the bounded text runs in linear time (no nested
+ambiguous quantifiers, no lazy scan restarted from every occurrence of an opening tag).
+
 All names are re-exported by :mod:`dppo_embodied.parsing`, the usual import path.
-
-:func:`bounded_text` is the one coercion and tail bound of model text: the parsers here use it with
-:data:`MAX_CHARS`, the official benchmark scorers (:mod:`benchmarks.scoring.normalize`) with
-:data:`MAX_RESPONSE_CHARS`. Every pattern applied to the bounded text runs in linear time (no nested ambiguous
-quantifiers, no lazy scan restarted from every occurrence of an opening tag).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_CHARS", "MAX_RESPONSE_CHARS", "NoAnswer", "bounded_text", "is_answer", "strip_think"]
+__all__ = ["MAX_CHARS", "MAX_RESPONSE_CHARS", "NoAnswer", "answer_part", "bounded_text", "is_answer", "split_think",
+           "strip_think", "target_text"]
 
 MAX_CHARS = 20_000
-"""The parsers of this package keep only the last ``MAX_CHARS`` characters of longer inputs."""
+"""The parsers of this package keep only the last ``MAX_CHARS`` characters of longer answer parts."""
 
 MAX_RESPONSE_CHARS = 64 * 4096
 """The official scorers keep only the last 262,144 characters (256 Ki) of longer responses.
@@ -69,10 +73,9 @@ def _as_text(text: object) -> str:
     return bounded_text(text, MAX_CHARS)
 
 
-_THINK_CLOSE = re.compile(r"<\s*/\s*(?:think|thought)\s*>", re.I)
-_THINK_OPEN = re.compile(r"<\s*(?:think|thought)\s*>", re.I)
-_ANS_OPEN = re.compile(r"<\s*answer\s*>", re.I)
-_ANS_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.I)
+_ANSWER_OPEN = re.compile("<answer>", re.I)
+_ANSWER_CLOSE = re.compile("</answer>", re.I)
+_THINK_TAGS = ("</think>", "</thought>")
 
 
 def _last(pattern: re.Pattern[str], text: str, endpos: int | None = None) -> re.Match[str] | None:
@@ -82,56 +85,103 @@ def _last(pattern: re.Pattern[str], text: str, endpos: int | None = None) -> re.
     return m
 
 
-def _boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` with nested braces; an unclosed box runs to the end."""
-    i = text.rfind("\\boxed{")
-    if i < 0:
-        return None
-    start = i + len("\\boxed{")
-    depth = 1
-    for j in range(start, len(text)):
-        c = text[j]
-        if c == "{":
+def _last_boxed(text: str) -> str | None:
+    """The last ``\\boxed{...}`` (else ``\\fbox{...}``) with its wrapper, when its braces close (official rule)."""
+    idx = text.rfind("\\boxed")
+    if idx < 0:
+        idx = text.rfind("\\fbox")
+        if idx < 0:
+            return None
+    depth = 0
+    for i in range(idx, len(text)):
+        if text[i] == "{":
             depth += 1
-        elif c == "}":
+        elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[start:j]
-    return text[start:]
+                return text[idx: i + 1]
+    return None
 
 
-def strip_think(text: str | None) -> str:
-    """The official Pelican ``remove_think``: reduce a response to its answer part.
+def strip_think(text: object, max_chars: int = MAX_RESPONSE_CHARS) -> str:
+    """The one think/answer normaliser: Pelican's ``cot_utils.remove_think``, bounded and linear.
 
-    Rules, in order:
-      1. Drop everything up to and including the **last** ``</think>`` or ``</thought>``; a lone opening
-         ``<think>`` tag (truncated reasoning) is removed but its text kept.
-      2. If an ``<answer>...</answer>`` block exists, return the content of the **last** one, stripped (it may
-         be empty). An ``<answer>`` never closed (truncated) yields the text after it; a lone ``</answer>``
-         yields the text before it.
-      3. Else the content of the last ``\\boxed{...}`` (nested braces handled).
-      4. Else the whole remaining text, stripped.
+    Benchmark scorers, every parser of this package, the RL rewards and the teacher reduce a response with this
+    function, so a training reward and the benchmark metric read the same answer. Rules, in order:
+
+      1. Drop everything up to the **first** ``</think>``, then up to the first ``</thought>`` (case-sensitive).
+      2. The stripped content of the **first** ``<answer>...</answer>`` block (case-insensitive), if one closes.
+      3. Else the last ``\\boxed{...}`` (else ``\\fbox{...}``) whose braces close, with ``\\boxed{``, every ``}``
+         and ``\\text{`` removed (the official quirk: ``\\boxed{\\text{B}}`` gives ``B``).
+      4. Else the whole remaining text, stripped (an unclosed ``<answer>`` or a lone ``<think>`` stays in it).
+
+    Identical to the official regexes (``^.*?</think>``, ``<answer>(.*?)</answer>``) on every response up to
+    ``max_chars`` characters (longer ones keep their tail, :func:`bounded_text`), in linear time: the official lazy
+    ``<answer>(.*?)</answer>`` search restarts at every ``<answer>`` and is quadratic on a run of unclosed tags;
+    here the first opening tag is paired with the first closing tag after it, which is the same match (when the
+    first opening tag has no closing tag after it, no later one has).
 
     Args:
-        text: raw model output; ``None`` (e.g. a thinking model that spent its budget) gives ``""``.
+        text: raw model output; ``None`` (a thinking model that spent its budget) gives ``""``.
+        max_chars: the tail bound (default :data:`MAX_RESPONSE_CHARS`, the official scorers' bound).
 
     Returns:
         The answer text (never ``None``).
     """
-    t = _as_text(text)
-    m = _last(_THINK_CLOSE, t)
-    if m is not None:
-        t = t[m.end():]
-    t = _THINK_OPEN.sub(" ", t)
-    close = _last(_ANS_CLOSE, t)
-    if close is not None:
-        opening = _last(_ANS_OPEN, t, close.start())
-        return t[opening.end() if opening else 0: close.start()].strip()
-    opening = _last(_ANS_OPEN, t)
+    t = bounded_text(text, max_chars)
+    for tag in _THINK_TAGS:
+        cut = t.find(tag)
+        if cut >= 0:
+            t = t[cut + len(tag):]
+    opening = _ANSWER_OPEN.search(t)
     if opening is not None:
-        return t[opening.end():].strip()
-    boxed = _boxed(t)
-    return (boxed if boxed is not None else t).strip()
+        closing = _ANSWER_CLOSE.search(t, opening.end())
+        if closing is not None:
+            return t[opening.end(): closing.start()].strip()
+    boxed = _last_boxed(t)
+    if boxed:
+        t = boxed.replace("\\boxed{", "").replace("}", "").replace("\\text{", "")
+    return t.strip()
+
+
+def split_think(text: object, max_chars: int = MAX_RESPONSE_CHARS) -> tuple[str | None, str]:
+    """``(reasoning, answer)`` of a response, cut where :func:`strip_think` cuts.
+
+    ``reasoning`` is the text before the first ``</think>`` (else ``</thought>``) without a leading ``<think>``
+    (``<thought>``) tag, stripped; ``None`` when the response has no closing think tag. ``answer`` is
+    :func:`strip_think` of the response. The inverse of :func:`target_text`.
+
+    >>> split_think("<think>red is left</think><answer>B</answer>")
+    ('red is left', 'B')
+    """
+    t = bounded_text(text, max_chars)
+    reasoning = None
+    for tag in _THINK_TAGS:
+        cut = t.find(tag)
+        if cut >= 0:
+            head = t[:cut].lstrip()
+            opening = "<" + tag[2:]
+            reasoning = (head[len(opening):] if head.startswith(opening) else head).strip()
+            break
+    return reasoning, strip_think(t, max_chars)
+
+
+def target_text(answer: str, reasoning: str | None = None) -> str:
+    """The one SFT target: ``<think>reasoning</think><answer>answer</answer>`` (the think part only with reasoning).
+
+    Every target (oracle answers, verified teacher outputs, SFT rows) is built here; :func:`split_think` reads it
+    back: ``split_think(target_text(a, r)) == (r.strip(), a.strip())`` for any ``a`` and ``r`` without tags.
+
+    >>> target_text("B", "red is left")
+    '<think>red is left</think><answer>B</answer>'
+    """
+    think = f"<think>{reasoning.strip()}</think>" if reasoning and reasoning.strip() else ""
+    return f"{think}<answer>{answer}</answer>"
+
+
+def answer_part(text: object) -> str:
+    """:func:`strip_think` of a response, tail-bounded to :data:`MAX_CHARS` for the parsers' regexes."""
+    return bounded_text(strip_think(text), MAX_CHARS)
 
 
 _LATEX_TEXT = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
@@ -142,7 +192,7 @@ _LATEX_DROP = re.compile(r"\\(?:left|right|[,;:!]|displaystyle)|\$|\*\*|__|`")
 
 def _clean(text: object) -> str:
     """strip_think + light LaTeX/markdown removal (``\\text{B}`` -> B, ``\\frac{1}{2}`` -> 1/2, ``**B**`` -> B)."""
-    t = strip_think(text)  # type: ignore[arg-type]
+    t = answer_part(text)
     if "\\" in t:
         t = _LATEX_TEXT.sub(r"\1", t)
         t = _LATEX_FRAC.sub(r"\1/\2", t)

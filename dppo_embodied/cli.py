@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("envs.cli", "data: generate procedural embodied QA from the simulator (generate, list)"),
     "serve": ("inference.serving.cli", "serve a checkpoint behind an OpenAI-compatible API (transformers or vLLM)"),
     "bridge": ("robot_bridge.cli", "drive a robot (sim twin or LeRobot arm) with a served VLM, safely"),
+    "doctor": ("dppo_embodied.doctor", "check this machine (EGL render, CUDA/vLLM, extras, disk, datasets) and say "
+               "what to fix"),
 }
 
 #: ``dppo list`` catalogues of the other packages -> ``"module:function"`` returning ``[(name, help), ...]``.

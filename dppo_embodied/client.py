@@ -1,19 +1,21 @@
-"""OpenAI-compatible chat client (vLLM, ``dppo serve``, OpenAI): one keep-alive connection pool, retries, batches.
+"""OpenAI-compatible chat client (vLLM, ``dppo serve``, OpenAI) on the official ``openai`` SDK: batches, a deadline.
 
 Used by the evaluation harness (openai backend), the teacher in training and the robot bridge, so it is
 torch-free, thread-safe and predictable under a latency budget:
 
-* one :class:`httpx.Client` per :class:`ChatClient` (keep-alive pool sized to ``concurrency``), safe to share
+* one SDK client per :class:`ChatClient` on one keep-alive connection pool sized to ``concurrency``, safe to share
   between threads; loopback servers are never reached through an ``HTTP(S)_PROXY`` from the environment;
-* retries on connection errors, timeouts, HTTP 408/429/5xx and malformed 200 responses, with exponential
-  backoff and full jitter (capped), honouring ``Retry-After``; other 4xx fail at once with :class:`ServerError`;
-* ``timeout_s`` bounds each attempt; ``deadline_s`` (optional) bounds the whole call including retries, which
-  is what a planner loop with a hard budget wants;
-* every failure is a :class:`~dppo_embodied.errors.ClientError` whose message names the URL, the last error and
+* retries, backoff, ``Retry-After`` and connection handling are the SDK's (``max_retries``; it retries connection
+  errors, timeouts, HTTP 408/409/429 and 5xx; other 4xx fail at once with :class:`ServerError`);
+* ``timeout_s`` bounds each attempt; ``deadline_s`` (optional, ours) is a hard wall-clock bound on a whole call,
+  what a planner loop with a hard budget wants: such a call makes one attempt and gives up at the deadline;
+* the body of an answer is decoded here (:mod:`dppo_embodied.client_response`): a reply that is not JSON, not
+  UTF-8 or nested too deeply is a failed request, never a crash;
+* every failure is a :class:`~dppo_embodied.errors.ClientError` whose message names the URL, the attempts and
   what to do.
 
-Settings live in :mod:`dppo_embodied.client_config`, message building in :mod:`dppo_embodied.messages` and the
-retry policy, response decoding and :class:`ChatResponse` in :mod:`dppo_embodied.http_retry`; their public names are
+Settings live in :mod:`dppo_embodied.client_config`, message building in :mod:`dppo_embodied.messages` and
+response decoding with :class:`ChatResponse` in :mod:`dppo_embodied.client_response`; their public names are
 re-exported here.
 
 Example::
@@ -27,43 +29,46 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
+import openai
 
 from dppo_embodied import __version__
 from dppo_embodied.client_config import API_KEY_ENV_VARS as API_KEY_ENV_VARS
 from dppo_embodied.client_config import ClientConfig
-from dppo_embodied.errors import ClientError, ConfigError, ServerError
-from dppo_embodied.http_retry import (
-    MAX_RETRY_AFTER_S,
-    RETRY_STATUSES,
+from dppo_embodied.client_response import (
+    START_HINT,
     ChatResponse,
-    _decode_json,
-    _parse_chat,
-    _retry_after,
-    _Retryable,
-    _snippet,
-    _status_hint,
-    give_up,
+    bad_response,
+    decode_json,
+    parse_chat,
+    parse_models,
+    status_error,
 )
+from dppo_embodied.errors import ClientError, ConfigError
 from dppo_embodied.images import ImageLike as ImageLike
 from dppo_embodied.images import to_data_url as to_data_url
 from dppo_embodied.messages import Message
 from dppo_embodied.messages import build_messages as build_messages
 from dppo_embodied.messages import image_part as image_part
 
+__all__ = ["API_KEY_ENV_VARS", "ChatClient", "ChatResponse", "ClientConfig", "ImageLike", "build_messages",
+           "image_part", "to_data_url"]
+
 logger = logging.getLogger(__name__)
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_RETRIED_STATUSES = frozenset({408, 409, 429})
+"""HTTP statuses the SDK retries besides every 5xx."""
+NO_KEY = "EMPTY"
+"""Sent as the bearer token when no API key is set (the SDK always sends one; a server without a key ignores it)."""
+R = TypeVar("R")
 
 
 # --------------------------------------------------------------------------------------------------- client
@@ -76,32 +81,28 @@ class ChatClient:
 
     Args:
         config: the client settings.
-        transport: optional custom httpx transport (tests, e.g. :class:`httpx.MockTransport`).
+        http_client: an optional ready HTTP client for the SDK (``openai.DefaultHttpxClient(...)``, e.g. with a
+            mock transport in tests); by default one is made from the config.
     """
 
-    def __init__(self, config: ClientConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, config: ClientConfig, *, http_client: Any = None) -> None:
         if not isinstance(config, ClientConfig):
             raise ConfigError(f"ChatClient needs a ClientConfig, got {type(config).__name__}")
         self.config = config
         self.chat_url = f"{config.base_url}/chat/completions"
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": f"dppo-embodied/{__version__}",
-        }
-        key = config.resolved_api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
         pool = config.concurrency + 2  # headroom so health()/list_models() never queue behind a full batch
-        self._http = httpx.Client(
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=30.0),
+        timeout = openai.Timeout(config.timeout_s, connect=config.connect_timeout_s)
+        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(max_connections=pool, max_keepalive_connections=pool,
+                                                        keepalive_expiry=30.0)
+        self._http = http_client or openai.DefaultHttpxClient(
+            timeout=timeout, limits=limits, follow_redirects=False,
             # A proxy from the environment must never sit between us and a loopback server.
             trust_env=urlsplit(config.base_url).hostname not in _LOOPBACK_HOSTS,
-            follow_redirects=False,
-            transport=transport,
         )
+        self._sdk = openai.OpenAI(base_url=config.base_url, api_key=config.resolved_api_key() or NO_KEY,
+                                  timeout=timeout, max_retries=config.max_retries, http_client=self._http,
+                                  default_headers={"User-Agent": f"dppo-embodied/{__version__}"})
+        self._sdk_once = self._sdk.with_options(max_retries=0)  # calls under a deadline: one attempt
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -118,7 +119,7 @@ class ChatClient:
         with self._close_lock:
             if not self._closed:
                 self._closed = True
-                self._http.close()
+                self._sdk.close()
 
     @property
     def closed(self) -> bool:
@@ -130,127 +131,66 @@ class ChatClient:
 
     # ---------------------------------------------------------------------------------------- requests
 
-    def _request(
-        self,
-        method: str,
-        url: str,
-        body: bytes | None,
-        parse: Callable[[Any], Any],
-        timeout_s: float | None,
-        deadline_s: float | None,
-    ) -> tuple[Any, int]:
-        """Send with retries; return ``(parse(json), attempts)`` or raise ClientError/ServerError."""
+    def _send(self, method: str, url: str, call: Callable[[Any, Any], R], timeout_s: float | None,
+              deadline_s: float | None) -> tuple[R, int]:
+        """Run ``call(sdk, timeout)`` (the SDK retries) or, with a deadline, one attempt bounded by it; returns
+        ``(raw response, attempts)`` or raises ClientError/ServerError."""
         cfg = self.config
-        timeout = cfg.timeout_s if timeout_s is None else timeout_s
-        deadline_s = cfg.deadline_s if deadline_s is None else deadline_s
-        t_end = None if deadline_s is None else time.monotonic() + deadline_s
-        last: _Retryable | None = None
-        attempts = 0
-        gave_up_early = False
-        for attempt in range(cfg.max_retries + 1):
+        if self._closed:
+            raise ClientError(f"{method} {url}: the ChatClient is closed; create a new one")
+        t = cfg.timeout_s if timeout_s is None else timeout_s
+        deadline = cfg.deadline_s if deadline_s is None else deadline_s
+        if deadline is not None:
+            t = min(t, deadline)
+        timeout = openai.Timeout(t, connect=min(cfg.connect_timeout_s, t))
+        attempts = 1 if deadline is not None else cfg.max_retries + 1
+        where = f"{method} {url}"
+        try:
+            if deadline is None:
+                raw: Any = call(self._sdk, timeout)
+            else:
+                raw = _within(deadline, lambda: call(self._sdk_once, timeout), where)
+        except openai.APITimeoutError as e:
+            raise ClientError(
+                f"{where} failed after {attempts} attempt(s): timed out after {t:.3g} s. The server is slow or "
+                f"overloaded (or not running): raise timeout_s/deadline_s, lower max_tokens or concurrency, and "
+                f"check the server log. {START_HINT}.") from e
+        except openai.APIConnectionError as e:
+            cause = e.__cause__ or e
+            raise ClientError(f"{where} failed after {attempts} attempt(s): {type(cause).__name__}: "
+                              f"{cause or 'connection failed'}. {START_HINT}.") from e
+        except openai.APIStatusError as e:
+            status = e.status_code
+            retried = status >= 500 or status in _RETRIED_STATUSES
+            raise status_error(status, e.response.text, where, attempts if retried else 1, retried, cfg.model,
+                               cfg.base_url) from None
+        except openai.OpenAIError as e:
+            raise ClientError(f"{where} failed: {type(e).__name__}: {e}") from e
+        except RuntimeError as e:  # the HTTP client was closed from another thread
             if self._closed:
-                raise ClientError(f"{method} {url}: the ChatClient is closed; create a new one")
-            t = timeout
-            if t_end is not None:
-                remaining = t_end - time.monotonic()
-                if remaining <= 0:
-                    gave_up_early = True
-                    break
-                t = min(t, remaining)
-            attempts += 1
-            t0 = time.perf_counter()
-            try:
-                resp = self._http.request(
-                    method,
-                    url,
-                    content=body,
-                    timeout=httpx.Timeout(t, connect=min(cfg.connect_timeout_s, t)),
-                )
-            except httpx.TimeoutException as e:
-                last = _Retryable(f"timed out after {t:.3g} s ({type(e).__name__})", "timeout")
-            except httpx.TransportError as e:
-                last = _Retryable(f"{type(e).__name__}: {e or 'connection failed'}", "connect")
-            except RuntimeError as e:  # httpx: "client has been closed" (closed from another thread)
-                if self._closed:
-                    raise ClientError(f"{method} {url}: the ChatClient was closed during the request") from e
-                raise
-            else:
-                dt = time.perf_counter() - t0
-                status = resp.status_code
-                logger.debug("%s %s -> %d in %.3f s (attempt %d)", method, url, status, dt, attempts)
-                if 200 <= status < 300:
-                    try:
-                        return parse(_decode_json(resp)), attempts
-                    except _Retryable as e:
-                        last = e
-                elif status in RETRY_STATUSES or status >= 500:
-                    last = _Retryable(
-                        f"HTTP {status}: {_snippet(resp.text)}",
-                        "status",
-                        retry_after=_retry_after(resp),
-                        status=status,
-                    )
-                else:
-                    err = ServerError(
-                        f"{method} {url} returned HTTP {status}: {_snippet(resp.text) or '(empty body)'}; "
-                        f"{_status_hint(status, cfg)}"
-                    )
-                    err.status = status  # type: ignore[attr-defined]
-                    raise err
-            if attempt == cfg.max_retries:
-                break
-            if last.retry_after is not None:
-                wait = min(last.retry_after, MAX_RETRY_AFTER_S)
-            else:
-                wait = random.uniform(0.0, min(cfg.backoff_cap_s, cfg.backoff_s * (2.0**attempt)))
-            if t_end is not None and time.monotonic() + wait >= t_end:
-                gave_up_early = True
-                break
-            logger.warning(
-                "%s %s attempt %d/%d failed (%s); retrying in %.2f s",
-                method,
-                url,
-                attempts,
-                cfg.max_retries + 1,
-                last,
-                wait,
-            )
-            if wait > 0:
-                time.sleep(wait)
-        raise give_up(method, url, last, attempts, deadline_s if gave_up_early else None)
+                raise ClientError(f"{where}: the ChatClient was closed during the request") from e
+            raise
+        return raw, int(getattr(raw, "retries_taken", 0)) + 1
 
-    def _payload(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int | None,
-        temperature: float | None,
-        stop: str | Sequence[str] | None,
-        extra: dict[str, Any],
-    ) -> bytes:
+    def _body(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None,
+              stop: str | Sequence[str] | None, extra: dict[str, Any]) -> dict[str, Any]:
+        """The request fields besides ``model`` and ``messages``: config ``extra_body`` < call ``extra_body`` <
+        other keywords."""
         if not isinstance(messages, (list, tuple)) or not messages:
             raise ClientError("chat() needs a non-empty list of messages; build one with build_messages()")
         cfg = self.config
-        payload: dict[str, Any] = dict(cfg.extra_body)
-        payload["model"] = cfg.model
-        payload["messages"] = list(messages)
+        body: dict[str, Any] = dict(cfg.extra_body)
         mt = cfg.max_tokens if max_tokens is None else max_tokens
         if mt is not None:
-            payload["max_tokens"] = mt
+            body["max_tokens"] = mt
         temp = cfg.temperature if temperature is None else temperature
         if temp is not None:
-            payload["temperature"] = temp
+            body["temperature"] = temp
         if stop is not None:
-            payload["stop"] = [stop] if isinstance(stop, str) else list(stop)
-        per_call_body = extra.pop("extra_body", None)
-        if per_call_body:
-            payload.update(per_call_body)
-        payload.update(extra)
-        try:
-            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError) as e:
-            raise ClientError(
-                f"the request body is not JSON-serialisable ({e}); pass images through build_messages()"
-            ) from e
+            body["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        body.update(extra.pop("extra_body", None) or {})
+        body.update(extra)
+        return body
 
     def chat(
         self,
@@ -263,7 +203,7 @@ class ChatClient:
         deadline_s: float | None = None,
         **extra: Any,
     ) -> ChatResponse:
-        """Send one chat completion request (with retries) and return the first choice.
+        """Send one chat completion request (the SDK retries) and return the first choice.
 
         Args:
             messages: OpenAI chat messages, e.g. from :func:`build_messages`.
@@ -271,7 +211,8 @@ class ChatClient:
             temperature: overrides :attr:`ClientConfig.temperature`.
             stop: stop string(s).
             timeout_s: per-attempt timeout, overrides :attr:`ClientConfig.timeout_s`.
-            deadline_s: budget of the whole call incl. retries, overrides :attr:`ClientConfig.deadline_s`.
+            deadline_s: hard wall-clock bound of the whole call, overrides :attr:`ClientConfig.deadline_s`; a call
+                with a deadline makes one attempt (no retry) and fails when the deadline passes.
             **extra: more request fields (``response_format``, ``seed``, ``model``, ...); an ``extra_body`` dict
                 is merged into the body like in the ``openai`` package. Precedence: config ``extra_body`` <
                 ``extra_body`` < other keywords.
@@ -280,30 +221,33 @@ class ChatClient:
             The parsed :class:`ChatResponse`.
 
         Raises:
-            ServerError: a non-retryable HTTP error (4xx other than 408/429), or 5xx/429 after all retries.
-            ClientError: connection errors, timeouts or malformed responses after all retries, a closed client,
-                or a body that is not JSON-serialisable.
+            ServerError: a non-retried HTTP error (4xx other than 408/409/429), or 5xx/429 after all retries.
+            ClientError: connection errors or timeouts after all retries, a missed deadline, a reply that is not a
+                chat completion, a closed client, or a body that is not JSON-serialisable.
         """
         t0 = time.perf_counter()
-        body = self._payload(messages, max_tokens, temperature, stop, dict(extra))
-        (text, finish, reasoning, data), attempts = self._request(
-            "POST",
-            self.chat_url,
-            body,
-            lambda d: (*_parse_chat(d), d),
-            timeout_s,
-            deadline_s,
-        )
+        extra = dict(extra)
+        model = str(extra.pop("model", self.config.model))
+        body = self._body(messages, max_tokens, temperature, stop, extra)
+
+        def call(sdk: Any, timeout: Any) -> Any:
+            return sdk.chat.completions.with_raw_response.create(model=model, messages=list(messages),
+                                                                 extra_body=body, timeout=timeout)
+
+        try:
+            raw, attempts = self._send("POST", self.chat_url, call, timeout_s, deadline_s)
+        except TypeError as e:
+            raise ClientError(f"the request body is not JSON-serialisable ({e}); pass images through "
+                              "build_messages()") from e
+        data = decode_json(raw.content, raw.status_code, self.chat_url, attempts)
+        try:
+            text, finish, reasoning = parse_chat(data)
+        except ValueError as e:
+            raise bad_response(str(e), self.chat_url, attempts) from None
         usage = data.get("usage")
-        return ChatResponse(
-            text=text,
-            finish_reason=finish,
-            latency_s=time.perf_counter() - t0,
-            usage=usage if isinstance(usage, dict) else {},
-            raw=data,
-            reasoning=reasoning,
-            attempts=attempts,
-        )
+        return ChatResponse(text=text, finish_reason=finish, latency_s=time.perf_counter() - t0,
+                            usage=usage if isinstance(usage, dict) else {}, raw=data, reasoning=reasoning,
+                            attempts=attempts)
 
     def chat_many(
         self,
@@ -357,7 +301,7 @@ class ChatClient:
         return results  # type: ignore[return-value]
 
     def list_models(self, timeout_s: float | None = None) -> list[str]:
-        """The model ids the server serves (``GET {base_url}/models``), with retries.
+        """The model ids the server serves (``GET {base_url}/models``), with the SDK's retries.
 
         Args:
             timeout_s: per-attempt timeout (default: the config's).
@@ -368,15 +312,13 @@ class ChatClient:
         Raises:
             ClientError: the server cannot be reached or answers badly (see :meth:`chat`).
         """
-
-        def parse(data: Any) -> list[str]:
-            items = data.get("data") if isinstance(data, dict) else None
-            if not isinstance(items, list):
-                raise _Retryable("malformed /models response: no 'data' list", "bad_response")
-            return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
-
-        models, _ = self._request("GET", f"{self.config.base_url}/models", None, parse, timeout_s, None)
-        return models
+        url = f"{self.config.base_url}/models"
+        raw, attempts = self._send("GET", url, lambda sdk, timeout: sdk.models.with_raw_response.list(
+            timeout=timeout), timeout_s, None)
+        try:
+            return parse_models(decode_json(raw.content, raw.status_code, url, attempts))
+        except ValueError as e:
+            raise bad_response(str(e), url, attempts) from None
 
     def health(self, timeout_s: float | None = None) -> bool:
         """Whether the server is up: ``GET {api_root}/health`` is 200, or (when that route does not exist)
@@ -391,7 +333,7 @@ class ChatClient:
         if self._closed:
             return False
         t = timeout_s if timeout_s is not None else min(self.config.timeout_s, 5.0)
-        timeout = httpx.Timeout(t, connect=min(self.config.connect_timeout_s, t))
+        timeout = openai.Timeout(t, connect=min(self.config.connect_timeout_s, t))
         try:
             r = self._http.get(f"{self.config.api_root}/health", timeout=timeout)
             if r.status_code == 200:
@@ -399,7 +341,35 @@ class ChatClient:
             if r.status_code not in (404, 405):
                 logger.debug("health: %s/health -> %d", self.config.api_root, r.status_code)
                 return False
-            return self._http.get(f"{self.config.base_url}/models", timeout=timeout).status_code == 200
-        except (httpx.HTTPError, RuntimeError) as e:
+            return bool(self._http.get(f"{self.config.base_url}/models", timeout=timeout).status_code == 200)
+        except Exception as e:  # any transport failure (or a client closed meanwhile) means "not healthy"
             logger.debug("health: %s unreachable: %s", self.config.api_root, e)
             return False
+
+
+def _within(deadline_s: float, fn: Callable[[], R], where: str) -> R:
+    """``fn()`` on a worker thread, waited for at most ``deadline_s`` seconds (the hard bound of a planner's
+    request: an attempt that is still running then is left to end by its own timeout, its answer dropped).
+
+    Raises:
+        ClientError: the deadline passed; what ``fn`` raised otherwise.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="dppo-chat-deadline", daemon=True).start()
+    if not done.wait(deadline_s):
+        raise ClientError(f"{where} timed out: no complete answer within the {deadline_s:g} s deadline "
+                          f"(1 attempt). The server is slow or overloaded: raise the deadline or lower max_tokens. "
+                          f"{START_HINT}.")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

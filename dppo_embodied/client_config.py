@@ -37,10 +37,11 @@ class ClientConfig:
             client construction). Never shown in ``repr``.
         timeout_s: limit for each attempt (read/write/pool), in seconds.
         connect_timeout_s: limit for opening a connection, in seconds.
-        max_retries: retries after the first attempt (``0`` = a single attempt).
-        backoff_s: base of the exponential backoff; attempt ``n`` sleeps ``uniform(0, min(cap, backoff_s * 2**n))``.
-        backoff_cap_s: cap of one backoff sleep.
-        deadline_s: optional budget for a whole call including retries and backoff (``None`` = unbounded).
+        max_retries: retries after the first attempt (``0`` = a single attempt), made by the ``openai`` SDK
+            (connection errors, timeouts, HTTP 408/409/429/5xx; its backoff: 0.5 s doubling up to 8 s, jittered,
+            or the server's ``Retry-After`` up to 60 s).
+        deadline_s: optional hard wall-clock bound of a whole call (``None`` = unbounded); a call with a
+            deadline makes a single attempt.
         concurrency: worker threads of :meth:`ChatClient.chat_many`; also sizes the connection pool.
         max_tokens: default ``max_tokens`` (``None`` = server default).
         temperature: default ``temperature`` (``None`` = server default).
@@ -54,8 +55,6 @@ class ClientConfig:
     timeout_s: float = 60.0
     connect_timeout_s: float = 5.0
     max_retries: int = 3
-    backoff_s: float = 0.5
-    backoff_cap_s: float = 8.0
     deadline_s: float | None = None
     concurrency: int = 8
     max_tokens: int | None = 512
@@ -85,10 +84,6 @@ class ClientConfig:
             v = getattr(self, name)
             if not _is_number(v) or v <= 0:
                 raise ConfigError(f"client {name} must be a positive number of seconds, got {v!r}")
-        for name in ("backoff_s", "backoff_cap_s"):
-            v = getattr(self, name)
-            if not _is_number(v) or v < 0:
-                raise ConfigError(f"client {name} must be a number of seconds >= 0, got {v!r}")
         if self.deadline_s is not None and (not _is_number(self.deadline_s) or self.deadline_s <= 0):
             raise ConfigError(
                 f"client deadline_s must be a positive number of seconds or None, got {self.deadline_s!r}"

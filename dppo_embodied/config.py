@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
-from dppo_embodied.errors import ConfigError
+from dppo_embodied.errors import ConfigError, did_you_mean
 
 C = TypeVar("C")
 
@@ -134,7 +134,8 @@ def from_dict(cls: type[C], data: dict[str, Any], source: str | None = None, pre
     unknown = sorted(set(data) - set(flds))
     if unknown:
         raise ConfigError(
-            f"unknown key {prefix + unknown[0]!r}{_where(source)}; valid keys: {', '.join(sorted(flds))}"
+            f"unknown key {prefix + unknown[0]!r}{did_you_mean(unknown[0], flds)}{_where(source)}; valid keys: "
+            f"{', '.join(sorted(flds))}"
         )
     kwargs = {name: _convert(v, hints[name], prefix + name, source) for name, v in data.items()}
     try:

@@ -7,6 +7,11 @@ receive :meth:`Conversation.openai_messages` (images as JPEG data URLs). Both wi
 so a policy sees in deployment exactly the structure it saw in training; :meth:`Conversation.signature` is that
 structure without the pixels, for tests that compare paths.
 
+A multi-turn chat (``dppo serve`` accepts one) keeps its earlier turns in ``history``, in chat-template form; the
+images of those turns come first in ``images``, in the order they appear. A chat kept exactly as a client sent it
+(its last user turn in ``history`` too, text and images interleaved at will) leaves ``text`` empty and adds no
+turn of its own.
+
 Layout: ``media_first=True`` puts the images before the text (question answering, the Qwen2.5-VL/TRL
 convention); ``media_first=False`` puts the static text first and the images last, so a serving engine's prefix
 cache reuses the text across closed-loop steps (every step brings a new camera image).
@@ -36,27 +41,46 @@ class Conversation:
             arrays. Video frames are images here (sampled by the one media loader).
         system: the system prompt, or ``None`` for the checkpoint's default.
         media_first: images before the text (``True``) or after it (``False``).
+        history: earlier turns of a multi-turn chat, oldest first: ``{"role": "user" | "assistant", "content":
+            [{"type": "text", "text": ...} | {"type": "image"}, ...]}``; their images are the first
+            :attr:`history_images` of ``images``, in order of appearance. Empty for a single question.
     """
 
     text: str
     images: Sequence[Any] = field(default_factory=tuple)
     system: str | None = None
     media_first: bool = True
+    history: Sequence[dict[str, Any]] = field(default_factory=tuple)
+
+    @property
+    def history_images(self) -> int:
+        """How many of ``images`` belong to the earlier turns."""
+        return sum(p.get("type") == "image" for m in self.history for p in m["content"])
 
     def _content(self, image_parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         text_parts = [{"type": "text", "text": self.text}] if self.text or not image_parts else []
         return image_parts + text_parts if self.media_first else text_parts + image_parts
+
+    def _turns(self, image_parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """System, earlier turns and the user turn, with ``image_parts`` (one per image) in order."""
+        parts = iter(image_parts)
+        msgs: list[dict[str, Any]] = []
+        if self.system:
+            msgs.append({"role": "system", "content": [{"type": "text", "text": self.system}]})
+        for m in self.history:
+            msgs.append({"role": m["role"], "content": [next(parts) if p.get("type") == "image" else dict(p)
+                                                        for p in m["content"]]})
+        own = list(parts)
+        if own or self.text or not self.history or self.history[-1]["role"] != "user":
+            msgs.append({"role": "user", "content": self._content(own)})
+        return msgs
 
     def chat_messages(self) -> list[dict[str, Any]]:
         """Messages for a chat template / a TRL conversational prompt: images as ``{"type": "image"}`` placeholders.
 
         The images themselves travel beside the messages (``images=`` of the processor, TRL's ``images`` column).
         """
-        msgs: list[dict[str, Any]] = []
-        if self.system:
-            msgs.append({"role": "system", "content": [{"type": "text", "text": self.system}]})
-        msgs.append({"role": "user", "content": self._content([{"type": "image"} for _ in self.images])})
-        return msgs
+        return self._turns([{"type": "image"} for _ in self.images])
 
     def openai_messages(self, image_quality: int = 90, max_side: int | None = None) -> list[dict[str, Any]]:
         """OpenAI chat messages: the same structure with each image as a base64 JPEG data URL.
@@ -66,12 +90,7 @@ class Conversation:
         """
         from dppo_embodied.messages import image_part
 
-        msgs: list[dict[str, Any]] = []
-        if self.system:
-            msgs.append({"role": "system", "content": [{"type": "text", "text": self.system}]})
-        parts = [image_part(im, quality=image_quality, max_side=max_side) for im in self.images]
-        msgs.append({"role": "user", "content": self._content(parts)})
-        return msgs
+        return self._turns([image_part(im, quality=image_quality, max_side=max_side) for im in self.images])
 
     def signature(self, with_pixels: bool = False) -> list[dict[str, Any]]:
         """The structure the model sees (roles, text, image positions and sizes), for comparing paths.

@@ -6,6 +6,7 @@ only the CLI turns them into an exit code and a one-line message.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -25,13 +26,27 @@ class MediaError(DataError):
     """An image, mask or video referenced by a sample is missing or unreadable."""
 
 
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` (case-insensitive), or ``""``."""
+    by_lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(by_lower[c]) for c in close)}?)" if close else ""
+
+
+#: longer lists of valid choices are shortened in messages
+MAX_LISTED = 25
+
+
 class UnknownNameError(DppoError, KeyError):
-    """A name (env id, task, robot, backend, ...) is not registered. The message lists the valid choices."""
+    """A name (env id, task, robot, backend, ...) is not registered. The message suggests the closest names and
+    lists the valid choices (the first :data:`MAX_LISTED` of a long list)."""
 
     def __init__(self, kind: str, name: str, choices: Iterable[str]) -> None:
         self.kind, self.name, self.choices = kind, name, sorted(choices)
-        listed = ", ".join(self.choices) if self.choices else "(none registered)"
-        super().__init__(f"unknown {kind} {name!r}; valid choices: {listed}")
+        listed = ", ".join(self.choices[:MAX_LISTED]) if self.choices else "(none registered)"
+        if len(self.choices) > MAX_LISTED:
+            listed += f", ... ({len(self.choices)} in all; dppo list shows them)"
+        super().__init__(f"unknown {kind} {name!r}{did_you_mean(name, self.choices)}; valid choices: {listed}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

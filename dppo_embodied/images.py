@@ -18,8 +18,9 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,22 +94,27 @@ def _describe(source: object) -> str:
     return f"<{type(source).__name__}>"
 
 
+class ImageTooLarge(MediaError):
+    """An image over a pixel budget, or refused as a decompression bomb (``dppo serve`` answers 413)."""
+
+
 def check_pixels(size: tuple[int, int], what: str, max_pixels: int | None = MAX_IMAGE_PIXELS) -> None:
-    """Raise :class:`MediaError` when a ``(width, height)`` is over the pixel budget (``None``: no budget)."""
+    """Raise :class:`ImageTooLarge` when a ``(width, height)`` is over the pixel budget (``None``: no budget)."""
     w, h = size
     if max_pixels is not None and w * h > max_pixels:
-        raise MediaError(f"image {what} is {w} x {h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
-                         "(a decompression bomb or an oversized image); downscale it below the limit")
+        raise ImageTooLarge(f"image {what} is {w} x {h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+                            "(a decompression bomb or an oversized image); downscale it below the limit")
 
 
 @contextmanager
-def _opened(image: str | os.PathLike | bytes, max_pixels: int | None) -> Iterator[Image.Image]:
-    """Open an image file or encoded bytes lazily, check the pixel budget from the header, and turn every failure
-    of the body (decoding happens there) into a :class:`MediaError` naming the source."""
+def _opened(image: str | os.PathLike | bytes, max_pixels: int | None,
+            formats: Sequence[str] | None = None) -> Iterator[Image.Image]:
+    """Open an image file or encoded bytes lazily (the header only), check the pixel budget from the header, and
+    turn every failure of the body (decoding happens there) into a :class:`MediaError` naming the source."""
     what = _describe(image)
     source: Any = Path(image) if isinstance(image, (str, os.PathLike)) else io.BytesIO(bytes(image))
     try:
-        with Image.open(source) as im:
+        with Image.open(source, formats=list(formats) if formats else None) as im:
             check_pixels(im.size, what, max_pixels)
             yield im
     except MediaError:
@@ -117,29 +123,65 @@ def _opened(image: str | os.PathLike | bytes, max_pixels: int | None) -> Iterato
         where = "" if os.path.isabs(str(image)) else f" (relative to {os.getcwd()!r})"
         raise MediaError(f"image file {what} does not exist{where}; check the path") from None
     except Image.DecompressionBombError as e:  # over Pillow's process-wide limit (2 x Image.MAX_IMAGE_PIXELS)
-        raise MediaError(f"image {what} refused as a decompression bomb ({e}); downscale it below "
-                         f"{max_pixels or MAX_IMAGE_PIXELS:,} pixels") from e
+        raise ImageTooLarge(f"image {what} refused as a decompression bomb ({e}); downscale it below "
+                            f"{max_pixels or MAX_IMAGE_PIXELS:,} pixels") from e
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, struct.error, ... on bad data
-        raise MediaError(f"cannot read image {what}: {type(e).__name__}: {e}; is it a valid JPEG/PNG file?") from e
+        kinds = "/".join(formats) if formats else "JPEG/PNG"
+        raise MediaError(f"cannot read image {what}: {type(e).__name__}: {e}; is it a valid {kinds} file?") from e
 
 
-def load_image(image: ImageLike, mode: str = "RGB", max_pixels: int | None = MAX_IMAGE_PIXELS) -> Image.Image:
+def image_size(image: str | os.PathLike | bytes, formats: Sequence[str] | None = None) -> tuple[int, int]:
+    """``(width, height)`` of an image file or encoded bytes, read from the header (nothing is decoded).
+
+    Args:
+        image: a path or encoded bytes.
+        formats: Pillow format names allowed (``None``: any); other formats raise :class:`MediaError`.
+
+    Raises:
+        MediaError: not an image (of an allowed format); :class:`ImageTooLarge` over Pillow's bomb limit.
+    """
+    with _opened(image, None, formats) as im:
+        return im.size
+
+
+def fit_pixels(size: tuple[int, int], keep_pixels: int | None) -> tuple[int, int]:
+    """``(w, h)`` scaled down (aspect kept) to at most ``keep_pixels`` pixels; unchanged when it already fits."""
+    w, h = size
+    if keep_pixels is None or w * h <= keep_pixels:
+        return w, h
+    s = math.sqrt(keep_pixels / (w * h))
+    return max(1, math.floor(w * s)), max(1, math.floor(h * s))
+
+
+def _fitted(im: Image.Image, keep_pixels: int | None) -> Image.Image:
+    target = fit_pixels(im.size, keep_pixels)
+    return im if target == im.size else im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def load_image(image: ImageLike, mode: str | None = "RGB", max_pixels: int | None = MAX_IMAGE_PIXELS, *,
+               formats: Sequence[str] | None = None, keep_pixels: int | None = None) -> Image.Image:
     """The one image opener: a fully decoded :class:`PIL.Image.Image` in ``mode`` from any image input.
 
-    Every place that decodes an image for a model (benchmark media, cameras, encoding) goes through here, so the
-    pixel budget and the error handling live in one place.
+    Every place that decodes an image for a model (sample and benchmark media, masks, cameras, the local policy,
+    ``dppo serve`` requests, encoding) goes through here, so the pixel budget and the error handling live in one
+    place.
 
     Args:
         image: a path, encoded bytes, a PIL image or a uint8 array (see ``ImageLike``); remote URLs are refused.
-        mode: the Pillow mode of the result (``"RGB"``, ``"L"`` for masks, ...).
+        mode: the Pillow mode of the result (``"RGB"``, ``"L"`` for masks, ...); ``None`` keeps the decoded mode.
         max_pixels: refuse images with more pixels than this, before decoding (``None``: no budget).
+        formats: Pillow format names a file or bytes may use (``None``: any Pillow reads); ``dppo serve`` allows
+            only PNG, JPEG, WebP, GIF and BMP from the network.
+        keep_pixels: downscale (aspect kept) to at most this many pixels right after decoding; JPEGs are decoded
+            at 1/2, 1/4 or 1/8 scale when that is enough (``None``: full size).
 
     Returns:
         The decoded image (file closed).
 
     Raises:
-        MediaError: missing file, not an image, truncated or corrupt data, over the pixel budget or over
-            Pillow's decompression-bomb limit; the message names the file (or the byte count).
+        MediaError: missing file, not an image (of an allowed format), truncated or corrupt data; the message
+            names the file (or the byte count). :class:`ImageTooLarge` (a ``MediaError``): over the pixel budget
+            or over Pillow's decompression-bomb limit.
     """
     if isinstance(image, str) and image.startswith(("http://", "https://")):
         raise MediaError(f"remote image URLs are not fetched ({image[:80]!r}); download the image and pass its path "
@@ -147,15 +189,24 @@ def load_image(image: ImageLike, mode: str = "RGB", max_pixels: int | None = MAX
     if isinstance(image, str) and image.startswith("data:"):
         raise MediaError("got a data URL where an image was expected; pass it to build_messages unchanged instead")
     if isinstance(image, np.ndarray):
-        return Image.fromarray(_to_array(image)).convert(mode)
+        im = Image.fromarray(_to_array(image))
+        return _fitted(im.convert(mode) if mode else im, keep_pixels)
     if isinstance(image, Image.Image):
         check_pixels(image.size, _describe(image), max_pixels)
-        return image.convert(mode)
+        return _fitted(image.convert(mode) if mode else image.copy(), keep_pixels)
     if not isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
         raise MediaError(f"unsupported image type {type(image).__name__}; pass a uint8 numpy array, a PIL image, a "
                          "path or bytes")
-    with _opened(image, max_pixels) as im:
-        return im.convert(mode)
+    with _opened(image, max_pixels, formats) as im:
+        target = fit_pixels(im.size, keep_pixels)
+        if target != im.size and im.format == "JPEG":
+            im.draft("RGB", target)  # decode at a reduced scale (never below the target)
+        if mode:
+            out = im.convert(mode)
+        else:
+            im.load()
+            out = im.copy()
+    return _fitted(out, keep_pixels)
 
 
 def _decode_bytes(data: bytes, max_side: int | None) -> Image.Image:

@@ -12,20 +12,22 @@ What the other packages use (all names are stable):
   ``dppo/TabletopPush-v0``, ``dppo/TabletopPlace-v0``, ``dppo/TabletopStack-v0``, ``dppo/TabletopStack3-v0``
   and ``dppo/PushT-v0`` (needs the optional ``gym-pusht``). Create them with :func:`make` (typed errors) or
   ``gymnasium.make``. The action is the model's raw text (:mod:`dppo_embodied.actions` envelope); the
-  observation is ``{"image": (H, W, 3) uint8, "depth": (H, W) float32, "instruction": str, "feedback": str}``
-  (+ ``"state"`` with ``include_state=True``); ``info`` has ``is_success``, ``progress``, ``parse_ok``,
-  ``parse_error``, ``command``, ``invalid_count``.
+  observation is ``{"image": (H, W, 3) uint8, "depth": (H, W) float32, "instruction": str, "feedback": str,
+  "history": tuple[str, ...], "skills": tuple[str, ...]}`` (+ ``"state"`` with ``include_state=True``; PushT has no
+  depth), everything :func:`dppo_embodied.episode.render_step` needs; ``info`` has ``is_success``, ``progress``,
+  ``parse_ok``, ``parse_error``, ``command``, ``invalid_count``.
 * ``envs.experts.expert_action(env, thought=False) -> str``: the scripted expert's text action for the current
   state; ``envs.experts.plan_action(scene, task, camera) -> Action`` is the same on a bare scene (the twin).
-* ``envs.rollout.run_episode(env, act, seed, max_steps=None) -> EpisodeResult``.
+* ``envs.rollout.run_episode(env, act, seed, max_steps=None, style="full") -> EpisodeResult``: the core's episode
+  runner (:mod:`dppo_embodied.episode`); ``act`` maps each step's conversation to the model's reply.
 * ``envs.twin.TabletopTwinRobot``: the sim twin behind the :class:`dppo_embodied.robot.Robot` protocol, with its
   own ``profile``; declared as the ``sim`` plugin of the ``dppo_embodied.robots`` entry-point group (pyproject).
-* ``envs.lerobot_dataset``: ``LeRobotDatasetV3`` (reader; ``to_samples`` builds QA from episodes),
-  ``LeRobotV3Writer(root, fps, features, robot_type)`` with ``add_frame``/``save_episode(task)``/``finalize`` and
-  ``write_lerobot_dataset_v3`` (writers); no ``lerobot`` import.
+* ``envs.lerobot_dataset``: ``LeRobotDatasetV3`` (reader; ``to_samples`` builds QA from episodes); datasets are
+  written by the core's one writer, ``dppo_embodied.lerobot_writer.LeRobotWriter``; no ``lerobot`` import.
 * Catalogues for ``dppo list``: ``envs.catalogue:envs`` and ``envs.catalogue:qa_suites``.
 
-The per-step prompt of the text-action envelope lives in :mod:`dppo_embodied.prompts` (shared with the bridge).
+The per-step prompt of the text-action envelope lives in :mod:`dppo_embodied.prompts`, the step renderer in
+:mod:`dppo_embodied.episode` (shared with training, the benchmarks and the bridge).
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="difficulty knob, repeatable: n_objects=[2,6] distractors=1 clip_s=4 fps=2 stacks=1")
     g.add_argument("--image-size", type=int, default=96)
     g.add_argument("--videos", action="store_true", help="also write an MP4 per clip")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the dataset already in --out (its samples.jsonl and media/ are removed first)")
     g.add_argument("--no-progress", action="store_true")
     g.add_argument("-v", "--verbose", action="count", default=0)
     sub.add_parser("list", help="list QA suites, their templates and the env ids")
@@ -53,6 +55,40 @@ def _difficulty(items: list[str]) -> dict[str, Any]:
             raise DppoError(f"--difficulty expects KEY=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+#: what ``dppo data generate`` writes into its folder
+GENERATED = ("samples.jsonl", "media")
+
+
+def _clear_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that holds files (unless ``overwrite``: then remove what a generate run wrote there).
+
+    Raises:
+        DppoError: the folder is not empty (without ``--overwrite``), or holds files no generate run writes.
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DppoError(f"--out {out} is a file; pass a folder")
+    present = sorted(p.name for p in out.iterdir())
+    if not present:
+        return
+    if not overwrite:
+        raise DppoError(f"--out {out} already holds {', '.join(present[:5])}; choose another folder or pass "
+                        "--overwrite (removes its samples.jsonl and media/ first)")
+    foreign = [n for n in present if n not in GENERATED]
+    if foreign:
+        raise DppoError(f"--out {out} holds files dppo data generate did not write ({', '.join(foreign[:5])}); "
+                        "--overwrite replaces only a generated dataset: choose another folder")
+    import shutil
+
+    for name in GENERATED:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     setup_logging(args.verbose)
     try:
+        _clear_out(args.out, args.overwrite)
         from envs.qa import generate
 
         samples = generate(args.suite, n=args.n, seed=args.seed, capabilities=args.capabilities,

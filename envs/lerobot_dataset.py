@@ -1,24 +1,14 @@
-"""LeRobotDataset v3.0 without ``lerobot``: reader :class:`LeRobotDatasetV3`, writer :class:`LeRobotV3Writer`.
+"""Reading a LeRobotDataset v3.0 folder without ``lerobot``: :class:`LeRobotDatasetV3` (episodes, numeric and
+string columns, ``image`` and ``video`` frames) and QA from its episodes (:meth:`LeRobotDatasetV3.to_samples`).
 
-Layout (LeRobot >= 0.4, ``codebase_version`` ``"v3.0"``)::
-
-    meta/info.json                                    fps, robot_type, totals, path templates, features
-    meta/stats.json                                   per-feature min/max/mean/std/count
-    meta/tasks.parquet                                task string (pandas index "task") -> task_index
-    meta/episodes/chunk-000/file-000.parquet          one row per episode: length, tasks, dataset_from_index,
-                                                      dataset_to_index, data/*, videos/<key>/* (chunk, file,
-                                                      from_timestamp, to_timestamp)
-    data/chunk-{chunk:03d}/file-{file:03d}.parquet    frames of many episodes: features + timestamp,
-                                                      frame_index, episode_index, index, task_index
-    videos/<key>/chunk-{chunk:03d}/file-{file:03d}.mp4 frames of many episodes back to back (H.264 here)
-
-Only pyarrow, numpy and imageio (FFmpeg) are needed. This module is the reader; the writer lives in
-:mod:`envs.lerobot_writer` and the layout constants in :mod:`envs.lerobot_format` (both re-exported here).
+The layout is the core's (:mod:`dppo_embodied.lerobot_format`); datasets are written by the one writer,
+:class:`dppo_embodied.lerobot_writer.LeRobotWriter` (the bridge recorder uses it too). Needs pyarrow; videos are
+decoded with PyAV (extra ``video``).
 """
 
 from __future__ import annotations
 
-import json
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,23 +17,12 @@ from typing import Any
 import numpy as np
 
 from dppo_embodied.errors import DataError, MediaError
-from envs.lerobot_format import (
-    CHUNK_SIZE,
-    CODEBASE_VERSION,
-    DATA_FILE_MB,
-    DATA_PATH,
-    DEFAULT_FEATURES,
-    EPISODES_PATH,
-    VIDEO_FILE_MB,
-    VIDEO_PATH,
-    _pq,
-)
-from envs.lerobot_writer import LeRobotV3Writer, write_lerobot_dataset_v3
+from dppo_embodied.imports import require
+from dppo_embodied.io import read_json
+from dppo_embodied.lerobot_format import pyarrow, read_tasks
 
-__all__ = [
-    "CHUNK_SIZE", "CODEBASE_VERSION", "DATA_FILE_MB", "DATA_PATH", "DEFAULT_FEATURES", "EPISODES_PATH",
-    "VIDEO_FILE_MB", "VIDEO_PATH", "Episode", "LeRobotDatasetV3", "LeRobotV3Writer", "write_lerobot_dataset_v3",
-]
+__all__ = ["Episode", "LeRobotDatasetV3"]
+
 
 @dataclass
 class Episode:
@@ -71,29 +50,25 @@ class LeRobotDatasetV3:
         info_path = self.root / "meta" / "info.json"
         if not info_path.is_file():
             raise DataError(f"{self.root}: no meta/info.json; not a LeRobotDataset folder")
-        self.info: dict[str, Any] = json.loads(info_path.read_text())
+        self.info: dict[str, Any] = read_json(info_path)
         version = str(self.info.get("codebase_version", ""))
         if not version.startswith("v3"):
             raise DataError(f"{self.root}: codebase_version {version!r} is not v3.x; convert it with LeRobot's "
                             "v2.1 -> v3.0 converter first")
-        pq = _pq()
+        pq = pyarrow().parquet
         self.fps = float(self.info["fps"])
         self.features: dict[str, dict[str, Any]] = self.info["features"]
         self.video_keys = [k for k, f in self.features.items() if f.get("dtype") == "video"]
         self.image_keys = [k for k, f in self.features.items() if f.get("dtype") == "image"]
-        t = pq.read_table(self.root / "meta" / "tasks.parquet").to_pydict()
-        name_col = "task" if "task" in t else next((c for c in t if c.startswith("__index_level")), None)
-        if name_col is None:
-            raise DataError(f"{self.root}/meta/tasks.parquet has no task column")
-        self.tasks = [""] * len(t["task_index"])
-        for name, idx in zip(t[name_col], t["task_index"], strict=True):
-            self.tasks[int(idx)] = str(name)
+        tasks_path = self.root / "meta" / "tasks.parquet"
+        self.tasks = read_tasks(pq.read_table(tasks_path), str(tasks_path))
         ep_files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
         if not ep_files:
             raise DataError(f"{self.root}: no meta/episodes/chunk-*/file-*.parquet")
         rows: list[dict[str, Any]] = []
         for p in ep_files:
-            d = pq.read_table(p).to_pydict()
+            table = pq.read_table(p)
+            d = table.select([c for c in table.column_names if not c.startswith("stats/")]).to_pydict()
             rows += [{k: d[k][i] for k in d} for i in range(len(d["episode_index"]))]
         self.episodes = sorted(rows, key=lambda r: int(r["episode_index"]))
         self._data_cache: dict[tuple[int, int], dict[str, Any]] = {}
@@ -116,16 +91,20 @@ class LeRobotDatasetV3:
             path = self.root / self.info["data_path"].format(chunk_index=c, file_index=f)
             if not path.is_file():
                 raise MediaError(f"missing data file {path}")
-            self._data_cache = {(c, f): _pq().read_table(path).to_pydict()}  # keep one file in memory
+            self._data_cache = {(c, f): pyarrow().parquet.read_table(path).to_pydict()}  # keep one file in memory
         return self._data_cache[(c, f)]
 
-    def episode(self, i: int) -> Episode:
-        """Episode ``i`` with its numeric columns as arrays (videos are read by :meth:`video_frames`)."""
+    def _rows(self, i: int) -> tuple[dict[str, Any], list[int]]:
         if not 0 <= i < self.num_episodes:
             raise DataError(f"episode {i} out of range; the dataset has {self.num_episodes}")
         m = self.episodes[i]
         d = self._data(int(m.get("data/chunk_index", 0)), int(m.get("data/file_index", 0)))
-        sel = [k for k, e in enumerate(d["episode_index"]) if int(e) == int(m["episode_index"])]
+        return d, [k for k, e in enumerate(d["episode_index"]) if int(e) == int(m["episode_index"])]
+
+    def episode(self, i: int) -> Episode:
+        """Episode ``i`` with its numeric and string columns as arrays (frames are read by :meth:`frames`)."""
+        d, sel = self._rows(i)
+        m = self.episodes[i]
         data = {}
         for key, col in d.items():
             if key in self.image_keys:
@@ -136,33 +115,63 @@ class LeRobotDatasetV3:
             tasks = [self.tasks[int(data["task_index"][0])]]
         return Episode(int(m["episode_index"]), int(m["length"]), tasks, data, m)
 
+    def frames(self, i: int, key: str, indices: list[int] | None = None) -> np.ndarray:
+        """Frames of episode ``i`` from an ``image`` or ``video`` feature as ``(T, H, W, 3) uint8`` (all, or the given
+        frame indices, in that order)."""
+        if key not in self.video_keys and key not in self.image_keys:
+            raise DataError(f"unknown image/video key {key!r}; valid: {self.image_keys + self.video_keys}")
+        if not 0 <= i < self.num_episodes:
+            raise DataError(f"episode {i} out of range; the dataset has {self.num_episodes}")
+        n = int(self.episodes[i]["length"])
+        want = list(range(n)) if indices is None else [int(k) for k in indices]
+        if not want or any(not 0 <= k < n for k in want):
+            raise DataError(f"frame indices must be given and lie in 0..{n - 1}, got {indices}")
+        if key in self.image_keys:
+            from PIL import Image
+
+            d, sel = self._rows(i)
+            out = []
+            for k in want:
+                cell = d[key][sel[k]]
+                data = cell.get("bytes") if isinstance(cell, dict) else cell
+                try:
+                    with Image.open(io.BytesIO(data)) as im:
+                        out.append(np.asarray(im.convert("RGB")))
+                except Exception as e:  # PIL raises several types on bad bytes
+                    raise MediaError(f"{self.root}: episode {i} frame {k} of {key!r} does not decode: {e}") from e
+            return np.stack(out)
+        return self._video_frames(i, key, want)
+
     def video_frames(self, i: int, key: str, indices: list[int] | None = None) -> np.ndarray:
-        """Frames of episode ``i`` from video ``key`` as ``(T, H, W, 3) uint8`` (all, or the given frame indices)."""
+        """Frames of episode ``i`` from video ``key`` (see :meth:`frames`)."""
         if key not in self.video_keys:
             raise DataError(f"unknown video key {key!r}; valid: {self.video_keys}")
+        return self.frames(i, key, indices)
+
+    def _video_frames(self, i: int, key: str, want: list[int]) -> np.ndarray:
+        """Decode the wanted frames (a frame's index is ``round(time * fps)`` minus the episode's first frame)."""
         m = self.episodes[i]
         path = self.root / self.info["video_path"].format(
             video_key=key, chunk_index=int(m[f"videos/{key}/chunk_index"]),
             file_index=int(m[f"videos/{key}/file_index"]))
         if not path.is_file():
             raise MediaError(f"missing video file {path}")
+        av = require("av", extra="video")
         start = round(float(m[f"videos/{key}/from_timestamp"]) * self.fps)
-        n = int(m["length"])
-        want = list(range(n)) if indices is None else [int(k) for k in indices]
-        if any(not 0 <= k < n for k in want):
-            raise DataError(f"frame indices must lie in 0..{n - 1}")
-        import imageio.v2 as imageio
-
+        targets, last = set(want), max(want)
         out: dict[int, np.ndarray] = {}
-        targets = {start + k for k in want}
-        with imageio.get_reader(path, "ffmpeg") as r:
-            for j, frame in enumerate(r):
-                if j in targets:
-                    out[j - start] = np.asarray(frame)
-                if j >= start + max(want):
-                    break
-        if len(out) != len(set(want)):
-            raise MediaError(f"{path}: could not decode frames {sorted(set(want) - set(out))} of episode {i}")
+        try:
+            with av.open(str(path)) as container:
+                for frame in container.decode(container.streams.video[0]):
+                    j = round(float(frame.pts * frame.time_base) * self.fps) - start
+                    if j in targets:
+                        out[j] = frame.to_ndarray(format="rgb24")
+                    if j >= last:
+                        break
+        except Exception as e:  # av raises several types on a corrupt file
+            raise MediaError(f"{path}: cannot decode ({type(e).__name__}: {e})") from e
+        if len(out) != len(targets):
+            raise MediaError(f"{path}: could not decode frames {sorted(targets - set(out))} of episode {i}")
         return np.stack([out[k] for k in want])
 
     def iter_episodes(self) -> Iterator[Episode]:
@@ -185,9 +194,9 @@ class LeRobotDatasetV3:
 
         from dppo_embodied.types import AnswerType, EmbodiedSample
 
-        key = video_key or (self.video_keys[0] if self.video_keys else None)
+        key = video_key or next(iter(self.video_keys + self.image_keys), None)
         if key is None:
-            raise DataError(f"{self.root} has no video feature to build visual questions from")
+            raise DataError(f"{self.root} has no image or video feature to build visual questions from")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(seed)
@@ -198,7 +207,7 @@ class LeRobotDatasetV3:
             if k < 2:
                 continue
             idx = [round(j * (ep.length - 1) / (k - 1)) for j in range(k)]
-            frames = self.video_frames(i, key, idx)
+            frames = self.frames(i, key, idx)
             paths = []
             for j, fr in enumerate(frames):
                 p = out / f"ep{i:05d}_f{j}.png"

@@ -6,8 +6,10 @@ A point action ``(x, y)`` (normalized, origin top-left) maps linearly to gym-pus
 1 cm = :data:`UNITS_PER_CM` workspace units (+dy = up in the image, i.e. away from the viewer, as in the tabletop
 convention). Each decision repeats the target for ``action_repeat`` simulator steps. Skills are invalid here.
 
-Observation: ``{"image": (H, W, 3) uint8, "instruction": str, "feedback": str}`` (+ ``"state"``: agent x, y with
-``include_state=True``); there is no depth in this flat world. Success is gym-pusht's own (coverage > 0.95).
+Observation: ``{"image": (H, W, 3) uint8, "instruction": str, "feedback": str, "history": tuple[str, ...],
+"skills": ()}`` (+ ``"state"``: agent x, y with ``include_state=True``), the same text fields as the tabletop envs
+(:mod:`envs.text_action`; no skills here); there is no depth in this flat world. Success is gym-pusht's own
+(coverage > 0.95).
 Needs the optional ``gym-pusht`` package (``pip install 'dppo-embodied[lerobot]'``).
 """
 
@@ -20,11 +22,11 @@ import numpy as np
 from gymnasium import spaces
 
 from dppo_embodied.actions import DoneAction, MoveAction, PointAction, action_to_json, parse_action
+from dppo_embodied.episode import history_entry
 from dppo_embodied.errors import ConfigError
 from dppo_embodied.imports import require
 from dppo_embodied.parsing import NoAnswer
-from envs.text_action import CHARSET, MAX_TEXT, begin_step
-from envs.text_action import ascii_text as _ascii
+from envs.text_action import CHARSET, begin_step, text_observation, text_spaces
 
 WORKSPACE = 512.0
 UNITS_PER_CM = 8.0
@@ -63,9 +65,8 @@ class PushTTextEnv(gym.Env[dict[str, Any], str]):
         self.image_size, self.horizon, self.action_repeat = image_size, horizon, action_repeat
         self.max_invalid, self.include_state, self.success_bonus = max_invalid, include_state, float(success_bonus)
         self.render_mode = render_mode
-        text = spaces.Text(max_length=MAX_TEXT, min_length=0, charset=CHARSET)
         obs: dict[str, spaces.Space[Any]] = {"image": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
-                                             "instruction": text, "feedback": text}
+                                             **text_spaces()}
         if include_state:
             obs["state"] = spaces.Box(0.0, WORKSPACE, (2,), np.float32)
         self.observation_space = spaces.Dict(obs)
@@ -74,11 +75,12 @@ class PushTTextEnv(gym.Env[dict[str, Any], str]):
         self._inner_obs: dict[str, Any] = {}
         self._reset_done, self._over = False, False
         self.feedback, self.steps, self.invalid_count, self.progress = "", 0, 0, 0.0
+        self.history: list[str] = []
         self._success = False
 
     def _obs(self) -> dict[str, Any]:
         o: dict[str, Any] = {"image": np.array(self._inner_obs["pixels"], dtype=np.uint8, copy=True),
-                             "instruction": INSTRUCTION, "feedback": _ascii(self.feedback)}
+                             **text_observation(INSTRUCTION, self.feedback, self.history, ())}
         if self.include_state:
             o["state"] = np.array(self._inner_obs["agent_pos"], dtype=np.float32, copy=True)
         return o
@@ -95,7 +97,7 @@ class PushTTextEnv(gym.Env[dict[str, Any], str]):
         super().reset(seed=seed)
         self._inner_obs, _ = self._env.reset(seed=int(self.np_random.integers(2**31 - 1)))
         self._target = np.asarray(self._inner_obs["agent_pos"], dtype=np.float32).copy()
-        self.feedback, self.steps, self.invalid_count, self.progress = "", 0, 0, 0.0
+        self.feedback, self.steps, self.invalid_count, self.progress, self.history = "", 0, 0, 0.0, []
         self._success, self._reset_done, self._over = False, True, False
         return self._obs(), self._info(parse_ok=True, parse_error=None, command=None, executed=False)
 
@@ -138,6 +140,7 @@ class PushTTextEnv(gym.Env[dict[str, Any], str]):
             self.feedback = f"Last action succeeded: pusher moved toward ({x:.2f}, {y:.2f}); coverage {cov:.0%}"
         else:
             self.feedback = "declared the task done"
+        self.history.append(history_entry(command, text, self.feedback))
         terminated = bool(self._success or done or self.invalid_count >= self.max_invalid)
         truncated = bool(not terminated and self.steps >= self.horizon)
         self._over = terminated or truncated

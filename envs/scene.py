@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,7 @@ class TabletopScene(SceneCameras):
         self.model = self.mj.MjModel.from_xml_string(build_mjcf(max(w, h), shadows))
         self.data = self.mj.MjData(self.model)
         self._renderer: Any = None
+        self._gl_lock = threading.RLock()
         self._scene_option = self.mj.MjvOption()
         m, name2id = self.model, self.mj.mj_name2id
         g = self.mj.mjtObj.mjOBJ_GEOM
@@ -330,10 +332,8 @@ class TabletopScene(SceneCameras):
         }
 
     def close(self) -> None:
-        """Free the renderer (GL context); safe to call twice."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        """Free the renderer (GL context), from any thread; safe to call twice."""
+        self.close_renderer()
 
     def __enter__(self) -> TabletopScene:
         return self

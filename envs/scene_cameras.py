@@ -3,17 +3,25 @@
 Renders are RGB ``(H, W, 3) uint8``, depth ``(H, W) float32`` metres (z-depth along the optical axis) and
 segmentation ``(H, W) int16`` object indices (:data:`SEG_TABLE`, :data:`SEG_GRIPPER`, :data:`SEG_TARGET`,
 :data:`SEG_NONE` for the rest). One renderer, created lazily, serves every camera.
+
+Threads: the renderer is used under the scene's lock and its GL context is released after every use
+(:func:`envs._mujoco.release_gl`), so any thread may render a scene or close it, whichever thread rendered it last
+(an EGL context left current in one thread cannot be made current, nor freed, in another).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from dppo_embodied.errors import ConfigError, EnvError
 from dppo_embodied.geometry import CameraCalibration, mujoco_to_opencv_rotation
+from envs._mujoco import release_gl
 from envs.mjcf import CAMERAS
 
 SEG_NONE, SEG_TABLE, SEG_GRIPPER, SEG_TARGET = -1, -2, -3, -4
@@ -30,6 +38,7 @@ class SceneCameras:
     height: int
     held: int | None
     _renderer: Any
+    _gl_lock: threading.RLock
     _scene_option: Any
     _geoms: list[list[int]]
     _geom_label: np.ndarray
@@ -37,16 +46,38 @@ class SceneCameras:
 
     @property
     def renderer(self) -> Any:
-        """The (lazily created) MuJoCo renderer, shared by all cameras."""
-        if self._renderer is None:
+        """The (lazily created) MuJoCo renderer, shared by all cameras; use it inside :meth:`using_renderer`."""
+        with self._gl_lock:
+            if self._renderer is None:
+                try:
+                    self._renderer = self.mj.Renderer(self.model, self.height, self.width)
+                except Exception as e:  # no usable headless GL
+                    gl = os.environ.get("MUJOCO_GL", "(unset)")
+                    raise EnvError(f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={gl} ({e}); "
+                                   "install EGL (apt-get install libegl1 libegl-mesa0) or use MUJOCO_GL=osmesa "
+                                   "with libosmesa6") from e
+                finally:
+                    release_gl()  # the constructor leaves its context current in this thread
+            return self._renderer
+
+    @contextlib.contextmanager
+    def using_renderer(self) -> Iterator[Any]:
+        """The renderer, held by this thread for the block (the scene's lock), its GL context released after it."""
+        with self._gl_lock:
             try:
-                self._renderer = self.mj.Renderer(self.model, self.height, self.width)
-            except Exception as e:  # no usable headless GL
-                gl = os.environ.get("MUJOCO_GL", "(unset)")
-                raise EnvError(f"MuJoCo could not create an offscreen renderer with MUJOCO_GL={gl} ({e}); install "
-                               "EGL (apt-get install libegl1 libegl-mesa0) or use MUJOCO_GL=osmesa with "
-                               "libosmesa6") from e
-        return self._renderer
+                yield self.renderer
+            finally:
+                release_gl()
+
+    def close_renderer(self) -> None:
+        """Free the renderer (GL context), from any thread; safe to call twice (the next render makes a new one)."""
+        with self._gl_lock:
+            if self._renderer is not None:
+                try:
+                    self._renderer.close()
+                finally:
+                    self._renderer = None
+                    release_gl()
 
     def _check_camera(self, camera: str) -> None:
         if camera not in CAMERAS:
@@ -55,9 +86,9 @@ class SceneCameras:
     def render(self, camera: str = "front") -> np.ndarray:
         """RGB image ``(H, W, 3) uint8``."""
         self._check_camera(camera)
-        r = self.renderer
-        r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-        return r.render().copy()
+        with self.using_renderer() as r:
+            r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+            return r.render().copy()
 
     def render_depth(self, camera: str = "front", hide_robot: bool = False) -> np.ndarray:
         """Depth ``(H, W) float32`` in metres (z-depth along the optical axis).
@@ -68,35 +99,35 @@ class SceneCameras:
                 turn a pointed pixel into a 3-D target.
         """
         self._check_camera(camera)
-        r = self.renderer
-        r.enable_depth_rendering()
-        opt, hidden = self._scene_option, []
-        if hide_robot:
-            opt = self.mj.MjvOption()
-            opt.geomgroup[2] = 0
-            if self.held is not None:
-                hidden = [g for g in self._geoms[self.held] if self.model.geom_group[g] == 0]
+        with self.using_renderer() as r:
+            r.enable_depth_rendering()
+            opt, hidden = self._scene_option, []
+            if hide_robot:
+                opt = self.mj.MjvOption()
+                opt.geomgroup[2] = 0
+                if self.held is not None:
+                    hidden = [g for g in self._geoms[self.held] if self.model.geom_group[g] == 0]
+                    for g in hidden:
+                        self.model.geom_group[g] = 3
+            try:
+                r.update_scene(self.data, camera=camera, scene_option=opt)
+                return r.render().astype(np.float32)
+            finally:
+                r.disable_depth_rendering()
                 for g in hidden:
-                    self.model.geom_group[g] = 3
-        try:
-            r.update_scene(self.data, camera=camera, scene_option=opt)
-            return r.render().astype(np.float32)
-        finally:
-            r.disable_depth_rendering()
-            for g in hidden:
-                self.model.geom_group[g] = 0
+                    self.model.geom_group[g] = 0
 
     def render_segmentation(self, camera: str = "front") -> np.ndarray:
         """``(H, W) int16`` labels: object index, or :data:`SEG_TABLE` / :data:`SEG_GRIPPER` / :data:`SEG_TARGET` /
         :data:`SEG_NONE`."""
         self._check_camera(camera)
-        r = self.renderer
-        r.enable_segmentation_rendering()
-        try:
-            r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-            seg = r.render()
-        finally:
-            r.disable_segmentation_rendering()
+        with self.using_renderer() as r:
+            r.enable_segmentation_rendering()
+            try:
+                r.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+                seg = r.render()
+            finally:
+                r.disable_segmentation_rendering()
         ids, types = seg[..., 0], seg[..., 1]
         out = np.full(ids.shape, SEG_NONE, dtype=np.int16)
         geom = (types == int(self.mj.mjtObj.mjOBJ_GEOM)) & (ids >= 0)

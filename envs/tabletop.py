@@ -5,8 +5,12 @@ runs no physics, gets the feedback ``"Last action is invalid: <reason>"`` and co
 (default 10, then the episode terminates); a valid one is executed by :class:`envs.executor.Executor`. The episode
 terminates on success, on a ``done`` action or at ``max_invalid``, and is truncated after ``horizon`` decisions.
 
-Observation: ``{"image": (H, W, 3) uint8, "depth": (H, W) float32 metres, "instruction": str, "feedback": str}``
-plus ``"state"`` (float32 vector, see :meth:`TabletopEnv.state_vector`) with ``include_state=True``.
+Observation: ``{"image": (H, W, 3) uint8, "depth": (H, W) float32 metres, "instruction": str, "feedback": str,
+"history": tuple[str, ...], "skills": tuple[str, ...]}`` plus ``"state"`` (float32 vector, see
+:meth:`TabletopEnv.state_vector`) with ``include_state=True``. ``history`` holds the last
+:data:`~dppo_embodied.prompts.HISTORY_STEPS` lines ``"{command} -> {feedback}"`` (the raw reply, on one line,
+when it did not parse; :func:`dppo_embodied.episode.history_entry`); ``skills`` the skill names this env accepts.
+Everything the policy sees is in the observation (:meth:`dppo_embodied.episode.StepObservation.from_env`).
 Reward: the change in task progress (dense, potential-based) plus ``success_bonus`` on the step that succeeds.
 ``info``: ``is_success``, ``progress``, ``parse_ok``, ``parse_error``, ``command``, ``invalid_count``, ``executed``,
 ``feedback``, ``task``, ``steps``.
@@ -22,6 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from dppo_embodied.actions import action_to_json, parse_action
+from dppo_embodied.episode import history_entry
 from dppo_embodied.errors import ConfigError, EnvError
 from dppo_embodied.parsing import NoAnswer
 from dppo_embodied.prompts import DEFAULT_SKILLS
@@ -30,8 +35,7 @@ from envs.executor import Executor, Result
 from envs.scene import CAMERAS, TARGET_RADIUS, TabletopScene
 from envs.spec import MAX_OBJECTS, SceneSpec, free_position, sample_scene
 from envs.tasks import Task, evaluate
-from envs.text_action import CHARSET, MAX_TEXT, begin_step
-from envs.text_action import ascii_text as _ascii
+from envs.text_action import CHARSET, begin_step, text_observation, text_spaces
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +92,10 @@ class TabletopEnv(gym.Env[dict[str, Any], str]):
         self.distractors = int(distractors)
         self.include_state, self.success_bonus, self.skills = include_state, float(success_bonus), tuple(skills)
         self.render_mode = render_mode
-        text = spaces.Text(max_length=MAX_TEXT, min_length=0, charset=CHARSET)
         obs: dict[str, spaces.Space[Any]] = {
             "image": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
             "depth": spaces.Box(0.0, MAX_DEPTH, (image_size, image_size), np.float32),
-            "instruction": text,
-            "feedback": text,
+            **text_spaces(),
         }
         if include_state:
             obs["state"] = spaces.Box(-10.0, 10.0, (STATE_SIZE,), np.float32)
@@ -157,7 +159,7 @@ class TabletopEnv(gym.Env[dict[str, Any], str]):
         sc = self.scene
         obs: dict[str, Any] = {"image": sc.render(self.camera),
                                "depth": np.minimum(sc.render_depth(self.camera), MAX_DEPTH),
-                               "instruction": _ascii(self.instruction), "feedback": _ascii(self.feedback)}
+                               **text_observation(self.instruction, self.feedback, self.history, self.skills)}
         if self.include_state:
             obs["state"] = self.state_vector()
         self._last_obs = obs
@@ -217,7 +219,7 @@ class TabletopEnv(gym.Env[dict[str, Any], str]):
             else:
                 self.invalid_count += 1
                 self.feedback = f"Last action is invalid: {res.message}"
-        self.history.append(f"{command or _ascii(text, 200)} -> {self.feedback}")
+        self.history.append(history_entry(command, text, self.feedback))
         success, progress = evaluate(self.task, self.scene)  # type: ignore[arg-type]
         reward = progress - self.progress + (self.success_bonus if success else 0.0)
         self.progress = progress

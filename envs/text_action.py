@@ -1,27 +1,43 @@
-"""What every text-action env shares: the text spaces' charset, ASCII-safe observation text, and the step guard.
+"""What every text-action env shares: the observation's text spaces and values, and the step guard.
 
 A VLM's raw reply is the action. Whatever it is (a string, None, any object), :func:`begin_step` turns it into text
-after checking that the episode can take a step; parsing and feedback are each env's own.
+after checking that the episode can take a step; parsing and feedback are each env's own. Every env's observation
+carries the text the policy sees (:func:`text_spaces`, :func:`text_observation`): the instruction, the feedback of
+the last action, the history (the last :data:`~dppo_embodied.prompts.HISTORY_STEPS` lines
+``"{command} -> {feedback}"``, :func:`dppo_embodied.episode.history_entry`) and the skills the env accepts; so
+:func:`dppo_embodied.episode.render_step` needs nothing else.
 """
 
 from __future__ import annotations
 
-import string
+from collections.abc import Sequence
 from typing import Any
 
+from gymnasium import spaces
+
+from dppo_embodied.episode import CHARSET, MAX_TEXT, ascii_text
 from dppo_embodied.errors import EnvError
+from dppo_embodied.prompts import HISTORY_STEPS
 
-#: Longest instruction/feedback text in an observation.
-MAX_TEXT = 1024
-#: Characters allowed in the observation and action ``Text`` spaces.
-CHARSET = string.printable
+__all__ = ["CHARSET", "MAX_TEXT", "ascii_text", "begin_step", "text_observation", "text_spaces"]
 
 
-def ascii_text(text: str, limit: int = MAX_TEXT) -> str:
-    """``text`` with every character outside :data:`CHARSET` replaced by ``?``, cut to ``limit`` characters."""
-    t = text.encode("ascii", "replace").decode("ascii")
-    t = "".join(c if c in CHARSET else "?" for c in t)
-    return t[:limit]
+def text_spaces() -> dict[str, spaces.Space[Any]]:
+    """The text part of an observation space: ``instruction`` and ``feedback`` (``Text``), ``history`` and
+    ``skills`` (``Sequence`` of ``Text``: tuples of strings)."""
+    def text() -> spaces.Text:
+        return spaces.Text(max_length=MAX_TEXT, min_length=0, charset=CHARSET)
+
+    return {"instruction": text(), "feedback": text(), "history": spaces.Sequence(text()),
+            "skills": spaces.Sequence(text())}
+
+
+def text_observation(instruction: str, feedback: str, history: Sequence[str], skills: Sequence[str]
+                     ) -> dict[str, Any]:
+    """The text part of an observation: printable ASCII, the last :data:`HISTORY_STEPS` history lines."""
+    return {"instruction": ascii_text(instruction), "feedback": ascii_text(feedback),
+            "history": tuple(ascii_text(h) for h in history[-HISTORY_STEPS:]),
+            "skills": tuple(ascii_text(s) for s in skills)}
 
 
 def begin_step(action: Any, reset_done: bool, over: bool) -> str:

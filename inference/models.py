@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import ConfigError, DependencyNotInstalled
 from dppo_embodied.imports import require
+from dppo_embodied.model_ref import check_model_ref
 
 logger = logging.getLogger(__name__)
 
@@ -109,16 +109,15 @@ def load_vlm(
     """
     import torch
 
-    p = Path(path)
-    if (str(path).startswith((".", "/")) or p.exists()) and not (p / "config.json").is_file():
-        raise ConfigError(
-            f"no checkpoint at {path} (config.json missing); build the tiny one with "
-            f"'dppo train build-tiny --size tiny --out {path}' or pass a Qwen2.5-VL checkpoint folder"
-        )
+    check_model_ref(str(path), flag="model")  # a missing folder is never taken for a hub id
     if dtype not in ("float32", "bfloat16", "float16", "auto"):
         raise ConfigError(f"dtype must be float32, bfloat16, float16 or auto, got {dtype!r}")
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-    config = AutoConfig.from_pretrained(str(path))
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except OSError as e:  # a hub id that is not cached (offline) or not reachable: one line, not a traceback
+        raise ConfigError(f"cannot load {path}: {str(e).splitlines()[0]} (a local checkpoint folder, or a hub id "
+                          "with network or in the Hugging Face cache)") from e
     try:
         model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=torch_dtype, **model_kwargs)
     except ImportError as e:

@@ -1,66 +1,24 @@
 """One batched generation function for a local VLM, shared by evaluation (``hf`` backend), serving and rollouts.
 
-``VLMPolicy.generate(requests)`` takes chat requests whose images are PIL images, numpy arrays or paths and
-returns one text per request (or ``n`` texts per request when sampling several). Prompts are rendered with the
-checkpoint's own chat template, padded on the left, and generated in batches.
+``VLMPolicy.generate(conversations)`` takes :class:`~dppo_embodied.conversation.Conversation` s (what the model
+sees, built by the one sample renderer or the closed-loop step renderer; images as PIL images, arrays or paths,
+opened by the one image opener :func:`dppo_embodied.images.load_image`) and returns one text per conversation (or
+``n`` texts each when sampling several). Prompts are rendered with the checkpoint's own chat template from
+:meth:`~dppo_embodied.conversation.Conversation.chat_messages`, padded on the left, and generated in batches.
+Callers holding :class:`~dppo_embodied.generation.ChatRequest` s group them by their settings.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from dppo_embodied.conversation import Conversation
+from dppo_embodied.images import load_image
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ChatRequest:
-    """One prompt: text, images (in order), optional system prompt.
-
-    Attributes:
-        text: the user text.
-        images: PIL images, ``(H, W, 3) uint8`` arrays or image paths, placed before the text.
-        system: optional system prompt (the template's default otherwise).
-    """
-
-    text: str
-    images: Sequence[Any] = field(default_factory=list)
-    system: str | None = None
-
-    def messages(self) -> list[dict[str, Any]]:
-        """Chat messages with ``{"type": "image"}`` placeholders before the text."""
-        content: list[dict[str, Any]] = [{"type": "image"} for _ in self.images]
-        content.append({"type": "text", "text": self.text})
-        msgs: list[dict[str, Any]] = []
-        if self.system:
-            msgs.append({"role": "system", "content": self.system})
-        msgs.append({"role": "user", "content": content})
-        return msgs
-
-
-def to_pil(image: Any) -> Any:
-    """PIL RGB image from a PIL image, an array or a path."""
-    from PIL import Image
-
-    from dppo_embodied.errors import MediaError
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        return Image.fromarray(image.astype(np.uint8)).convert("RGB")
-    if isinstance(image, (str, os.PathLike)):
-        try:
-            with Image.open(image) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError) as e:
-            raise MediaError(f"cannot read image {image}: {e}") from e
-    raise MediaError(f"unsupported image type {type(image).__name__}")
 
 
 class VLMPolicy:
@@ -92,10 +50,10 @@ class VLMPolicy:
         """Device of the model parameters."""
         return next(self.model.parameters()).device
 
-    def _encode(self, batch: Sequence[ChatRequest]) -> Any:
-        texts = [self.processor.apply_chat_template(r.messages(), add_generation_prompt=True, tokenize=False)
-                 for r in batch]
-        images = [[to_pil(im) for im in r.images] for r in batch]
+    def _encode(self, batch: Sequence[Conversation]) -> Any:
+        texts = [self.processor.apply_chat_template(c.chat_messages(), add_generation_prompt=True, tokenize=False)
+                 for c in batch]
+        images = [[load_image(im) for im in c.images] for c in batch]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if any(images):
             if not all(images):  # the processor needs images for every row or none: split mixed batches upstream
@@ -103,13 +61,19 @@ class VLMPolicy:
             kwargs["images"] = images
         return self.processor(**kwargs).to(self.device)
 
-    def generate(self, requests: Sequence[ChatRequest], max_new_tokens: int | None = None,
+    def generate(self, requests: Sequence[Conversation], max_new_tokens: int | None = None,
                  temperature: float = 0.0, num_return_sequences: int = 1, top_p: float = 1.0,
                  stop: Sequence[str] | None = None,
                  stopping_criteria: Callable[[list[int]], Any] | None = None) -> list[list[str]] | list[str]:
-        """Generate for every request.
+        """Generate for every conversation with the same settings.
 
         Args:
+            requests: the conversations.
+            max_new_tokens: new tokens at most (default: the policy's ``max_new_tokens``).
+            temperature: 0 = greedy.
+            num_return_sequences: completions per conversation.
+            top_p: nucleus sampling mass (with ``temperature > 0``).
+            stop: stop strings.
             stopping_criteria: optional factory called once per generation batch with the indices (into
                 ``requests``) of that batch's requests; it returns a ``transformers.StoppingCriteriaList`` for the
                 batch, whose rows are those requests each repeated ``num_return_sequences`` times (``dppo serve``

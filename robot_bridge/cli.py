@@ -29,7 +29,7 @@ FLAGS = {  # flag dest -> dotted config key
     "rate": "planner.rate_hz", "max_steps": "planner.max_steps", "request_timeout": "planner.request_timeout_s",
     "max_tokens": "planner.max_tokens", "temperature": "planner.temperature", "max_side": "planner.max_side",
     "slow": "safety.slow_scale", "max_speed": "safety.max_speed_m_s", "watchdog": "safety.watchdog_s",
-    "max_invalid": "safety.max_invalid", "ttl": "safety.action_ttl_s",
+    "max_invalid": "safety.max_invalid", "ttl": "safety.action_ttl_s", "step_prompt": "step_prompt",
 }
 
 
@@ -52,7 +52,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", dest="max_steps", type=int, help="decisions per episode")
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="shadow mode: never send actions")
     p.add_argument("--sync", action="store_true", help="step-and-wait: finish each plan before the next request")
-    p.add_argument("--record", help="record every decision as a LeRobotDataset v3 in this folder")
+    p.add_argument("--record", help="record every decision as a LeRobotDataset v3 in this folder (new or empty; "
+                   "nothing is written until an episode is saved)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the dataset already in the --record folder (once the first episode is saved)")
     p.add_argument("--calibration", help="camera calibration JSON (CameraCalibration.to_dict())")
     p.add_argument("--workspace", help="end-effector box x0,y0,z0,x1,y1,z1 in metres (robot base frame)")
     p.add_argument("--estop-port", dest="estop_port", type=int, help="HTTP e-stop on 127.0.0.1:PORT (0 = any)")
@@ -61,7 +64,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, help="planner decisions per second (default 2)")
     p.add_argument("--control-hz", dest="control_hz", type=float, help="executor rate (default 30)")
     p.add_argument("--camera-fps", dest="camera_fps", type=float, help="camera capture rate (default 15)")
-    p.add_argument("--request-timeout", dest="request_timeout", type=float, help="model request timeout s")
+    p.add_argument("--request-timeout", dest="request_timeout", type=float,
+                   help="seconds one model request may take; the robot holds meanwhile (default 10)")
     p.add_argument("--max-tokens", dest="max_tokens", type=int, help="response token budget (default 128)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default 0)")
     p.add_argument("--max-side", dest="max_side", type=int, help="downscale frames to this many pixels")
@@ -71,6 +75,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=float, help="action time-to-live seconds (default 1.5)")
     p.add_argument("--max-invalid", dest="max_invalid", type=int, help="invalid outputs before stopping (10)")
     p.add_argument("--no-skills", dest="no_skills", action="store_true", help="disable skill actions")
+    p.add_argument("--skills", help="offer only these skills, e.g. pick,place,push,home (the simulated envs' set)")
+    p.add_argument("--step-prompt", dest="step_prompt", choices=["full", "compact"],
+                   help="step prompt style the served model was trained with (its dppo_step_prompt.json; "
+                        "default full)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, dotted (e.g. motion.hover_m=0.04), repeatable")
     p.add_argument("--no-status", dest="no_status", action="store_true", help="no live status line")
@@ -97,8 +105,12 @@ def config_from_args(ns: dict[str, Any]) -> Any:
         sets.append("safety.dry_run=true")
     if ns.get("sync"):
         sets.append("planner.sync=true")
+    if ns.get("overwrite"):
+        sets.append("record_overwrite=true")
     if ns.get("no_skills"):
         sets.append("skills=false")
+    elif "skills" in ns:
+        sets.append(f"skills={json.dumps([x.strip() for x in str(ns['skills']).split(',') if x.strip()])}")
     if "workspace" in ns:
         try:
             v = [float(x) for x in str(ns["workspace"]).split(",")]

@@ -3,9 +3,12 @@
 One decision:
 
 1. **capture**: the newest camera frame, refused when stale (→ hold), with the robot state at that moment;
-2. **encode**: JPEG + base64 data URL (``max_side`` px, quality ``jpeg_quality``);
-3. **request**: OpenAI chat request, static system prompt first and the image after the text (vLLM prefix
-   caching), sent with the core :class:`~dppo_embodied.client.ChatClient` under a hard timeout; while it is in
+2. **encode**: the step's :class:`~dppo_embodied.episode.StepObservation` (the frame, the instruction, the feedback
+   of the last action, the history ``"{command} -> {feedback}"`` of the executed actions and the robot's skills) is
+   rendered by :func:`dppo_embodied.episode.render_step`, the renderer the simulated envs train and evaluate with,
+   in the checkpoint's step prompt style; its OpenAI form carries the frame as a JPEG data URL (``max_side`` px,
+   quality ``jpeg_quality``), static system prompt and text first and the image last (vLLM prefix caching);
+3. **request**: sent with the core :class:`~dppo_embodied.client.ChatClient` under a hard timeout; while it is in
    flight the planner covers the watchdog up to that timeout; a failure or timeout → hold;
 4. **parse**: :func:`dppo_embodied.actions.parse_action` (point / move / skill / done); an invalid or infeasible
    action is not executed, is counted (too many → stop), and its reason goes back to the model as feedback;
@@ -31,62 +34,32 @@ from typing import Any
 import numpy as np
 
 from dppo_embodied.actions import Action, DoneAction, action_to_json, parse_action
-from dppo_embodied.client import ChatClient, build_messages
-from dppo_embodied.errors import ClientError, ConfigError, DppoError
+from dppo_embodied.client import ChatClient
+from dppo_embodied.conversation import Conversation
+from dppo_embodied.episode import StepObservation, history_entry, render_step
+from dppo_embodied.errors import ClientError, DppoError
 from dppo_embodied.parsing import NoAnswer
+from dppo_embodied.prompts import PromptStyle
 from robot_bridge.cameras.base import Frame, LatestFrame, StaleFrameError
 from robot_bridge.executor import Executor
+from robot_bridge.planner_config import PlannerConfig
 from robot_bridge.pose import EEPose, Waypoint
 from robot_bridge.safety import Safety
 from robot_bridge.targets import MotionPlanner
 
 logger = logging.getLogger(__name__)
 
-PromptFn = Callable[..., str]
-"""``prompt(instruction, feedback=..., history=..., skills=...) -> user text`` (``dppo_embodied.prompts``)."""
+__all__ = ["DECLARED_DONE", "EXECUTED", "EXECUTING", "STOPPED", "Decision", "EpisodeResult", "Planner",
+           "PlannerConfig", "jpeg_from_messages"]
 
-
-@dataclass
-class PlannerConfig:
-    """Planner loop settings.
-
-    Attributes:
-        rate_hz: decisions per second at most (1–3 Hz typical).
-        request_timeout_s: hard limit of one model request (no retry inside a decision; the loop retries).
-        max_tokens: response budget (64–256 for one action).
-        temperature: sampling temperature (0–0.2).
-        max_side: frames are downscaled so the longest side is at most this (pixels).
-        jpeg_quality: JPEG quality of the frames.
-        history: how many previous actions (with feedback) are shown to the model.
-        sync: step-and-wait: execute each plan to completion before the next decision (same as
-            ``requeue_fraction=0``).
-        requeue_fraction: the next decision starts once at most this share of the current plan is left (LeRobot's
-            chunk threshold ``g``). The default 0 finishes each primitive first, the semantics the simulated envs
-            train with; 0.5 overlaps the next request with the end of the motion; 1.0 never waits (new plans
-            replace running ones). The executor never waits for the model in any case: it holds.
-        max_steps: decisions per episode (``None`` = until done/stopped).
-    """
-
-    rate_hz: float = 2.0
-    request_timeout_s: float = 2.0
-    max_tokens: int = 128
-    temperature: float = 0.0
-    max_side: int | None = 448
-    jpeg_quality: int = 85
-    history: int = 4
-    sync: bool = False
-    requeue_fraction: float = 0.0
-    max_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 < self.rate_hz <= 30:
-            raise ConfigError(f"planner.rate_hz must be in (0, 30], got {self.rate_hz}")
-        if self.request_timeout_s <= 0:
-            raise ConfigError(f"planner.request_timeout_s must be positive, got {self.request_timeout_s}")
-        if not 0.0 <= self.requeue_fraction <= 1.0:
-            raise ConfigError(f"planner.requeue_fraction must be in [0, 1], got {self.requeue_fraction}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+#: Feedback of an executed action at the next decision: the executor finished its plan, the safety layer stopped
+#: it first (a TTL expiry or a cleared queue), or it still runs (``requeue_fraction > 0``). ``done`` says what the
+#: simulated envs say.
+EXECUTED = "Last action succeeded: executed on the robot"
+STOPPED = "Last action failed: the robot stopped before it finished"
+EXECUTING = "Last action is still executing"
+DECLARED_DONE = "Last action succeeded: declared the task done"
+_STOPS = ("ttl_expired", "queue_cleared")
 
 
 @dataclass
@@ -101,6 +74,7 @@ class Decision:
         frame: the frame sent (``None`` when none was fresh).
         state: end-effector pose at capture.
         prompt: the user text sent.
+        conversation: what the model was shown (:func:`dppo_embodied.episode.render_step`).
         raw_text: the model's reply.
         action: the parsed action.
         error: the parse/request/safety reason.
@@ -116,6 +90,7 @@ class Decision:
     frame: Frame | None = None
     state: EEPose | None = None
     prompt: str = ""
+    conversation: Conversation | None = None
     raw_text: str = ""
     action: Action | None = None
     error: str = ""
@@ -153,10 +128,6 @@ def jpeg_from_messages(messages: list[dict[str, Any]]) -> bytes | None:
     return None
 
 
-def _summary(a: Action) -> str:
-    return action_to_json(a)
-
-
 class Planner:
     """Closed-loop decision maker.
 
@@ -168,40 +139,59 @@ class Planner:
         safety: the safety layer.
         motion: action → waypoints.
         instruction: the task, as shown to the model.
-        system_prompt: static system prompt (placed first for prefix caching).
-        prompt_fn: builds the per-step user text (``dppo_embodied.prompts.build_step_prompt``).
         config: loop settings.
-        skills: skill allowlist given to the parser and the prompt.
+        skills: the robot's skills: the allowlist given to the parser, listed to the model.
         on_decision: called with each :class:`Decision` (the recorder, the status line).
         keep_jpeg: keep the JPEG bytes sent in :attr:`Decision.jpeg` (recording).
+        style: the served checkpoint's step prompt style (:mod:`dppo_embodied.prompts`).
     """
 
     def __init__(self, client: ChatClient, frames: LatestFrame, robot: Any, executor: Executor, safety: Safety,
-                 motion: MotionPlanner, instruction: str, system_prompt: str | None, prompt_fn: PromptFn,
-                 config: PlannerConfig | None = None, skills: Sequence[str] = (),
-                 on_decision: Callable[[Decision], None] | None = None, keep_jpeg: bool = False) -> None:
+                 motion: MotionPlanner, instruction: str, config: PlannerConfig | None = None,
+                 skills: Sequence[str] = (), on_decision: Callable[[Decision], None] | None = None,
+                 keep_jpeg: bool = False, style: PromptStyle = "full") -> None:
         self.client, self.frames, self.robot = client, frames, robot
         self.executor, self.safety, self.motion = executor, safety, motion
-        self.instruction, self.system_prompt, self.prompt_fn = instruction, system_prompt, prompt_fn
+        self.instruction, self.style = instruction, style
         self.config = config or PlannerConfig()
         self.skills = tuple(skills)
         self.on_decision, self.keep_jpeg = on_decision, keep_jpeg
         self.feedback = ""
-        self.history: deque[tuple[str, str]] = deque(maxlen=max(1, self.config.history))
+        #: history lines "{command} -> {feedback}" (dppo_embodied.episode.history_entry), oldest first
+        self.history: deque[str] = deque(maxlen=self.config.history)
+        self._running: tuple[str, str, int] | None = None  # (command, reply, stops so far) of the plan running
         self.index = 0
         self.request_latency_ms: deque[float] = deque(maxlen=200)
         self.decision_times: deque[float] = deque(maxlen=50)
         self._stop = threading.Event()
 
     # ---------------------------------------------------------------------------------------------- steps
-    def _prompt(self) -> str:
-        hist = [f"{a} -> {fb}" if fb else a for a, fb in self.history]
-        return self.prompt_fn(self.instruction, feedback=self.feedback, history=hist, skills=self.skills)
+    def _note(self, command: str | None, reply: str, feedback: str) -> None:
+        """Record what happened to an action: the feedback of the next step and a history line."""
+        self.feedback = feedback
+        if self.history.maxlen:
+            self.history.append(history_entry(command, reply, feedback))
+
+    def _stops(self) -> int:
+        counts = self.safety.events.snapshot()
+        return sum(counts.get(k, 0) for k in _STOPS)
+
+    def observation(self, image: Any) -> StepObservation:
+        """What the model sees now, with ``image`` (the frame) as the camera image; the plan handed to the
+        executor at the last decision gets its feedback here (:data:`EXECUTED`, :data:`STOPPED`, :data:`EXECUTING`).
+        """
+        if self._running is not None:
+            command, reply, stops = self._running
+            self._running = None
+            running, stopped = self.executor.queue_len > 0, self._stops() > stops
+            self._note(command, reply, EXECUTING if running else STOPPED if stopped else EXECUTED)
+        return StepObservation(images=(image,), instruction=self.instruction, feedback=self.feedback,
+                               history=tuple(self.history), skills=self.skills)
 
     def _hold(self, d: Decision, status: str, reason: str) -> Decision:
         d.status, d.error = status, reason
         self.executor.clear(status)
-        self.safety.events.note(status, reason[:160])
+        self.safety.events.note(status, reason[:300])
         return d
 
     def decide(self) -> Decision:
@@ -225,10 +215,10 @@ class Planner:
         t1 = time.perf_counter()
         d.timings_ms["capture"] = (t1 - t0) * 1000
         # 2. encode (+ prompt and request body building)
-        d.prompt = self._prompt()
+        d.conversation = conv = render_step(self.observation(frame.image), self.style)
+        d.prompt = conv.text
         try:
-            messages = build_messages(d.prompt, images=[frame.image], system=self.system_prompt,
-                                      image_quality=cfg.jpeg_quality, max_side=cfg.max_side)
+            messages = conv.openai_messages(image_quality=cfg.jpeg_quality, max_side=cfg.max_side)
         except DppoError as e:  # a malformed frame (wrong dtype/shape) from a camera driver
             return self._finish(self._hold(d, "encode_error", str(e)), t0)
         t2 = time.perf_counter()
@@ -243,7 +233,11 @@ class Planner:
             d.raw_text = reply.text
         except (ClientError, DppoError) as e:
             d.timings_ms["request"] = (time.perf_counter() - t2) * 1000
-            return self._finish(self._hold(d, "request_error", str(e)), t0)
+            reason = str(e)
+            if "timed out" in reason:  # say which flag helps, before the client's own words
+                reason = (f"no answer within --request-timeout {cfg.request_timeout_s:g} s (raise it, e.g. "
+                          f"--request-timeout 30, or lower --max-tokens): {reason}")
+            return self._finish(self._hold(d, "request_error", reason), t0)
         finally:
             self.safety.watchdog.feed()
         t3 = time.perf_counter()
@@ -259,8 +253,7 @@ class Planner:
         t4 = time.perf_counter()
         d.timings_ms["parse"] = (t4 - t3) * 1000
         if isinstance(action, NoAnswer):  # not executed; a plan already running goes on within its TTL
-            self.feedback = f"Last action is invalid: {action.reason}"
-            self.history.append((d.raw_text.strip()[:120] or "(empty)", "invalid"))
+            self._note(None, d.raw_text, f"Last action is invalid: {action.reason}")
             d.status, d.error = "invalid", action.reason
             self.safety.note_invalid(action.reason)
             d.timings_ms["plan"] = (time.perf_counter() - t4) * 1000
@@ -268,7 +261,7 @@ class Planner:
         d.action = action
         if isinstance(action, DoneAction):
             d.status = "done"
-            self.history.append((_summary(action), ""))
+            self._note(action_to_json(action), d.raw_text, DECLARED_DONE)
             d.timings_ms["plan"] = (time.perf_counter() - t4) * 1000
             return
         state_now = d.state
@@ -282,15 +275,13 @@ class Planner:
         plan = self.motion.plan(action, state_now, d.t_obs, d.index, depth=frame.depth, state_obs=d.state,
                                 holding=holding)
         if isinstance(plan, NoAnswer):
-            self.feedback = f"Last action is invalid: {plan.reason}"
-            self.history.append((_summary(action), "refused"))
+            self._note(action_to_json(action), d.raw_text, f"Last action is invalid: {plan.reason}")
             d.status, d.error = "refused", plan.reason
             self.safety.note_invalid(plan.reason)
         else:
             d.waypoints = plan
             self.executor.submit(plan)
-            self.feedback = ""
-            self.history.append((_summary(action), "executing"))
+            self._running = (action_to_json(action), d.raw_text, self._stops())  # feedback: at the next decision
         d.timings_ms["plan"] = (time.perf_counter() - t4) * 1000
 
     def _finish(self, d: Decision, t0: float) -> Decision:

@@ -13,12 +13,11 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dppo_embodied.client import ChatClient, ClientConfig
 from dppo_embodied.errors import ConfigError
 from dppo_embodied.geometry import CameraCalibration
-from dppo_embodied.prompts import build_step_prompt, system_prompt
 from robot_bridge.cameras import LatestFrame, make_camera
 from robot_bridge.estop import EStopServer
 from robot_bridge.executor import Executor
@@ -50,11 +49,16 @@ class BridgeConfig:
             else 0).
         control_hz: executor rate.
         record: folder for a LeRobotDataset v3 recording of every decision (``None`` = off).
+        record_overwrite: replace a dataset already in ``record`` (``--overwrite``), once an episode is saved.
         calibration: JSON file of a :class:`CameraCalibration` (``None`` = the robot's own, if any).
         estop_port: port of the e-stop HTTP endpoint on 127.0.0.1 (``None`` = off, ``0`` = any free port).
         estop_token: operator token required by ``POST /reset`` of the e-stop endpoint (``None`` =
             ``$DPPO_ESTOP_TOKEN``, else a random one printed at start); stopping never needs it.
-        skills: enable skill actions when the robot supports them.
+        skills: the skill actions offered to the model: ``true`` = every skill the robot supports (with the twin:
+            pick, place, push, home, open, close, lift), ``false`` = none, or a list of skill names (a subset of
+            those; e.g. ``[pick, place, push, home]``, the simulated envs' skills).
+        step_prompt: the served checkpoint's step prompt style, ``full`` or ``compact``: the style it was trained
+            with (``dppo_step_prompt.json`` in its folder; ``full`` when there is none).
         planner: planner loop settings.
         safety: safety limits.
         motion: motion sequence settings.
@@ -72,10 +76,12 @@ class BridgeConfig:
     seed: int | None = None
     control_hz: float = 30.0
     record: str | None = None
+    record_overwrite: bool = False
     calibration: str | None = None
     estop_port: int | None = None
     estop_token: str | None = field(default=None, repr=False)
-    skills: bool = True
+    skills: bool | list[str] = True
+    step_prompt: Literal["full", "compact"] = "full"
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -154,7 +160,7 @@ class Bridge:
                                   home=motion_cfg.home)
         self.motion = MotionPlanner(motion_cfg, calibration, ttl_s=cfg.safety.action_ttl_s,
                                     speed_m_s=cfg.safety.max_speed_m_s * cfg.safety.slow_scale, skills=skills)
-        self.skill_names = skills.names if skills is not None else ()
+        self.skill_names = _offered(skills.names if skills is not None else (), cfg.skills)
         self.executor = Executor(self.robot, self.safety, rate_hz=cfg.control_hz,
                                  state_fn=self.robot.ee_pose).start()
         if cfg.estop_port is not None:
@@ -168,14 +174,15 @@ class Bridge:
             frame = self.frames.wait_first(1.0)
             self.recorder = DecisionRecorder(cfg.record, fps=cfg.planner.rate_hz, camera=cam.name,
                                              image_shape=_sent_shape(frame.image.shape, cfg.planner.max_side),
-                                             robot_type=getattr(self.robot.robot, "name", cfg.robot))
+                                             robot_type=getattr(self.robot.robot, "name", cfg.robot),
+                                             overwrite=cfg.record_overwrite)
 
     def _make_client(self) -> ChatClient:
         cfg = self.config
         p = cfg.planner
         model = cfg.model
         probe = ChatClient(ClientConfig(base_url=cfg.server, model=model or "probe", api_key=cfg.api_key,
-                                        timeout_s=5.0, max_retries=2, backoff_s=0.5))
+                                        timeout_s=5.0, max_retries=2))
         try:
             if model is None:
                 models = probe.list_models()
@@ -259,9 +266,8 @@ class Bridge:
         if self.recorder is not None:
             self.recorder.start_episode(instruction)
         self.planner = Planner(self.client, self.frames, self.robot, self.executor, self.safety, self.motion,
-                               instruction, system_prompt(self.skill_names), build_step_prompt, cfg.planner,
-                               skills=self.skill_names, on_decision=self._on_decision,
-                               keep_jpeg=self.recorder is not None)
+                               instruction, cfg.planner, skills=self.skill_names, on_decision=self._on_decision,
+                               keep_jpeg=self.recorder is not None, style=cfg.step_prompt)
         self.safety.watchdog.feed()
         result = self.planner.run(max_steps)
         self.executor.clear()
@@ -305,6 +311,21 @@ class Bridge:
         return (f"ep {s.get('episode', 0) + 1} step {s.get('decisions', 0)} | {s.get('rate_hz', 0.0):.1f} Hz | "
                 f"req p50 {s.get('request_p50_ms', 0.0):.0f} ms | queue {s.get('queue', 0)} | "
                 f"{s.get('mode', 'idle')} | invalid {s.get('invalid', 0)} | safety: {top or 'none'} | {estop}")
+
+
+def _offered(supported: tuple[str, ...], wanted: bool | list[str]) -> tuple[str, ...]:
+    """The skills offered to the model: ``supported`` (``wanted`` true), none, or the listed ones (in that order).
+
+    Raises:
+        ConfigError: a listed skill the robot does not support, naming those it does.
+    """
+    if isinstance(wanted, bool):
+        return supported if wanted else ()
+    unknown = [name for name in wanted if name not in supported]
+    if unknown:
+        raise ConfigError(f"skills: {unknown} not supported by this robot; it supports: "
+                          f"{', '.join(supported) or '(none: no object locator and no home pose)'}")
+    return tuple(dict.fromkeys(wanted))
 
 
 def _sent_shape(shape: tuple[int, ...], max_side: int | None) -> tuple[int, int, int]:

@@ -15,7 +15,7 @@ Algorithm (one run; K loops, each RL then SFT, [TR] "RL-Refine -> Diagnose -> SF
       2 difficulty  T sampled rollouts per candidate -> SR, difficulty 1 - SR (persisted: sr/k.json)
       3 buffer   drop trivial (SR = 1), route intractable (SR <= thr) to the weakness pool, cap task and
                  capability shares; `sampling: random` for the ablation (buffers/k.json)
-      4 RL       GRPO on the buffer, reward λ_f·format + λ_t·task (benchmarks.metrics), per-sample rewards
+      4 RL       GRPO on the buffer, reward λ_f·format + λ_t·task (dppo_embodied.metrics), per-sample rewards
                  recorded by id; stop when mean_i TS_i >= 0.7 or the step budget ends (checkpoint ckpt/kK-rl)
       5 diagnose re-roll buffer + weakness pool; failures; weakness report by capability (reports/)
       6 SFT      teacher fills failures (kept only when score_sample verifies them) = D_weak; D_assoc = pool
@@ -28,6 +28,12 @@ The steps of a run are planned once (:func:`training.plan.plan`): the ablation m
 recorded in ``state.json`` (:mod:`training.runs.committed_run`): after a crash or ``kill -9``, ``--resume``
 restarts at the first unfinished step from the last committed checkpoint.
 
+Every generation outside the GRPO trainer (difficulty, diagnosis, evaluation, closed-loop episodes, the RL phase's
+episode rows) runs on the rollout engine (``rollout:``, :mod:`training.algorithm.rollout_engine`): in process
+(``local``), on replicas of the current checkpoint launched before a generation step and stopped before the next
+training phase (``server``), or on a fleet the user runs (``openai``). Finished rollouts are journaled per step, so a
+resumed step sends only the missing ones.
+
 Deviations from the paper (all [D], docs/training.md): the per-task saturation score TS_i is our definition
 (:mod:`training.algorithm.stagnation`) computed from GRPO's own rollouts; thresholds, ratios, λ's and T are ours;
 diagnosis uses rule-based verification only (no VLM judge or human spot-check); closed-loop tasks are trained with
@@ -39,9 +45,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dppo_embodied.config import save_config
+from dppo_embodied.io import atomic_write_json, read_json
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.prompts import STEP_PROMPT_FILE, read_prompt_style, write_prompt_style
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
 from training.algorithm import data_sources
 from training.algorithm.diagnosis import Diagnosis, diagnose, write_report
@@ -51,13 +61,15 @@ from training.algorithm.difficulty import (
     SRRecord,
     build_buffer,
     estimate_success_rates,
+    failure_summary,
     sr_summary,
     table_from_json,
     table_to_json,
 )
-from training.algorithm.evaluation import evaluate
+from training.algorithm.evaluation import evaluate, heldout_episodes
 from training.algorithm.rewards import SampleIndex
-from training.algorithm.sample_io import MediaLoader, horizon_of, loadable, tokenizer_corpus
+from training.algorithm.rollout_engine import RolloutEngine
+from training.algorithm.sample_io import horizon_of, loadable, tokenizer_corpus
 from training.algorithm.teacher import make_teacher
 from training.metaloop_config import MetaloopConfig
 from training.phases.common import ComputeClock
@@ -67,7 +79,8 @@ from training.plan import Step, plan
 from training.runs import report
 from training.runs.committed_run import CommittedRun
 from training.runs.distributed import barrier, broadcast, is_main
-from training.runs.state import atomic_write_json, commit_checkpoint, read_json
+from training.runs.state import commit_checkpoint
+from training.runs.tensorboard import log_evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -89,19 +102,28 @@ class Metaloop(CommittedRun):
                  on_step: Callable[[str], None] | None = None) -> None:
         super().__init__(cfg.out, cfg.name, resume=resume, budget_s=cfg.compute_budget_s, on_step=on_step)
         self.cfg, self.progress = cfg, progress
-        self.loader = MediaLoader()
+        self.loader = MediaLoader(cfg.data.frames)
+        # the closed-loop step prompt style is the checkpoint's: recorded beside every checkpoint's weights
+        self.style = cfg.data.env_prompt
+        self.checkpoint_extras = lambda folder: write_prompt_style(folder, self.style)
+        self.engine = RolloutEngine(cfg.rollout, cfg.out, dtype=cfg.model.dtype, max_pixels=cfg.model.max_pixels,
+                                    batch_size=cfg.eval.batch_size, max_tokens=max(
+                                        cfg.difficulty.max_new_tokens, cfg.eval.max_new_tokens,
+                                        cfg.grpo.max_completion_length))
 
     # ------------------------------------------------------------------ helpers
     def _load_model(self) -> None:
         from inference.models import load_vlm
 
+        if not self.engine.needs_local_model:
+            self.engine.stop()  # the model comes back for training: rollout servers go (they share the GPUs)
         if self.model is None:
             import torch
 
             torch.manual_seed(self.cfg.seed)
             attn = self.cfg.model.attn_implementation
             kw = {"attn_implementation": attn} if attn else {}
-            self.model, self.processor = load_vlm(self.state.model_path, dtype=self.cfg.model.dtype,
+            self.model, self.processor = load_vlm(self.model_dir, dtype=self.cfg.model.dtype,
                                                   max_pixels=self.cfg.model.max_pixels, **kw)
 
     def _policy(self) -> Any:
@@ -110,6 +132,19 @@ class Metaloop(CommittedRun):
         self._load_model()
         return VLMPolicy(self.model, self.processor, max_new_tokens=self.cfg.difficulty.max_new_tokens,
                          batch_size=self.cfg.eval.batch_size)
+
+    def _engine(self) -> RolloutEngine:
+        """The rollout engine, serving the current checkpoint (``server``: replicas launched once per checkpoint)."""
+        self.engine.use(self.model_dir, self._policy, release=self._release_model)
+        return self.engine
+
+    def _release_model(self) -> None:
+        """Free the in-memory model for the rollout servers (training reloads the committed checkpoint)."""
+        self.model = self.processor = None
+
+    def _journal(self, step: str, **meta: Any) -> Any:
+        """The rollout journal of ``step`` (finished rollouts are not generated again on --resume)."""
+        return self.engine.journal(step, model=self.state.model_path, **meta)
 
     def _peft(self) -> Any:
         lc = self.cfg.model.lora
@@ -120,13 +155,13 @@ class Metaloop(CommittedRun):
         return LoraConfig(task_type="CAUSAL_LM", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                           target_modules=lc.target_modules)
 
-    def _episode_roller(self, policy: Any) -> Any:
+    def _episode_roller(self, journal: Any = None) -> Any:
         if not self.cfg.data.env_tasks:
             return None
         from training.algorithm.env_rollouts import EpisodeRoller
 
-        return EpisodeRoller(policy, max_steps=self.cfg.data.env_max_steps,
-                             max_new_tokens=self.cfg.grpo.max_completion_length)
+        return EpisodeRoller(self.engine, max_steps=self.cfg.data.env_max_steps,
+                             max_new_tokens=self.cfg.grpo.max_completion_length, style=self.style, journal=journal)
 
     def _data(self) -> dict[str, list[EmbodiedSample]]:
         if not hasattr(self, "_data_cache"):
@@ -143,18 +178,19 @@ class Metaloop(CommittedRun):
         return self._data_cache
 
     def _evaluate(self, tag: str) -> dict[str, Any]:
-        policy = self._policy()
-        policy.max_new_tokens = self.cfg.eval.max_new_tokens
-        data = self._data()
-        held = evaluate(policy, data["heldout"], self.loader, self.cfg.eval.max_new_tokens,
-                        episode_roller=self._episode_roller(policy), progress=self.progress)
-        gen = evaluate(policy, data["general"], self.loader, self.cfg.eval.max_new_tokens) if data["general"] else None
-        res = {"tag": tag, "seq": len(self.state.completed), "heldout": held, "general": gen,
-               "compute_s": self.state.compute_s, "teacher_calls": self.state.teacher_calls}
-        if is_main():
-            atomic_write_json(self.out / "eval" / f"{tag.replace('/', '-')}.json", res)
-        logger.info("eval %s: held-out %.3f (n=%d)%s", tag, held["overall"], held["n"],
-                    f", general replay {gen['overall']:.3f}" if gen else "")
+        """Held-out (QA and closed-loop) and general replay through the benchmark runner, in process."""
+        cfg, dc = self.cfg, self.cfg.data
+        episodes = heldout_episodes(dc, cfg.grpo.max_completion_length)
+        res = evaluate(self._engine().backend, self.model_dir, self.out / "data",
+                       self.out / "eval" / tag.replace("/", "-"), tag=tag, seq=len(self.state.completed),
+                       compute_s=self.state.compute_s, frames=dc.frames, max_new_tokens=cfg.eval.max_new_tokens,
+                       episodes=episodes, with_general=bool(self._data()["general"]),
+                       step_prompt=dc.env_prompt, progress=self.progress, teacher_calls=self.state.teacher_calls)
+        held, gen = res["heldout"], res["general"]
+        logger.info("eval %s: held-out %.1f (n=%d)%s", tag, held["overall"], held["n"],
+                    f", general replay {gen['overall']:.1f}" if gen else "")
+        if is_main():  # the run's own TensorBoard run: heldout/<capability> per loop and per compute second
+            log_evaluation(self.out, self.state.loop, res)
         return {"overall": held["overall"], "general": gen["overall"] if gen else None,
                 "compute_s": self.state.compute_s}
 
@@ -171,10 +207,6 @@ class Metaloop(CommittedRun):
 
         cfg = self.cfg
         torch.set_num_threads(cfg.threads)
-        if cfg.data.env_tasks:
-            from training.algorithm.env_rollouts import set_prompt_style
-
-            set_prompt_style(cfg.data.env_prompt)
         transformers.set_seed(cfg.seed)
         self.out.mkdir(parents=True, exist_ok=True)
         if is_main():
@@ -193,16 +225,19 @@ class Metaloop(CommittedRun):
             "sft_pool": lambda s: self._sft(s.loop, "pool"),      # sft_pool: the whole labelled pool + replay
         }
         loop = 0
-        for step in plan(cfg):
-            if step.loop != loop:  # entering metaloop iteration k
-                if self._budget_left() <= 0:
-                    logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s,
-                                step.loop)
-                    break
-                loop = self.state.loop = step.loop
-            self._step(step.name, lambda step=step: actions[step.kind](step))
-            if step.name == until:
-                return {}
+        try:
+            for step in plan(cfg):
+                if step.loop != loop:  # entering metaloop iteration k
+                    if self._budget_left() <= 0:
+                        logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s,
+                                    step.loop)
+                        break
+                    loop = self.state.loop = step.loop
+                self._step(step.name, lambda step=step: actions[step.kind](step))
+                if step.name == until:
+                    return {}
+        finally:
+            self.engine.stop()  # no rollout server outlives the run (nor a failed step: --resume relaunches)
 
         return self._finish()
 
@@ -223,12 +258,21 @@ class Metaloop(CommittedRun):
             if is_main():
                 corpus = tokenizer_corpus(self.out / "data", with_env=bool(cfg.data.env_tasks))
                 pixels = cfg.model.max_pixels or 96 * 96
-                commit_checkpoint(lambda tmp: build_tiny_vlm(tmp, size=cfg.model.build_tiny, seed=cfg.seed,
-                                                             corpus=corpus, max_pixels=pixels), folder)
+
+                def build(tmp: Path) -> None:
+                    build_tiny_vlm(tmp, size=cfg.model.build_tiny, seed=cfg.seed, corpus=corpus, max_pixels=pixels)
+                    write_prompt_style(tmp, self.style)
+
+                commit_checkpoint(build, folder)
             barrier()
-            self.state.model_path = str(folder)
+            self.state.model_path = self.inside(folder)
         else:
             self.state.model_path = cfg.model.path
+            recorded = read_prompt_style(cfg.model.path)
+            if (Path(cfg.model.path) / STEP_PROMPT_FILE).is_file() and recorded != self.style:
+                logger.warning("%s was trained with the %r step prompt style; this run trains it with %r "
+                               "(data.env_prompt) and records that with its checkpoints", cfg.model.path, recorded,
+                               self.style)
         return {"data": {k: str(v) for k, v in paths.items()}, "model_path": self.state.model_path}
 
     def _pretrain(self) -> dict[str, Any]:
@@ -257,11 +301,13 @@ class Metaloop(CommittedRun):
         cfg, dc = self.cfg, self.cfg.difficulty
         skipped: list[dict[str, str]] = []
         cands = loadable(self._candidates(k), self.loader, skipped)
-        policy = self._policy()
+        engine = self._engine()
+        journal = self._journal(f"k{k}-difficulty", temperature=dc.temperature, max_tokens=dc.max_new_tokens)
         with ComputeClock() as clock:
             table = estimate_success_rates(
-                cands, QARoller(policy, self.loader, dc.max_new_tokens), dc.rollouts, dc.temperature,
-                episode_roller=self._episode_roller(policy), progress=self.progress)
+                cands, QARoller(engine, self.loader, dc.max_new_tokens, journal=journal), dc.rollouts, dc.temperature,
+                episode_roller=self._episode_roller(journal), progress=self.progress,
+                chunk=max(64, engine.backend.chunk_size // dc.rollouts))
         self.state.compute_s += clock.seconds
         buf = build_buffer(cands, table, dc, sampling=cfg.sampling, seed=cfg.seed + k)
         if is_main():
@@ -269,7 +315,8 @@ class Metaloop(CommittedRun):
             atomic_write_json(self.out / "buffers" / f"k{k}.json", buf.__dict__)
         self._rank_dump(f"k{k}-difficulty", {"sr": table_to_json(table), "buffer": buf.__dict__})
         return {"candidates": len(cands), "skipped_media": skipped, "rl": len(buf.rl), "weak": len(buf.weak),
-                "trivial": len(buf.trivial), "sr_by_task": sr_summary(table), "seconds": clock.seconds}
+                "trivial": len(buf.trivial), "sr_by_task": sr_summary(table), "seconds": clock.seconds,
+                "engine": self.engine.kind, **failure_summary(table)}
 
     def _buffer(self, k: int) -> tuple[dict[str, SRRecord], Buffer]:
         table = table_from_json(read_json(self.out / "sr" / f"k{k}.json", {}))
@@ -283,7 +330,6 @@ class Metaloop(CommittedRun):
         by_id = {s.id: s for s in data["train"]}
         qa = [by_id[i] for i in buf.rl if i in by_id and not by_id[i].metadata.get("env_id")]
         episodes = [by_id[i] for i in buf.rl if i in by_id and by_id[i].metadata.get("env_id")]
-        self._load_model()
         extra_rows: list[dict[str, Any]] = []
         extra_rewards: list[Any] = []
         extra_tasks: dict[str, str] = {}
@@ -291,13 +337,17 @@ class Metaloop(CommittedRun):
         if episodes:
             from training.algorithm.env_rollouts import POOL, EpisodeReward, episode_rows
 
-            policy, pool = self._policy(), POOL
+            pool = POOL
             extra_rows, extra_tasks, row_sr, states = episode_rows(
-                episodes, policy, table, max_steps=cfg.data.env_max_steps, seed=cfg.seed + k,
-                max_new_tokens=cfg.grpo.max_completion_length, pool=pool)
+                episodes, self._engine(), table, max_steps=cfg.data.env_max_steps, seed=cfg.seed + k,
+                max_new_tokens=cfg.grpo.max_completion_length, pool=pool, style=self.style,
+                journal=self._journal(f"k{k}-rl-rows", temperature=1.0, max_tokens=cfg.grpo.max_completion_length))
+            policy = self._policy()  # the live model finishes the reward episodes (servers stop here)
             initial.update(row_sr)
             extra_rewards = [EpisodeReward(policy, states, max_steps=cfg.data.env_max_steps,
-                                           max_new_tokens=cfg.grpo.max_completion_length, pool=pool)]
+                                           max_new_tokens=cfg.grpo.max_completion_length, pool=pool,
+                                           style=self.style)]
+        self._load_model()
         dyn: dict[str, Any] = {}
         if cfg.grpo.dynamic_sampling.enabled:  # refills come from the QA candidates left out of the buffer
             taken = set(buf.rl)
@@ -324,15 +374,17 @@ class Metaloop(CommittedRun):
         _, buf = self._buffer(k)
         by_id = {s.id: s for s in self._data()["train"]}
         targets = [by_id[i] for i in dict.fromkeys(buf.rl + buf.weak) if i in by_id]
-        policy = self._policy()
+        engine = self._engine()
+        journal = self._journal(f"k{k}-diagnosis", temperature=dc.temperature, max_tokens=dc.max_new_tokens)
         with ComputeClock() as clock:
-            d = diagnose(targets, QARoller(policy, self.loader, dc.max_new_tokens), dc.rollouts, dc.temperature,
-                         failure_sr=dc.failure_sr, episode_roller=self._episode_roller(policy), progress=self.progress)
+            d = diagnose(targets, QARoller(engine, self.loader, dc.max_new_tokens, journal=journal), dc.rollouts,
+                         dc.temperature, failure_sr=dc.failure_sr, episode_roller=self._episode_roller(journal),
+                         progress=self.progress)
         self.state.compute_s += clock.seconds
         if is_main():
             write_report(d, self.out / "reports", k)
         return {"failures": len(d.failures), "diagnosed": len(targets), "weak_capabilities": d.weak_capabilities,
-                "seconds": clock.seconds}
+                "seconds": clock.seconds, "engine": self.engine.kind, **d.rollout_failures}
 
     def _sft(self, k: int, source: str) -> dict[str, Any]:
         """SFT on ``diagnosed`` failures (dppo), ``random`` teacher targets (sft_only, sft_then_rl) or the whole
@@ -393,7 +445,9 @@ class Metaloop(CommittedRun):
         return report.summarize_run(self.out, self.cfg.name, {"mode": self.cfg.mode, "sampling": self.cfg.sampling,
                                                               "loops_done": self.state.loop,
                                                               "compute_s": self.state.compute_s,
-                                                              "teacher_calls": self.state.teacher_calls},
+                                                              "teacher_calls": self.state.teacher_calls,
+                                                              "checkpoint": self.state.model_path,
+                                                              "sessions": self.state.sessions},
                                     write=is_main())
 
 

@@ -1,8 +1,9 @@
 """Typed configuration of the DPPO metaloop (one YAML recipe = one :class:`MetaloopConfig`).
 
-It composes the settings that live beside their steps and phases: ``data``, ``difficulty``, ``teacher``, ``eval``
-and ``grpo.stagnation`` in ``training/algorithm/<step>_config.py``, ``grpo`` in :mod:`training.phases.grpo_config`,
-``sft`` and ``pretrain`` in :mod:`training.phases.sft_config`. The model and run-level settings are defined here.
+It composes the settings that live beside their steps and phases: ``data``, ``difficulty``, ``teacher``, ``eval``,
+``rollout`` (the rollout engine) and ``grpo.stagnation`` in ``training/algorithm/<step>_config.py``, ``grpo`` in
+:mod:`training.phases.grpo_config`, ``sft`` and ``pretrain`` in :mod:`training.phases.sft_config`. The model and
+run-level settings are defined here.
 
 Recipes live in ``training/recipes/*.yaml`` and load with :func:`load_metaloop_config`, which reuses
 :func:`dppo_embodied.config.load_config`: an unknown key, a wrong type or a bad value raises
@@ -25,6 +26,7 @@ from dppo_embodied.config import check, load_config
 from training.algorithm.data_sources_config import DataSettings
 from training.algorithm.difficulty_config import DifficultySettings
 from training.algorithm.evaluation_config import EvalSettings
+from training.algorithm.rollout_config import RolloutSettings, ServerSettings
 from training.algorithm.stagnation_config import StagnationSettings
 from training.algorithm.teacher_config import TeacherSettings
 from training.phases.grpo_config import GRPOSettings
@@ -32,8 +34,8 @@ from training.phases.sft_config import PretrainSettings, SFTSettings
 
 __all__ = [
     "DataSettings", "DifficultySettings", "EvalSettings", "GRPOSettings", "LoraSettings", "MetaloopConfig", "Mode",
-    "ModelSettings", "PretrainSettings", "SFTSettings", "Sampling", "StagnationSettings", "TeacherSettings",
-    "load_metaloop_config",
+    "ModelSettings", "PretrainSettings", "RolloutSettings", "SFTSettings", "Sampling", "ServerSettings",
+    "StagnationSettings", "TeacherSettings", "load_metaloop_config",
 ]
 
 Mode = Literal["dppo", "grpo_only", "sft_only", "sft_then_rl", "sft_pool"]
@@ -126,6 +128,7 @@ class MetaloopConfig:
         pretrain: optional general pre-training before the base evaluation.
         teacher: SFT teacher settings.
         eval: evaluation settings.
+        rollout: where every generation outside the GRPO trainer runs (``local``, ``server``, ``openai``).
     """
 
     name: str = "dppo"
@@ -148,6 +151,7 @@ class MetaloopConfig:
     pretrain: PretrainSettings = field(default_factory=PretrainSettings)
     teacher: TeacherSettings = field(default_factory=TeacherSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
 
     def __post_init__(self) -> None:
         check(self.loops >= 1, "loops", f"must be >= 1, got {self.loops}")

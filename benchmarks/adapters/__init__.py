@@ -53,6 +53,13 @@ def option_letter(index: Any, n_options: int) -> str:
     return LETTERS[k]
 
 
+def row_id(row: Any, key: str, fallback: str) -> str:
+    """The id contract: the dataset's own id ``row[key]`` (unique across the task) when the row has one, else
+    ``fallback`` = ``<subset>/<row>`` (subset = source file stem, or config/split name for parquet; 0-based row)."""
+    value = row.get(key) if isinstance(row, dict) else None
+    return fallback if value is None or value == "" else str(value)
+
+
 def seconds(value: Any) -> float | None:
     """A clip bound in seconds from a dataset cell (``None`` when absent); a non-number raises (a malformed row)."""
     return None if value is None else float(value)

@@ -1,8 +1,10 @@
 """BLINK (``BLINK-Benchmark/BLINK``): 14 subtasks, validation split (test answers are hidden).
 
-Layout: one folder per config (``Art_Style/``, ``Multi-view_Reasoning/``, ...) holding ``val-*.parquet`` with
-``idx, question, sub_task, image_1..image_4, choices, answer ("(A)"), prompt``. Sample ids are ``idx``. Prompt
-(Pelican): a disclaimer for Forensic_Detection, Jigsaw and Art_Style, then ``prompt`` + post prompt; images first.
+Layout (the dataset card): one config per subtask (``Art_Style``, ``Multi-view_Reasoning``, ...), split ``val`` =
+``<Config>/val-*`` (parquet: ``idx, question, sub_task, image_1..image_4, choices, answer ("(A)"), prompt,
+explanation``). Sample ids are ``idx`` (``val_Art_Style_1``, unique across the configs), else ``<Config>/<row>``.
+Prompt (Pelican): a disclaimer for Forensic_Detection, Jigsaw and Art_Style, then ``prompt`` + post prompt; images
+first.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.adapters import build_docs, make_doc, want
+from benchmarks.adapters import build_docs, make_doc, row_id, want
 from benchmarks.data import image_value, split_rows
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
@@ -47,7 +49,7 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
             meta = {"choices": [str(c) for c in row["choices"]], "question": row.get("question", "")}
             return make_doc(spec, doc_id, spec.apply_prompt(prompt), str(row["answer"]), sub, images=images, meta=meta)
 
-        rows = split_rows(spec.task, root, split, spec.layout, spec.dataset_id, config=config, exts=(".parquet",))
-        docs += build_docs(spec, rows, build, lambda i, row, config=config: row.get("idx") or f"{config}/{i}",
+        rows = split_rows(spec, root, split, config)
+        docs += build_docs(spec, rows, build, lambda i, row, config=config: row_id(row, "idx", f"{config}/{i}"),
                            config, sub)
     return docs

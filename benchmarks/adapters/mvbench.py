@@ -1,10 +1,12 @@
 """MVBench (``OpenGVLab/MVBench``): 20 video multiple-choice tasks.
 
-Layout: ``json/<task>.json`` (a list of ``{video, question, candidates, answer[, start, end]}``; ``answer`` is the
-text of the right candidate) and the videos under ``video/<source folder>/<video>`` (the folders of the
-``video`` branch, e.g. ``video/star/Charades_segment``; a ``video/data0613/<folder>`` copy is also looked at).
-A video may be a file or a folder of frames (``fps`` 3 for the tvqa frame folders). Sample ids are
-``<task>/<row>``. Prompt (lmms-eval/Pelican): ``Question:{q}\\nOption:\\n(A) ...\\n(B) ...\\n`` + post prompt.
+Layout (the dataset card): one config per task whose ``data_files`` is ``json/<task>.json`` (so its one split is
+``train``): a list of ``{video, question, candidates, answer[, start, end]}`` (``answer`` is the text of the right
+candidate); the videos under ``video/<source folder>/<video>`` (the folders of the ``video`` branch, e.g.
+``video/star/Charades_segment``; a ``video/data0613/<folder>`` copy is also looked at). A video may be a file or a
+folder of frames (``fps`` 3 for the tvqa frame folders). The rows have no id field: sample ids are
+``<file stem>/<row>`` = ``<task>/<row>``.
+Prompt (lmms-eval/Pelican): ``Question:{q}\\nOption:\\n(A) ...\\n(B) ...\\n`` + post prompt.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.adapters import LETTERS, build_docs, make_doc, option_letter, seconds, want
-from benchmarks.data import layout_error, read_json, require_dir
+from benchmarks.data import require_dir, split_files
 from benchmarks.doc import Doc
 from benchmarks.task import TaskSpec
-from dppo_embodied.errors import DataError
 from dppo_embodied.types import VideoRef
 
 #: task -> folder under video/ (the official DATA_LIST).
@@ -49,22 +50,18 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
     for sub in spec.subtasks:
         if not want(subtasks, sub):
             continue
-        path = root / "json" / f"{sub}.json"
-        if not path.is_file():
-            raise layout_error(spec.task, root, spec.layout, spec.dataset_id, f"missing {path.name}")
-        rows = read_json(path)
-        if not isinstance(rows, list):
-            raise DataError(f"{path}: expected a JSON list of questions")
+        for path, rows in split_files(spec, root, str(spec.adapter_options.get("split", "train")), sub):
 
-        def build(i: int, row: dict[str, Any], doc_id: str, sub: str = sub) -> Doc:
-            cands = [str(c) for c in row["candidates"]]
-            target = option_letter(cands.index(str(row["answer"])), len(cands))
-            options = "".join(f"({LETTERS[k]}) {c}\n" for k, c in enumerate(cands))
-            prompt = f"{spec.prompt.pre}Question:{row['question']}\nOption:\n{options}{spec.prompt.post}"
-            video = VideoRef(str(_video_path(root, sub, str(row["video"]))),
-                             fps=3.0 if "fps3" in VIDEO_FOLDERS.get(sub, "") else None,
-                             start=seconds(row.get("start")), end=seconds(row.get("end")))
-            return make_doc(spec, doc_id, prompt, target, sub, video=video, meta={"candidates": cands})
+            def build(i: int, row: dict[str, Any], doc_id: str, sub: str = sub) -> Doc:
+                cands = [str(c) for c in row["candidates"]]
+                target = option_letter(cands.index(str(row["answer"])), len(cands))
+                options = "".join(f"({LETTERS[k]}) {c}\n" for k, c in enumerate(cands))
+                prompt = f"{spec.prompt.pre}Question:{row['question']}\nOption:\n{options}{spec.prompt.post}"
+                video = VideoRef(str(_video_path(root, sub, str(row["video"]))),
+                                 fps=3.0 if "fps3" in VIDEO_FOLDERS.get(sub, "") else None,
+                                 start=seconds(row.get("start")), end=seconds(row.get("end")))
+                return make_doc(spec, doc_id, prompt, target, sub, video=video, meta={"candidates": cands})
 
-        docs += build_docs(spec, rows, build, lambda i, row, sub=sub: f"{sub}/{i}", sub, sub, source=path.name)
+            docs += build_docs(spec, rows, build, lambda i, row, stem=path.stem: f"{stem}/{i}", path.stem, sub,
+                               source=path.name)
     return docs

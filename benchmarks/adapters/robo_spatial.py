@@ -1,9 +1,10 @@
 """RoboSpatial-Home (``chanhee-luke/RoboSpatial-Home``): splits context, compatibility, configuration.
 
-Layout: parquet per split (``data/<split>-*.parquet``) with ``img, question, answer, category[, mask]``; ``answer``
-is "yes"/"no" or a polygon of normalised points (context). Sample ids are ``<split>/<row>``. Prompt (Pelican, from
-FlagEvalMM): the dataset's own format instruction is removed and replaced by one asking for ``Answer: ...`` on the
-last line (points for context, yes/no otherwise).
+Layout (the dataset card): config ``default``, splits ``context`` (122), ``compatibility`` (105), ``configuration``
+(123) = ``data/<split>-*`` (parquet ``img, question, answer, category[, mask]``; ``answer`` is "yes"/"no" or a polygon
+of normalised points for context). The rows have no id field: sample ids are ``<split>/<row>``. Prompt (Pelican, from
+FlagEvalMM): the dataset's own format instruction is removed and replaced by one asking for ``Answer: ...`` on the last
+line (points for context, yes/no otherwise).
 """
 
 from __future__ import annotations
@@ -60,6 +61,6 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
             return make_doc(spec, doc_id, prompt, answer if isinstance(answer, str) else str(answer), split,
                             images=[image], meta={"split": split, "category": category})
 
-        rows = split_rows(spec.task, root, split, spec.layout, spec.dataset_id, exts=(".parquet",))
+        rows = split_rows(spec, root, split, spec.dataset_config)
         docs += build_docs(spec, rows, build, lambda i, row, split=split: f"{split}/{i}", split, split)
     return docs

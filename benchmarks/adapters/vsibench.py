@@ -1,8 +1,10 @@
 """VSI-Bench (``nyu-visionx/VSI-Bench``): 5,130 questions on 288 scene videos.
 
-Layout: ``test-*.parquet`` (or ``test.jsonl``) with ``id, dataset, scene_name, question_type, question,
-ground_truth, options`` and the videos ``<dataset>/<scene_name>.mp4`` (from ``arkitscenes.zip``, ``scannet.zip``,
-``scannetpp.zip``). Sample ids are ``id``. Prompt (lmms-eval/Pelican): ``These are frames of a video.\\n{q}`` then
+Layout (the dataset card, or the file names when the card lists no configs): the default config's ``test`` split
+(``test-00000-of-00001.parquet`` in the release snapshot) with ``id, dataset, scene_name, question_type,
+question, ground_truth, options``, and the videos ``<dataset>/<scene_name>.mp4`` (from ``arkitscenes.zip``,
+``scannet.zip``, ``scannetpp.zip``); ``adapter_options.config`` picks another config of a later card. Sample ids
+are ``id``, else ``test/<row>``. Prompt (lmms-eval/Pelican): ``These are frames of a video.\\n{q}`` then
 ``\\nPlease answer the question using a single word or phrase.`` for numeric questions, or
 ``\\nOptions:\\n{options}\\nAnswer with the option's letter from the given choices directly.`` for multiple choice.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.adapters import build_docs, make_doc, want
+from benchmarks.adapters import build_docs, make_doc, row_id, want
 from benchmarks.data import split_rows
 from benchmarks.doc import Doc
 from benchmarks.scoring.spatial import MCA_TYPES, NA_TYPES
@@ -34,7 +36,8 @@ def build_prompt(spec: TaskSpec, question: str, qtype: str, options: list[str] |
 
 def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) -> list[Doc]:
     """The VSI-Bench docs (subtask = question type)."""
-    rows = split_rows(spec.task, root, "test", spec.layout, spec.dataset_id, exts=(".parquet", ".jsonl"))
+    config = spec.adapter_options.get("config", spec.dataset_config)
+    rows = split_rows(spec, root, "test", None if config is None else str(config))
 
     def build(i: int, row: dict[str, Any], doc_id: str) -> Doc | None:
         qtype = str(row.get("question_type"))
@@ -51,4 +54,4 @@ def load(spec: TaskSpec, root: Path, subtasks: tuple[str, ...] | None = None) ->
         qtype = str(row.get("question_type"))
         return qtype if qtype in MCA_TYPES or qtype in NA_TYPES else None
 
-    return build_docs(spec, rows, build, lambda i, row: row.get("id", f"test/{i}"), "test", subtask_of=qtype_of)
+    return build_docs(spec, rows, build, lambda i, row: row_id(row, "id", f"test/{i}"), "test", subtask_of=qtype_of)

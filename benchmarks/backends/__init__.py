@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.backends.base import Backend, Request, ResultCallback
+from benchmarks.backends.base import Backend, ResultCallback
+from dppo_embodied.generation import ChatRequest, GenerationSettings
 from dppo_embodied.registry import Registry
 
-__all__ = ["BACKENDS", "Backend", "Request", "ResultCallback", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "ChatRequest", "GenerationSettings", "ResultCallback", "make_backend"]
 
 BACKENDS: Registry[type[Backend]] = Registry("backend")
 BACKENDS.register("hf", "benchmarks.backends.hf:HFBackend", help="local transformers model, batched greedy")

@@ -1,34 +1,23 @@
-"""The backend interface: turn prompt requests into texts, reporting each result as it finishes."""
+"""The backend interface: turn :class:`~dppo_embodied.generation.ChatRequest` s (a conversation plus generation
+settings, the one request type) into texts, reporting each result as it finishes."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+
+from dppo_embodied.generation import ChatRequest, GenerationSettings
 
 #: ``on_result(index, text_or_error)``: called once per request, in completion order, in the calling thread.
 ResultCallback = Callable[[int, "str | Exception"], None]
 
 
-@dataclass
-class Request:
-    """One generation request.
-
-    Attributes:
-        id: the sample id (for logs).
-        prompt: user text.
-        images: RGB PIL images shown before the text (video frames first).
-        system: optional system prompt.
-        max_new_tokens: generation cap.
-        temperature: 0 = greedy.
-    """
-
-    id: str
-    prompt: str
-    images: list[Any] = field(default_factory=list)
-    system: str | None = None
-    max_new_tokens: int = 4096
-    temperature: float = 0.0
+def by_settings(requests: Sequence[ChatRequest]) -> dict[GenerationSettings, list[int]]:
+    """Indices of ``requests`` grouped by their generation settings (first-seen order)."""
+    groups: dict[GenerationSettings, list[int]] = defaultdict(list)
+    for i, r in enumerate(requests):
+        groups[r.settings].append(i)
+    return dict(groups)
 
 
 class Backend:
@@ -39,16 +28,20 @@ class Backend:
         model: the model path or name.
         chunk_size: how many requests the runner hands over at once (results are saved per request as they
             finish; a chunk is also the fsync unit).
+        thread_safe: :meth:`generate` may be called from several threads at once (concurrent closed-loop
+            episodes then send their decisions directly; otherwise they are batched into one call at a time).
     """
 
     name = "base"
     chunk_size = 32
+    thread_safe = False
 
     def __init__(self, model: str = "") -> None:
         self.model = model
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback) -> None:  # pragma: no cover
-        """Generate every request; call ``on_result(i, text)`` or ``on_result(i, error)`` once per request."""
+    def generate(self, requests: Sequence[ChatRequest], on_result: ResultCallback) -> None:  # pragma: no cover
+        """Generate every request (one completion each, ``settings.n`` is ignored); call ``on_result(i, text)`` or
+        ``on_result(i, error)`` once per request."""
         raise NotImplementedError
 
     def close(self) -> None:

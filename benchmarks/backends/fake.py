@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.backends.base import Backend, Request, ResultCallback
+from benchmarks.backends.base import Backend, ResultCallback
 from dppo_embodied.errors import DataError
+from dppo_embodied.generation import ChatRequest
 
 
 class FakeBackend(Backend):
@@ -21,8 +22,9 @@ class FakeBackend(Backend):
     """
 
     name = "fake"
+    thread_safe = True  # the responder runs in the caller's thread
 
-    def __init__(self, model: str = "A", responder: Callable[[Request], str] | None = None,
+    def __init__(self, model: str = "A", responder: Callable[[ChatRequest], str] | None = None,
                  chunk_size: int = 64) -> None:
         super().__init__(model)
         self.chunk_size = chunk_size
@@ -38,7 +40,7 @@ class FakeBackend(Backend):
                     except (ValueError, KeyError, TypeError) as e:
                         raise DataError(f"{model}:{lineno}: expected {{\"id\": ..., \"response\": ...}}: {e}") from e
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback) -> None:
+    def generate(self, requests: Sequence[ChatRequest], on_result: ResultCallback) -> None:
         for i, r in enumerate(requests):
             try:
                 if self.responder is not None:

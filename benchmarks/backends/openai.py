@@ -1,19 +1,20 @@
 """The ``openai`` backend: any OpenAI-compatible chat server (``vllm serve``, SGLang, hosted APIs), concurrently.
 
-Requests go through :class:`dppo_embodied.client.ChatClient` (retries, timeouts, ordered results); images are
-sent as JPEG data URLs before the text, like the official evaluation orders visuals. Throughput scales with
+Requests go through :class:`dppo_embodied.client.ChatClient` (retries, timeouts, ordered results); each request's
+conversation is sent as :meth:`~dppo_embodied.conversation.Conversation.openai_messages` (images as JPEG data URLs,
+in the conversation's layout). Throughput scales with
 ``concurrency`` up to what the server batches (vLLM tensor/data parallel behind one URL).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.backends.base import Backend, Request, ResultCallback
-from dppo_embodied.client import ChatClient, ChatResponse, ClientConfig, build_messages
+from benchmarks.backends.base import Backend, ResultCallback, by_settings
+from dppo_embodied.client import ChatClient, ChatResponse, ClientConfig
 from dppo_embodied.errors import MediaError
+from dppo_embodied.generation import ChatRequest
 
 
 class OpenAIBackend(Backend):
@@ -31,6 +32,7 @@ class OpenAIBackend(Backend):
     """
 
     name = "openai"
+    thread_safe = True  # the chat client is thread-safe
 
     def __init__(self, model: str, base_url: str = "http://127.0.0.1:8000/v1", concurrency: int = 8,
                  api_key: str | None = None, timeout_s: float = 600.0, max_retries: int = 3,
@@ -42,24 +44,24 @@ class OpenAIBackend(Backend):
         self.image_max_side = image_max_side
         self.chunk_size = max(8, 4 * concurrency)
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback) -> None:
-        groups: dict[tuple[int, float], list[int]] = defaultdict(list)
+    def generate(self, requests: Sequence[ChatRequest], on_result: ResultCallback) -> None:
         messages: dict[int, Any] = {}
         for i, r in enumerate(requests):
             try:
-                messages[i] = build_messages(r.prompt, r.images, system=r.system, max_side=self.image_max_side,
-                                             images_first=True)
+                messages[i] = r.conversation.openai_messages(max_side=self.image_max_side)
             except MediaError as e:
                 on_result(i, e)
-                continue
-            groups[(r.max_new_tokens, r.temperature)].append(i)
-        for (max_tokens, temperature), idx in groups.items():
+        for settings, idx in by_settings(requests).items():
+            idx = [i for i in idx if i in messages]
 
             def done(k: int, res: ChatResponse | Exception, idx: list[int] = idx) -> None:
                 on_result(idx[k], res.text if isinstance(res, ChatResponse) else res)
 
-            self.client.chat_many([messages[i] for i in idx], on_result=done, max_tokens=max_tokens,
-                                  temperature=temperature)
+            kw: dict[str, Any] = {"stop": list(settings.stop)} if settings.stop else {}
+            if settings.top_p != 1.0:
+                kw["top_p"] = settings.top_p
+            self.client.chat_many([messages[i] for i in idx], on_result=done, max_tokens=settings.max_tokens,
+                                  temperature=settings.temperature, **kw)
 
     def close(self) -> None:
         self.client.close()

@@ -1,19 +1,19 @@
 """The ``vllm`` backend: vLLM's offline engine (``vllm.LLM.chat``) in this process, for GPU machines.
 
 Needs ``vllm`` importable; otherwise :class:`~dppo_embodied.errors.DependencyNotInstalled` names the install.
-Images are passed as data URLs in OpenAI chat format, greedy decoding, one ``chat`` call per chunk (vLLM batches
+Each conversation is passed as :meth:`~dppo_embodied.conversation.Conversation.openai_messages` (images as data
+URLs), greedy decoding, one ``chat`` call per chunk (vLLM batches
 internally). For multi-GPU, pass ``tensor_parallel_size`` or serve with ``vllm serve`` and use ``openai``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.backends.base import Backend, Request, ResultCallback
-from dppo_embodied.client import build_messages
+from benchmarks.backends.base import Backend, ResultCallback, by_settings
 from dppo_embodied.errors import DependencyNotInstalled, MediaError
+from dppo_embodied.generation import ChatRequest
 
 
 def _vllm() -> Any:
@@ -51,18 +51,19 @@ class VLLMBackend(Backend):
         self.llm = vllm.LLM(**kw)
         self.sampling_params = vllm.SamplingParams
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback) -> None:
-        groups: dict[tuple[int, float], list[int]] = defaultdict(list)
+    def generate(self, requests: Sequence[ChatRequest], on_result: ResultCallback) -> None:
         msgs: dict[int, Any] = {}
         for i, r in enumerate(requests):
             try:
-                msgs[i] = build_messages(r.prompt, r.images, system=r.system, images_first=True)
+                msgs[i] = r.conversation.openai_messages()
             except MediaError as e:
                 on_result(i, e)
+        for settings, idx in by_settings(requests).items():
+            idx = [i for i in idx if i in msgs]
+            if not idx:
                 continue
-            groups[(r.max_new_tokens, r.temperature)].append(i)
-        for (max_tokens, temperature), idx in groups.items():
-            params = self.sampling_params(max_tokens=max_tokens, temperature=temperature)
+            params = self.sampling_params(max_tokens=settings.max_tokens, temperature=settings.temperature,
+                                          top_p=settings.top_p, stop=list(settings.stop) or None)
             try:
                 outs = self.llm.chat([msgs[i] for i in idx], params, use_tqdm=False)
             except Exception as e:

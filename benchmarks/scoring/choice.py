@@ -1,6 +1,6 @@
 """Multiple-choice scorers, each reproducing its official (Pelican-VL) extraction rule, with named variants.
 
-Every scorer first applies Pelican's :func:`~benchmarks.scoring.normalize.remove_think` unless noted
+Every scorer first applies Pelican's :func:`~dppo_embodied.answer_text.strip_think` unless noted
 (PhyX's official MC scorer does not). ``doc.target`` is the ground-truth letter unless noted.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 
 from benchmarks.doc import Doc
 from benchmarks.scoring.base import Options, Row, SampleScore, Scorer, TaskResult, mean, pct
-from benchmarks.scoring.normalize import flageval_choice, remove_think, response_text
+from benchmarks.scoring.normalize import flageval_choice
+from dppo_embodied.answer_text import bounded_text, strip_think
 from dppo_embodied.parsing import NoAnswer, parse_option
 
 # -------------------------------------------------------------------------------------------------- MVBench
@@ -76,7 +77,7 @@ class MVBenchScorer(Scorer):
                                   "aggregation": ("macro", ("macro", "micro"))}
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        pred = remove_think(response)
+        pred = strip_think(response)
         if pred == "":
             empty = self.options["empty"]
             return SampleScore(None if empty == "drop" else float(empty == "correct"), "", {"empty": True})
@@ -96,7 +97,7 @@ class CosmosScorer(Scorer):
     _CAP = re.compile(r"[A-Z]")
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        m = self._CAP.search(remove_think(response))
+        m = self._CAP.search(strip_think(response))
         pred = m.group(0) if m else ""
         return SampleScore(float(pred == str(doc.target).upper()), pred)
 
@@ -112,7 +113,7 @@ class ERQAScorer(Scorer):
     OPTIONS: ClassVar[Options] = {"mode": ("pelican", ("pelican", "vlmevalkit"))}
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        pred = remove_think(response)
+        pred = strip_think(response)
         gt = str(doc.target).strip().lower()
         if self.options["mode"] == "vlmevalkit":
             return SampleScore(float(pred.strip().lower() == gt), pred.strip())
@@ -133,7 +134,7 @@ class OmniSpatialScorer(Scorer):
     _RE = re.compile(r"Answer\s*:\s*([A-D])\b", re.I)
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        text = remove_think(response)
+        text = strip_think(response)
         mode = self.options["eval_type"]
         if mode == "json":
             try:
@@ -166,7 +167,7 @@ class EmbSpatialScorer(Scorer):
     _START = re.compile(r"\s*[(\[]?([A-Za-z])")
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        text = remove_think(response)
+        text = strip_think(response)
         if self.options["mode"] == "lmms_eval":
             m = self._START.match(text)
             pred = m.group(1).upper() if m else ""
@@ -223,7 +224,7 @@ class PhyXScorer(Scorer):
     OPTIONS: ClassVar[Options] = {"strip_think": (False, (False, True)), "aggregation": ("micro", ("micro", "macro"))}
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        text = remove_think(response) if self.options["strip_think"] else response_text(response)
+        text = strip_think(response) if self.options["strip_think"] else bounded_text(response)
         ok, extracted = phyx_mc_match(text, str(doc.target))
         return SampleScore(float(ok), extracted)
 
@@ -267,7 +268,7 @@ class EgoSchemaScorer(Scorer):
         return cands[int(np.argmin(starts))].replace("(", "").replace(")", "").replace(".", "").strip(), True
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        letter, matched = self.parse(remove_think(response), doc.meta.get("options", []))
+        letter, matched = self.parse(strip_think(response), doc.meta.get("options", []))
         index = self._CHOICES.index(letter) if letter in self._CHOICES else -1
         extra: dict[str, Any] = {"index": index, "random_fallback": not matched}
         if doc.target is None:
@@ -295,7 +296,7 @@ class EgoPlanScorer(Scorer):
     _ABCD = re.compile(r"[ABCD]")
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        s = remove_think(response).strip()
+        s = strip_think(response).strip()
         for p in _EGOPLAN_PREFIXES:
             s = s.replace(p, "")
         if len(s.split()) > 10 and not self._ABCD.search(s):
@@ -334,7 +335,7 @@ class BlinkScorer(Scorer):
             self._judge = BlinkJudge(self.options["judge_base_url"], self.options["judge_model"])
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        answer = remove_think(response)
+        answer = strip_think(response)
         choices = doc.meta.get("choices", [])
         all_choices = [f"({c})" for c in self._LETTERS][: len(choices)]
         gt = str(doc.target) if "(" in str(doc.target) else f"({doc.target})"

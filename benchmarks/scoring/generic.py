@@ -1,4 +1,4 @@
-"""Scorers built on :mod:`benchmarks.metrics` (our own data) and the closed-loop success rate."""
+"""Scorers built on :mod:`dppo_embodied.metrics` (our own data) and the closed-loop success rate."""
 
 from __future__ import annotations
 
@@ -7,24 +7,27 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from benchmarks.doc import Doc
-from benchmarks.metrics import score_sample
 from benchmarks.scoring.base import Options, Row, SampleScore, Scorer, TaskResult, mean, pct
+from dppo_embodied.metrics import score_sample
 from dppo_embodied.types import EmbodiedSample
 
 
 class SampleMetricsScorer(Scorer):
-    """Scores a response with :func:`benchmarks.metrics.score_sample` against the doc's
+    """Scores a response with :func:`dppo_embodied.metrics.score_sample` against the doc's
     :class:`~dppo_embodied.types.EmbodiedSample` (``doc.target``): the same success definition as the RL rewards.
 
-    The sample score is the metric ``value`` (continuous types give partial credit); ``details`` also reports
-    the success rate and the format rate.
+    The sample score is the metric ``value`` (continuous types give partial credit), or its ``success`` (1/0) with
+    ``score: success`` (the metaloop's held-out evaluation); ``details`` also reports the success rate and the
+    format rate.
 
     Options:
         count_metric: ``exact`` (default) or ``mra`` for ``count`` answers.
+        score: ``value`` (default) or ``success``.
         aggregation: ``micro`` (default) or ``macro`` over subtasks (answer types / capabilities of the file).
     """
 
     OPTIONS: ClassVar[Options] = {"count_metric": ("exact", ("exact", "mra")),
+                                  "score": ("value", ("value", "success")),
                                   "aggregation": ("micro", ("micro", "macro"))}
 
     def score(self, doc: Doc, response: str) -> SampleScore:
@@ -37,7 +40,8 @@ class SampleMetricsScorer(Scorer):
             json.dumps(parsed)
         except (TypeError, ValueError):
             parsed = repr(parsed)
-        return SampleScore(s.value, parsed, {"success": s.success, "format_ok": s.format_ok, "reason": s.reason})
+        score = float(s.success) if self.options["score"] == "success" else s.value
+        return SampleScore(score, parsed, {"success": s.success, "format_ok": s.format_ok, "reason": s.reason})
 
     def aggregate(self, rows: Sequence[Row]) -> TaskResult:
         res = super().aggregate(rows)

@@ -1,80 +1,18 @@
 """Text normalisation rules of the official evaluations, reproduced exactly (quirks included).
 
-* :func:`remove_think`: Pelican's ``cot_utils.remove_think`` (differs from
-  :func:`dppo_embodied.parsing.strip_think` on purpose: it cuts at the *first* ``</think>``, takes the *first*
-  ``<answer>`` block, and strips every ``}`` from a ``\\boxed{}`` answer).
 * :func:`flageval_choice`: FlagEvalMM's ``process_multiple_choice`` (EmbSpatial-Bench). Its ``"[INST]"`` pattern
   is a character class, so it deletes every ``I``, ``N``, ``S`` and ``T``.
 * :func:`flageval_normalize`: FlagEvalMM's ``normalize_string`` (RoboSpatial-Home, last line).
 * :func:`word_to_num`: the ``word2number`` package's ``w2n.word_to_num`` (VSI-Bench numeric fallback).
 
-These are the rules the Pelican-VL evaluation applies; tests pin their behaviour on realistic outputs.
+These are the rules the Pelican-VL evaluation applies; tests pin their behaviour on realistic outputs. Pelican's
+``remove_think`` is the one think/answer normaliser of the whole project,
+:func:`dppo_embodied.answer_text.strip_think` (scorers, parsers, rewards and the teacher share it).
 """
 
 from __future__ import annotations
 
 import re
-
-from dppo_embodied.answer_text import MAX_RESPONSE_CHARS, bounded_text
-
-# ------------------------------------------------------------------------------------------------ remove_think
-_ANSWER_OPEN = re.compile("<answer>", re.I)
-_ANSWER_CLOSE = re.compile("</answer>", re.I)
-
-
-def response_text(content: object) -> str:
-    """The raw response every official scorer reads: ``str`` (None -> ""), only its last
-    :data:`~dppo_embodied.answer_text.MAX_RESPONSE_CHARS` characters (the shared tail bound)."""
-    text = content if isinstance(content, str) else ("" if content is None else str(content))
-    return bounded_text(text, MAX_RESPONSE_CHARS)
-
-
-def _last_boxed(text: str) -> str | None:
-    idx = text.rfind("\\boxed")
-    if idx < 0:
-        idx = text.rfind("\\fbox")
-        if idx < 0:
-            return None
-    depth = 0
-    for i in range(idx, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[idx: i + 1]
-    return None
-
-
-def remove_think(content: str | None) -> str:
-    """Pelican's ``remove_think``: the answer part of a response.
-
-    1. Drop everything up to the first ``</think>``, then up to the first ``</thought>``.
-    2. The stripped content of the first ``<answer>...</answer>`` (case-insensitive), if any.
-    3. Else the last ``\\boxed{...}`` with the wrapper, every ``}`` and ``\\text{`` removed, if it is closed.
-    4. Else the whole remaining text, stripped.
-
-    Identical to the official regexes (``^.*?</think>``, ``<answer>(.*?)</answer>``) on every response up to
-    :data:`~dppo_embodied.answer_text.MAX_RESPONSE_CHARS` characters (longer ones keep their tail), in linear
-    time: the official lazy ``<answer>(.*?)</answer>`` search restarts at every ``<answer>`` and is quadratic on
-    a run of unclosed tags; here the first opening tag is paired with the first closing tag after it, which is
-    the same match (when the first opening tag has no closing tag after it, no later one has).
-    """
-    text = response_text(content)
-    for tag in ("</think>", "</thought>"):
-        cut = text.find(tag)
-        if cut >= 0:
-            text = text[cut + len(tag):]
-    opening = _ANSWER_OPEN.search(text)
-    if opening is not None:
-        closing = _ANSWER_CLOSE.search(text, opening.end())
-        if closing is not None:
-            return text[opening.end(): closing.start()].strip()
-    boxed = _last_boxed(text)
-    if boxed:
-        text = boxed.replace("\\boxed{", "").replace("}", "").replace("\\text{", "")
-    return text.strip()
-
 
 # ------------------------------------------------------------------------------------------ FlagEval choices
 _FE_STRIP = [re.compile(p) for p in ("The", "If", "[INST]", "[/INST]", "<Img>", "</Img>")]

@@ -5,7 +5,7 @@ parenthesised tuples, a 2-tuple with a decimal point is normalised (times the im
 pixels**, a 4-tuple is a box (all its pixels), and the score is the mean over points of the mask value / 255 (not
 binarised for Where2Place; binarised for RefSpatial), out-of-image points counting 0.
 
-Every regex here runs in linear time on the bounded response (:func:`~benchmarks.scoring.normalize.remove_think`),
+Every regex here runs in linear time on the bounded response (:func:`~dppo_embodied.answer_text.strip_think`),
 and a response no rule can read scores 0 (or is excluded where the official rule excludes it), never raises.
 """
 
@@ -21,9 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from benchmarks.doc import Doc
-from benchmarks.metrics import decode_mask, load_mask, mra, point_in_polygon
 from benchmarks.scoring.base import Options, Row, SampleScore, Scorer, TaskResult, mean, pct
-from benchmarks.scoring.normalize import flageval_normalize, remove_think, response_text, word_to_num
+from benchmarks.scoring.normalize import flageval_normalize, word_to_num
 from benchmarks.scoring.pointing import (
     DECIMAL,
     box_region,
@@ -33,6 +32,8 @@ from benchmarks.scoring.pointing import (
     targets_accuracy,
     text_to_targets,
 )
+from dppo_embodied.answer_text import bounded_text, strip_think
+from dppo_embodied.metrics import decode_mask, load_mask, mra, point_in_polygon
 
 
 def _mask_array(ref: Any) -> np.ndarray:
@@ -57,7 +58,7 @@ class Where2PlaceScorer(Scorer):
 
     def score(self, doc: Doc, response: str) -> SampleScore:
         mode = self.options["mode"]
-        pred = remove_think(response) if mode == "pelican" else response_text(response)
+        pred = strip_think(response) if mode == "pelican" else bounded_text(response)
         mask = _mask_array(doc.target) / 255.0
         w, h = doc.meta.get("image_size", (640, 480))
         try:
@@ -89,7 +90,7 @@ class RefSpatialScorer(Scorer):
     METRIC = "points_in_mask"
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        pred = remove_think(response)
+        pred = strip_think(response)
         mask = (_mask_array(doc.target) > 0).astype(np.uint8)
         h, w = mask.shape
         mode = self.options["mode"]
@@ -224,13 +225,13 @@ class RoboSpatialScorer(Scorer):
     def score(self, doc: Doc, response: str) -> SampleScore:
         gt = str(doc.target).strip()
         if self.options["mode"] == "vlmevalkit":
-            text = remove_think(response).strip().lower()
+            text = strip_think(response).strip().lower()
             if gt.lower() in ("yes", "no"):
                 return SampleScore(float(text.startswith(gt.lower())), text[:3])
             pt = _vlmevalkit_point(text, doc.meta.get("image_size"))
             poly = _polygon(gt)
             return SampleScore(float(pt is not None and poly is not None and point_in_polygon(*pt, poly)), pt)
-        pred = flageval_normalize(remove_think(response).strip().rpartition("\n")[2])
+        pred = flageval_normalize(strip_think(response).strip().rpartition("\n")[2])
         low = pred.strip().lower()
         if gt.lower() in ("yes", "no"):
             return SampleScore(float(low.startswith(gt.lower())), low)
@@ -275,7 +276,7 @@ def _to_float(text: Any) -> float | None:
 
 class VSIBenchScorer(Scorer):
     """VSI-Bench: multiple choice = the text before the first space (trailing "." removed) equals the letter;
-    numeric = :func:`~benchmarks.metrics.mra` of the first number (number words via word2number); per question
+    numeric = :func:`~dppo_embodied.metrics.mra` of the first number (number words via word2number); per question
     type means, the three ``object_rel_direction`` difficulties averaged into one task, and overall = the
     **unweighted** mean of the (8) task scores.
 
@@ -287,7 +288,7 @@ class VSIBenchScorer(Scorer):
     METRIC = "vsi_score"
 
     def score(self, doc: Doc, response: str) -> SampleScore:
-        pred = remove_think(response)
+        pred = strip_think(response)
         qtype = doc.meta.get("question_type")
         if qtype in MCA_TYPES:
             words = pred.split(maxsplit=1)

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from inference.serving.protocol import Completion, ConversationRequest, GenParams, RequestError, apply_stop
+from dppo_embodied.generation import ChatRequest, GenerationSettings
+from inference.serving.protocol import Completion, RequestError, apply_stop
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +55,13 @@ class Backend(Protocol):
     max_model_len: int | None
     keep_pixels: int | None
 
-    def generate(self, requests: Sequence[ConversationRequest], params: GenParams,
+    def generate(self, requests: Sequence[ChatRequest], params: GenerationSettings,
                  deadlines: Sequence[float]) -> list[list[Completion]]:
         """``params.n`` completions per request, in request order; request ``i`` stops at ``deadlines[i]``
         (``time.monotonic()``), its choices then ending with ``finish_reason="length"`` and ``deadline_hit``."""
         ...
 
-    def prompt_tokens(self, request: ConversationRequest) -> int:
+    def prompt_tokens(self, request: ChatRequest) -> int:
         """Prompt tokens of a request as the model sees them (chat template, text and image tokens)."""
         ...
 
@@ -111,22 +112,23 @@ class PolicyBackend:
     def _count(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
 
-    def prompt_tokens(self, request: ConversationRequest) -> int:
+    def prompt_tokens(self, request: ChatRequest) -> int:
         """Tokens of the rendered chat template, each image counted as the tokens the processor expands it to."""
         processor = self.policy.processor
-        text = processor.apply_chat_template(request.messages(), add_generation_prompt=True, tokenize=False)
+        conv = request.conversation
+        text = processor.apply_chat_template(conv.chat_messages(), add_generation_prompt=True, tokenize=False)
         n = self._count(text)
-        if not request.images:
+        if not conv.images:
             return n
-        sizes = [[im.height, im.width] for im in request.images]
+        sizes = [[im.height, im.width] for im in conv.images]
         try:
             per_image = processor._get_num_multimodal_tokens(image_sizes=sizes).num_image_tokens
         except (AttributeError, TypeError, KeyError) as e:  # a processor without the helper: run it for real
             logger.debug("counting image tokens with the full processor (%s)", e)
-            return int(processor(text=[text], images=[list(request.images)])["input_ids"].shape[1])
-        return n + sum(per_image) - len(request.images)  # each image is one placeholder token in the template
+            return int(processor(text=[text], images=[list(conv.images)])["input_ids"].shape[1])
+        return n + sum(per_image) - len(conv.images)  # each image is one placeholder token in the template
 
-    def generate(self, requests: Sequence[ConversationRequest], params: GenParams,
+    def generate(self, requests: Sequence[ChatRequest], params: GenerationSettings,
                  deadlines: Sequence[float]) -> list[list[Completion]]:
         """Generate with :meth:`VLMPolicy.generate` under the deadlines; apply OpenAI stop/finish semantics."""
         from transformers import StoppingCriteriaList
@@ -141,9 +143,9 @@ class PolicyBackend:
             made.append((list(idx), stop))
             return StoppingCriteriaList([stop])
 
-        raw = self.policy.generate(list(requests), max_new_tokens=params.max_tokens, temperature=params.temperature,
-                                   num_return_sequences=n, top_p=params.top_p, stop=list(params.stop) or None,
-                                   stopping_criteria=criteria)
+        raw = self.policy.generate([r.conversation for r in requests], max_new_tokens=params.max_tokens,
+                                   temperature=params.temperature, num_return_sequences=n, top_p=params.top_p,
+                                   stop=list(params.stop) or None, stopping_criteria=criteria)
         cut = {i: stop.cut[j * n:(j + 1) * n] for idx, stop in made for j, i in enumerate(idx)}
         out: list[list[Completion]] = []
         for i, r in enumerate(raw):

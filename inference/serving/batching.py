@@ -13,8 +13,9 @@ the model). Requests wait in a queue; the worker takes the next batch when the p
   generation cannot be paused and resumed cheaply); the work cap per request (``n * max_tokens``) and the
   deadline bound how long it holds the worker.
 * **Batching.** The batch is filled with queued requests of identical generation settings
-  (:meth:`GenParams.key`) whose deadlines are within ``deadline_slack_s`` of the first one's (a batch returns
-  when its last row ends, so a request is answered at most that long after its deadline), in the same order, up
+  (:meth:`~dppo_embodied.generation.GenerationSettings.key`) whose deadlines are within ``deadline_slack_s`` of
+  the first one's (a batch returns when its last row ends, so a request is answered at most that long after its
+  deadline), in the same order, up
   to ``max_batch_size``. When the worker is idle it waits ``window_s`` after the oldest queued request arrived,
   so near-simultaneous requests share a batch.
 * **Admission.** Beyond ``max_queue`` waiting requests, or ``max_queued_pixels`` of decoded images held by them,
@@ -34,16 +35,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from dppo_embodied.generation import ChatRequest, GenerationSettings
 from inference.serving.backend import Backend
-from inference.serving.protocol import Completion, ConversationRequest, GenParams, RequestError
+from inference.serving.protocol import Completion, RequestError
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
 class _Job:
-    request: ConversationRequest
-    params: GenParams
+    request: ChatRequest
+    params: GenerationSettings
     prompt_tokens: int
     deadline: float
     pixels: int
@@ -118,13 +120,12 @@ class MicroBatcher:
         """Whether the worker thread is running."""
         return self._thread.is_alive() and not self._stop.is_set()
 
-    def submit(self, request: ConversationRequest, params: GenParams, prompt_tokens: int = 0,
-               timeout_s: float | None = None, pixels: int = 0) -> Future[tuple[list[Completion], int]]:
+    def submit(self, request: ChatRequest, prompt_tokens: int = 0, timeout_s: float | None = None,
+               pixels: int = 0) -> Future[tuple[list[Completion], int]]:
         """Queue a request; the future resolves to ``(choices, prompt_tokens)``.
 
         Args:
-            request: the conversation.
-            params: generation settings.
+            request: the conversation and its generation settings.
             prompt_tokens: its prompt length (reported in ``usage``).
             timeout_s: its time budget from now (``None``: no deadline).
             pixels: decoded image pixels it holds while queued.
@@ -144,6 +145,7 @@ class MicroBatcher:
                                    f"pixels of {self.max_queued_pixels:,}); retry with backoff or send smaller "
                                    "images", status=503, type_="server_error")
             deadline = now + timeout_s if timeout_s is not None else math.inf
+            params = request.settings
             job = _Job(request, params, prompt_tokens, deadline, pixels, now,
                        finish_estimate=now + params.n * params.max_tokens * self.s_per_token)
             self._pending.append(job)

@@ -4,6 +4,7 @@
     dppo serve --model ckpt --backend vllm --port 8000        # launches `vllm serve` with robot settings
     dppo serve --model ckpt --host 0.0.0.0 --api-key SECRET   # non-loopback needs a key
     dppo serve --config serve.yaml --port 8001                # YAML keys = ServeConfig fields; flags override
+    dppo serve --backend expert --seed 0                      # the sim envs' scripted expert (rehearse dppo bridge)
 
 Arguments after ``--`` go to ``vllm serve`` verbatim. The key may also come from ``DPPO_API_KEY``.
 """
@@ -15,8 +16,12 @@ import os
 import sys
 from typing import Any
 
+import yaml
+
 from dppo_embodied.config import from_dict, load_yaml
-from dppo_embodied.errors import DppoError
+from dppo_embodied.errors import ConfigError, DppoError
+from dppo_embodied.model_ref import check_model_ref
+from inference.serving.config import BACKENDS
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -24,8 +29,13 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dppo serve", description=__doc__.splitlines()[0],
                                 argument_default=argparse.SUPPRESS)
     p.add_argument("--config", help="YAML file of ServeConfig fields (flags override it)")
-    p.add_argument("--model", help="checkpoint folder (tiny or real VLM)")
-    p.add_argument("--backend", choices=["transformers", "vllm"], help="serving backend (default transformers)")
+    p.add_argument("--model", help="checkpoint folder (tiny or real VLM); none with --backend expert")
+    p.add_argument("--backend", choices=list(BACKENDS),
+                   help="serving backend (default transformers); expert: the simulated envs' scripted expert, "
+                        "which completes dppo bridge --robot sim tasks (no model needed)")
+    p.add_argument("--seed", type=int, help="expert: the first twin scene seed, as the bridge's --seed (default 0)")
+    p.add_argument("--policy-arg", dest="policy_arg", action="append", metavar="KEY=VALUE",
+                   help="expert: a keyword argument of the policy, repeatable (seeds=64 n_objects=[3,5])")
     p.add_argument("--host", help="bind address (default 127.0.0.1; non-loopback needs --api-key)")
     p.add_argument("--port", type=int, help="port (default 8000; 0 = any free port)")
     p.add_argument("--api-key", dest="api_key", help="bearer token required on every /v1 request "
@@ -75,13 +85,23 @@ def config_from_args(argv: list[str] | None) -> tuple[Any, int]:
     verbose = int(ns.pop("verbose", 0))
     path = ns.pop("config", None)
     data: dict[str, Any] = load_yaml(path) if path else {}
+    policy_args = dict(data.get("policy_args") or {})
+    for item in ns.pop("policy_arg", None) or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--policy-arg {item!r} must look like KEY=VALUE (e.g. seeds=64)")
+        policy_args[key.strip()] = yaml.safe_load(raw)
+    if "seed" in ns:
+        policy_args["seed"] = ns.pop("seed")
+    if policy_args:
+        data["policy_args"] = policy_args
     data.update(ns)
     if extra:
         data["extra_args"] = [*data.get("extra_args", []), *extra]
+    if data.get("model") and data.get("backend", "transformers") != "expert":
+        check_model_ref(str(data["model"]))  # before the port is bound and torch imported
     if not data.get("api_key") and os.environ.get("DPPO_API_KEY", "").strip():
         data["api_key"] = os.environ["DPPO_API_KEY"].strip()
-    if "model" not in data:
-        raise DppoError("--model is required (a checkpoint folder, e.g. from 'dppo train build-tiny')")
     return from_dict(ServeConfig, data, source=path or "command line"), verbose
 
 
@@ -100,18 +120,18 @@ def main(argv: list[str] | None = None) -> int:
             from inference.serving.vllm_launcher import launch_vllm
 
             return launch_vllm(cfg)
-        return _serve_transformers(cfg)
+        return _serve(cfg)
     except DppoError as e:
         print(f"dppo serve: {e}", file=sys.stderr)
         return 1
 
 
-def _serve_transformers(cfg: Any) -> int:
+def _serve(cfg: Any) -> int:
     from inference.serving.server import bind_socket, build_batcher, create_app, make_uvicorn
 
     sock = bind_socket(cfg.host, cfg.port)  # bind first: a busy port fails before the model loads
     try:
-        batcher = build_batcher(cfg)
+        batcher = _expert_batcher(cfg) if cfg.backend == "expert" else build_batcher(cfg)
     except BaseException:
         sock.close()
         raise
@@ -122,14 +142,31 @@ def _serve_transformers(cfg: Any) -> int:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         auth = "API key required" if cfg.api_key else "no API key (loopback only)"
-        print(f"dppo serve: model {cfg.model_name!r} on http://{shown}:{port}/v1 (transformers backend, "
-              f"batch <= {cfg.max_batch_size}, context {batcher.backend.max_model_len} tokens, "
+        what = (f"scripted expert, first scene seed {cfg.policy_args.get('seed', 0)}" if cfg.backend == "expert" else
+                f"transformers backend, batch <= {cfg.max_batch_size}, context {batcher.backend.max_model_len} "
+                "tokens")
+        print(f"dppo serve: model {cfg.model_name!r} on http://{shown}:{port}/v1 ({what}, "
               f"request timeout {cfg.request_timeout_s:g} s, {auth})", flush=True)
         make_uvicorn(app, cfg.log_level).run(sockets=[sock])
     finally:
         batcher.close()
+        close = getattr(batcher.backend, "close", None)
+        if callable(close):
+            close()
         sock.close()
     return 0
+
+
+def _expert_batcher(cfg: Any) -> Any:
+    """A one-request-at-a-time batcher over the scripted expert policy (the ``expert`` plugin)."""
+    from inference.serving.batching import MicroBatcher
+    from inference.serving.policy_backend import PolicyFnBackend, load_policy
+
+    try:
+        policy = load_policy("expert", **cfg.policy_args)
+    except TypeError as e:
+        raise ConfigError(f"--policy-arg: {e}") from e
+    return MicroBatcher(PolicyFnBackend(policy), max_batch_size=1, window_s=0.0, max_queue=cfg.max_queue)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dppo_embodied.errors import ConfigError
 from inference.serving.protocol import Limits
 from inference.serving.security import is_loopback
+
+#: what ``--backend`` accepts
+BACKENDS = ("transformers", "vllm", "expert")
 
 
 @dataclass
@@ -18,8 +22,9 @@ class ServeConfig:
     """Settings of ``dppo serve``.
 
     Attributes:
-        model: checkpoint folder (or hub id, with network) of any of our VLMs, tiny or real.
-        backend: ``"transformers"`` (this server) or ``"vllm"`` (launch ``vllm serve``).
+        model: checkpoint folder (or hub id, with network) of any of our VLMs, tiny or real (none for ``expert``).
+        backend: ``"transformers"`` (this server), ``"vllm"`` (launch ``vllm serve``) or ``"expert"`` (the
+            simulated envs' scripted expert, to rehearse ``dppo bridge --robot sim`` without a model).
         host: bind address; 127.0.0.1 by default. Non-loopback hosts need ``api_key``.
         port: TCP port (0 = any free port, printed at start-up).
         api_key: bearer token checked on every ``/v1`` request (``None`` = no auth; loopback only).
@@ -48,9 +53,10 @@ class ServeConfig:
         threads: torch intra-op threads (``None`` = torch default).
         log_level: uvicorn log level.
         extra_args: extra arguments passed to ``vllm serve`` verbatim (vllm backend only).
+        policy_args: keyword arguments of the expert policy (``seed``: the bridge's first scene seed).
     """
 
-    model: str
+    model: str = ""
     backend: str = "transformers"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -79,12 +85,16 @@ class ServeConfig:
     threads: int | None = None
     log_level: str = "warning"
     extra_args: list[str] = field(default_factory=list)
+    policy_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.model:
-            raise ConfigError("--model is required: a checkpoint folder (e.g. one built by 'dppo train build-tiny')")
-        if self.backend not in ("transformers", "vllm"):
-            raise ConfigError(f"--backend {self.backend!r} is unknown; use 'transformers' or 'vllm'")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend {self.backend!r} is unknown; use one of {', '.join(BACKENDS)}")
+        if not self.model and self.backend != "expert":
+            raise ConfigError("--model is required: a checkpoint folder (e.g. one built by 'dppo train build-tiny'), "
+                              "or --backend expert to serve the simulated envs' scripted expert")
+        if self.model and self.backend == "expert":
+            raise ConfigError("--backend expert serves the scripted expert, not a checkpoint: leave --model out")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port} is out of range 0..65535")
         if self.api_key is not None and not self.api_key.strip():
@@ -122,6 +132,8 @@ class ServeConfig:
     @property
     def model_name(self) -> str:
         """The model id served (``served_model_name`` or the checkpoint folder's name)."""
+        if self.backend == "expert" and not self.model:
+            return self.served_model_name or "expert"
         return self.served_model_name or Path(str(self.model).rstrip("/")).name or str(self.model)
 
     def limits(self) -> Limits:

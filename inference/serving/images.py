@@ -1,12 +1,14 @@
-"""Bounded decoding of the inline images of ``dppo serve`` requests.
+"""The pixel budgets of ``dppo serve`` requests, checked from the image headers before anything is decoded.
 
-The images of a request pass three budgets before any of them is decoded, all read from the image headers (Pillow
-parses only the header in :func:`PIL.Image.open`; the pixels are decoded by ``convert``):
+Decoding itself is the one core opener, :func:`dppo_embodied.images.load_image` (format allowlist, pixel budget
+from the header, decompression-bomb guard, downscaling right after decoding); this module adds what is particular
+to a request that came over the network:
 
 * a format allowlist (PNG, JPEG, WebP, GIF, BMP): no TIFF/EPS/... decoders are reachable from the network;
 * ``max_image_pixels`` per image (width x height once decoded): above it the request gets 413, so a small
   compressed file that inflates to gigabytes (a decompression bomb) costs nothing;
-* ``max_request_pixels`` for all the images of a request together (413).
+* ``max_request_pixels`` for all the images of a request together (413), checked for every header before the
+  first image is decoded.
 
 A decoded image larger than ``keep_pixels`` (the model processor's own ``max_pixels``) is downscaled right away,
 JPEGs by decoding at 1/2, 1/4 or 1/8 scale, so queued requests hold at most what the model will look at.
@@ -14,11 +16,12 @@ JPEGs by decoding at 1/2, 1/4 or 1/8 scale, so queued requests hold at most what
 
 from __future__ import annotations
 
-import io
-import math
 from dataclasses import dataclass
 
 from PIL import Image
+
+from dppo_embodied.errors import MediaError
+from dppo_embodied.images import ImageTooLarge, image_size, load_image
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 """Pillow formats a request image may use."""
@@ -30,6 +33,12 @@ class ImageRefused(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _refused(e: MediaError) -> ImageRefused:
+    if isinstance(e, ImageTooLarge):
+        return ImageRefused(str(e), status=413)
+    return ImageRefused(f"image data URL does not decode as an image of {'/'.join(ALLOWED_FORMATS)} ({e})")
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,10 @@ class PixelBudget:
         """
         total = 0
         for raw in raws:
-            with _open(raw) as im:
-                w, h = im.size
+            try:
+                w, h = image_size(raw, ALLOWED_FORMATS)
+            except MediaError as e:
+                raise _refused(e) from None
             if w * h > self.max_image_pixels:
                 raise ImageRefused(
                     f"image of {w}x{h} = {w * h:,} pixels exceeds the limit of {self.max_image_pixels:,} pixels per "
@@ -67,42 +78,12 @@ class PixelBudget:
                 raise ImageRefused(
                     f"the images of this request total {total:,} pixels or more, over the limit of "
                     f"{self.max_request_pixels:,} pixels per request; send fewer or smaller images", status=413)
-        return [self._decode(raw) for raw in raws]
+        try:
+            return [load_image(raw, max_pixels=self.max_image_pixels, formats=ALLOWED_FORMATS,
+                               keep_pixels=self.keep_pixels) for raw in raws]
+        except MediaError as e:
+            raise _refused(e) from None
 
     def decode(self, raw: bytes) -> Image.Image:
         """Decode one encoded image within the budgets (see :meth:`decode_all`)."""
         return self.decode_all([raw])[0]
-
-    def _decode(self, raw: bytes) -> Image.Image:
-        with _open(raw) as im:
-            target = _fit(*im.size, self.keep_pixels)
-            try:
-                if target != im.size and im.format == "JPEG":
-                    im.draft("RGB", target)  # decode at a reduced scale (never below target)
-                rgb = im.convert("RGB")
-            except Image.DecompressionBombError as e:
-                raise ImageRefused(f"image refused as a decompression bomb ({e})", status=413) from None
-            except (OSError, ValueError, SyntaxError, EOFError) as e:
-                raise ImageRefused(f"image data URL does not decode ({type(e).__name__}: {e})") from None
-        if rgb.size != target:
-            rgb = rgb.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
-        return rgb
-
-
-def _open(raw: bytes) -> Image.Image:
-    """Open encoded bytes lazily (the header only) with the allowed formats."""
-    try:
-        return Image.open(io.BytesIO(raw), formats=ALLOWED_FORMATS)
-    except Image.DecompressionBombError as e:  # Pillow's own process-wide guard, should ours ever be laxer
-        raise ImageRefused(f"image refused as a decompression bomb ({e})", status=413) from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageRefused(f"image data URL does not decode as an image of {'/'.join(ALLOWED_FORMATS)} "
-                           f"({type(e).__name__}: {e})") from None
-
-
-def _fit(w: int, h: int, keep_pixels: int | None) -> tuple[int, int]:
-    """``(w, h)`` scaled down (aspect kept) to at most ``keep_pixels`` pixels; unchanged when it already fits."""
-    if keep_pixels is None or w * h <= keep_pixels:
-        return w, h
-    s = math.sqrt(keep_pixels / (w * h))
-    return max(1, math.floor(w * s)), max(1, math.floor(h * s))

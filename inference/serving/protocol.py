@@ -18,12 +18,13 @@ import binascii
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
-from inference.policy import ChatRequest
+from dppo_embodied.conversation import Conversation
+from dppo_embodied.generation import ChatRequest, GenerationSettings
 from inference.serving.images import ImageRefused, PixelBudget
 
 ROLES = ("system", "user", "assistant")
@@ -89,44 +90,12 @@ class Limits:
     max_timeout_s: float = 600.0
 
 
-@dataclass(frozen=True)
-class GenParams:
-    """Generation settings of one request. Requests with equal :meth:`key` can share a batch."""
-
-    max_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    stop: tuple[str, ...] = ()
-    n: int = 1
-
-    def key(self) -> tuple[Any, ...]:
-        """Batching key: requests that generate with identical settings."""
-        return (self.max_tokens, self.temperature, self.top_p, self.stop, self.n)
-
-
-@dataclass
-class ConversationRequest(ChatRequest):
-    """A :class:`~inference.policy.ChatRequest` carrying a whole (multi-turn) conversation.
-
-    ``conversation`` holds the chat messages with ``{"type": "image"}`` placeholders where images were, and
-    ``images`` the decoded PIL images in the same order; :meth:`messages` returns the conversation so that
-    :class:`~inference.policy.VLMPolicy` renders it with the checkpoint's chat template.
-    """
-
-    conversation: list[dict[str, Any]] = field(default_factory=list)
-
-    def messages(self) -> list[dict[str, Any]]:
-        """The conversation (falls back to the single-turn form when empty)."""
-        return self.conversation if self.conversation else super().messages()
-
-
 @dataclass
 class ParsedChat:
     """A validated chat request.
 
     Attributes:
-        request: the conversation and its decoded images.
-        params: generation settings.
+        request: the conversation (the client's turns as sent, decoded images) and its generation settings.
         model: the served model id.
         stream: answer as server-sent events.
         timeout_s: the request's time budget from arrival (queueing and generation).
@@ -134,13 +103,17 @@ class ParsedChat:
         text_chars: characters of text in the conversation (a cheap bound before tokenizing).
     """
 
-    request: ConversationRequest
-    params: GenParams
+    request: ChatRequest
     model: str
     stream: bool = False
     timeout_s: float = 60.0
     pixels: int = 0
     text_chars: int = 0
+
+    @property
+    def params(self) -> GenerationSettings:
+        """The request's generation settings."""
+        return self.request.settings
 
 
 def _number(body: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
@@ -280,9 +253,6 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
     if not conversation or conversation[-1]["role"] != "user":
         raise RequestError("the last message must come from the user", param="messages")
     system = "\n\n".join(system_texts) if system_texts else None
-    if system is not None:
-        conversation.insert(0, {"role": "system", "content": system})
-    last_text = " ".join(p.get("text", "") for p in conversation[-1]["content"] if p["type"] == "text")
 
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     mt = _integer({"max_tokens": max_tokens}, "max_tokens", limits.default_max_tokens, 1, limits.max_tokens_cap)
@@ -297,7 +267,7 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
         raise RequestError("stop must be a string or a list of strings", param="stop")
     if len(stop) > limits.max_stop:
         raise RequestError(f"too many stop strings: at most {limits.max_stop}", param="stop")
-    params = GenParams(
+    params = GenerationSettings(
         max_tokens=mt,
         temperature=_number(body, "temperature", 0.0, 0.0, 2.0),
         top_p=_number(body, "top_p", 1.0, 1e-6, 1.0),
@@ -312,11 +282,10 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError("stream must be true or false", param="stream")
-    chars = sum(len(m["content"]) if isinstance(m["content"], str) else
-                sum(len(p.get("text", "")) for p in m["content"]) for m in conversation)
+    chars = len(system or "") + sum(len(p.get("text", "")) for m in conversation for p in m["content"])
     images = _decode_images(raws, limits)  # last: a request that is invalid otherwise costs no decoding
-    request = ConversationRequest(text=last_text, images=images, system=system, conversation=conversation)
-    return ParsedChat(request=request, params=params, model=served_model, stream=stream, timeout_s=timeout_s,
+    request = ChatRequest(Conversation("", tuple(images), system, history=tuple(conversation)), params)
+    return ParsedChat(request=request, model=served_model, stream=stream, timeout_s=timeout_s,
                       pixels=sum(im.width * im.height for im in images), text_chars=chars)
 
 

@@ -199,7 +199,7 @@ def create_app(batcher: MicroBatcher, served_model: str, api_key: str | None = N
                 raise RequestError(f"the request's deadline of {parsed.timeout_s:g} s passed while it was decoded; "
                                    "the server is saturated (GET /health): retry later", status=504,
                                    type_="timeout_error")
-            future = batcher.submit(parsed.request, parsed.params, prompt_tokens, left, parsed.pixels)
+            future = batcher.submit(parsed.request, prompt_tokens, left, parsed.pixels)
             try:
                 choices, prompt_tokens = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), left)
             except asyncio.TimeoutError:

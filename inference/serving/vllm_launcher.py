@@ -1,5 +1,9 @@
 """The ``vllm`` backend of ``dppo serve``: launch ``vllm serve`` with settings that suit robot decisions.
 
+:class:`VLLMSettings` defaults suit a robot; the metaloop's rollout servers (``rollout.engine: server``,
+:mod:`training.algorithm.rollout_servers`) build the same command with throughput settings instead (hundreds of
+sequences, multimodal cache on, ``tensor_parallel_size`` GPUs per replica).
+
 A robot asks one short question per decision with one or two fresh camera frames, so the settings favour time to
 first token over throughput (robotics reference, section 11):
 
@@ -56,6 +60,7 @@ class VLLMSettings:
     prefix_caching: bool = True
     mm_processor_cache_gb: float = 0.0
     gpu_memory_utilization: float | None = None
+    tensor_parallel_size: int = 1
 
 
 def find_vllm() -> list[str]:
@@ -101,6 +106,8 @@ def build_vllm_command(cfg: ServeConfig, settings: VLLMSettings | None = None,
         cmd += ["--mm-processor-kwargs", json.dumps({"max_pixels": int(cfg.max_pixels)})]
     if s.gpu_memory_utilization is not None:
         cmd += ["--gpu-memory-utilization", f"{s.gpu_memory_utilization:g}"]
+    if s.tensor_parallel_size > 1:
+        cmd += ["--tensor-parallel-size", str(s.tensor_parallel_size)]
     return cmd + list(cfg.extra_args)
 
 

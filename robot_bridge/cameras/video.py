@@ -1,25 +1,27 @@
 """A video file played as a camera, in real time (frames paced at the file's frame rate), looping by default.
 
 Useful to replay a recorded session through the bridge, or to feed a fixed scene to a real model in dry-run.
-Still images (``.jpg``/``.png``) work too, through Pillow, as a camera that repeats one picture.
+Files are decoded by the project's one video decoder (PyAV, :class:`dppo_embodied.media.VideoStream`); still images
+(``.jpg``/``.png``) work too, through the one image opener, as a camera that repeats one picture.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from dppo_embodied.errors import MediaError
+from dppo_embodied.images import load_image
+from dppo_embodied.media import VideoStream
 from robot_bridge.cameras.base import CameraError, Frame
-from robot_bridge.cameras.opencv import _cv2
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class VideoFileCamera:
-    """Frames of a video file (OpenCV) or a still image (Pillow).
+    """Frames of a video file (PyAV) or a still image.
 
     Args:
         path: the file.
@@ -33,7 +35,7 @@ class VideoFileCamera:
                  realtime: bool = True) -> None:
         self.path, self.name, self.loop, self.realtime = Path(path), name, loop, realtime
         self.fps = fps
-        self._cap: Any = None
+        self._video: VideoStream | None = None
         self._still: np.ndarray | None = None
         self._index = 0
         self._next_t = 0.0
@@ -43,25 +45,19 @@ class VideoFileCamera:
 
         Raises:
             CameraError: missing or unreadable file.
+            DependencyNotInstalled: PyAV is missing (extra ``bridge``/``video``).
         """
         if not self.path.is_file():
             raise CameraError(f"video file {str(self.path)!r} does not exist")
-        if self.path.suffix.lower() in IMAGE_SUFFIXES:
-            from dppo_embodied.errors import MediaError
-            from dppo_embodied.images import load_image
-
-            try:
+        try:
+            if self.path.suffix.lower() in IMAGE_SUFFIXES:
                 self._still = np.asarray(load_image(self.path))
-            except MediaError as e:
-                raise CameraError(str(e)) from e
-            self.fps = self.fps or 10.0
-        else:
-            cv2 = _cv2()
-            cap = cv2.VideoCapture(str(self.path))
-            if not cap.isOpened():
-                raise CameraError(f"cannot open video {str(self.path)!r}; is it a video OpenCV can decode?")
-            self._cap = cap
-            self.fps = self.fps or (cap.get(cv2.CAP_PROP_FPS) or 30.0)
+                self.fps = self.fps or 10.0
+            else:
+                self._video = VideoStream(self.path)
+                self.fps = self.fps or self._video.fps or 30.0
+        except MediaError as e:
+            raise CameraError(str(e)) from e
         self._next_t = time.monotonic()
 
     def read(self) -> Frame:
@@ -70,7 +66,7 @@ class VideoFileCamera:
         Raises:
             CameraError: not connected, or the end of a non-looping file.
         """
-        if self._cap is None and self._still is None:
+        if self._video is None and self._still is None:
             raise CameraError(f"camera {self.name!r} is not connected; call connect() first")
         if self.realtime:
             delay = self._next_t - time.monotonic()
@@ -80,23 +76,29 @@ class VideoFileCamera:
         if self._still is not None:
             image = self._still
         else:
-            cv2 = _cv2()
-            ok, bgr = self._cap.read()
-            if not ok:
-                if not self.loop:
-                    raise CameraError(f"video {str(self.path)!r} ended")
-                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, bgr = self._cap.read()
-                if not ok:
-                    raise CameraError(f"video {str(self.path)!r} has no readable frame")
-            image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            image = self._next_video_frame()
         frame = Frame(image=image, t_capture=time.monotonic(), index=self._index, camera=self.name)
         self._index += 1
         return frame
 
+    def _next_video_frame(self) -> np.ndarray:
+        assert self._video is not None
+        try:
+            image = self._video.read()
+            if image is None:
+                if not self.loop:
+                    raise CameraError(f"video {str(self.path)!r} ended")
+                self._video.rewind()
+                image = self._video.read()
+        except MediaError as e:
+            raise CameraError(str(e)) from e
+        if image is None:
+            raise CameraError(f"video {str(self.path)!r} has no readable frame")
+        return image
+
     def disconnect(self) -> None:
         """Close the file. Idempotent."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._video is not None:
+            self._video.close()
+            self._video = None
         self._still = None

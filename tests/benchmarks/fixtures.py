@@ -104,9 +104,49 @@ def image_struct(data: bytes, name: str = "x.png") -> dict[str, Any]:
     return {"bytes": data, "path": name}
 
 
+def write_card(root: Path, configs: list[dict[str, Any]], extra: str = "license: mit\n") -> Path:
+    """A dataset README whose YAML front matter lists ``configs`` (the published card's ``configs:`` block)."""
+    import yaml
+
+    root.mkdir(parents=True, exist_ok=True)
+    front = extra + yaml.safe_dump({"configs": configs}, sort_keys=False)
+    (root / "README.md").write_text(f"---\n{front}---\n\n# Dataset card\n\nProse the resolver ignores.\n",
+                                    encoding="utf-8")
+    return root / "README.md"
+
+
+def task_card(task: str) -> list[dict[str, Any]]:
+    """The ``card:`` block a task YAML declares (the published card's configs)."""
+    from benchmarks.task import TaskManager
+
+    return TaskManager().get(task).card
+
+
+def complete_snapshot(root: Path, card: list[dict[str, Any]]) -> list[Path]:
+    """Write every file ``card`` lists that the fixture left out (a copy of a written file with the same extension,
+    so each split has rows), as a complete snapshot has them; returns the files written."""
+    from benchmarks.cards import parse_configs
+
+    written: list[Path] = []
+    parsed = parse_configs(card, "card", root)
+    templates = {p.suffix: p for p in root.rglob("*") if p.is_file() and p.name != "README.md"}
+    for cfg in parsed.configs:
+        for patterns in cfg.data_files.values():
+            pattern = patterns[0]
+            name = pattern.replace("*", "00000-of-00001.parquet") if pattern.endswith("*") else pattern
+            target = root / name
+            if any(root.glob(pattern)) or target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(templates[target.suffix].read_bytes())
+            written.append(target)
+    return written
+
+
 # ------------------------------------------------------------------------------------------------- datasets
 def make_mvbench(root: Path, videos: bool = False) -> Path:
-    """Two tasks x 3 questions; answers A, B, C in order."""
+    """Two tasks x 3 questions; answers A, B, C in order; the README card lists all 20 tasks (only these two
+    files exist, so only they can be selected)."""
     for sub, folder in (("action_sequence", "star/Charades_segment"), ("action_count", "perception/videos")):
         rows = []
         for i in range(3):
@@ -116,16 +156,8 @@ def make_mvbench(root: Path, videos: bool = False) -> Path:
             if videos:
                 write_video(root / "video" / folder / f"{sub}_{i}.mp4")
         write_json(root / "json" / f"{sub}.json", rows)
-    for sub in MVBENCH_OTHERS:  # the other 18 tasks exist but are empty here
-        write_json(root / "json" / f"{sub}.json", [])
+    write_card(root, task_card("mvbench"))
     return root
-
-
-MVBENCH_OTHERS = ("action_prediction", "action_antonym", "fine_grained_action", "unexpected_action",
-                  "object_existence", "object_interaction", "object_shuffle", "moving_direction",
-                  "action_localization", "scene_transition", "moving_count", "moving_attribute", "state_change",
-                  "fine_grained_pose", "character_order", "egocentric_navigation", "episodic_reasoning",
-                  "counterfactual_inference")
 
 
 def make_vsibench(root: Path, videos: bool = False) -> Path:
@@ -174,10 +206,7 @@ def make_blink(root: Path) -> Path:
                  "choices": ["2", "3"], "answer": a, "prompt": "How many?\nSelect from the following choices.\n"
                  "(A) 2\n(B) 3"} for i, a in enumerate(ans)]
         write_parquet(root / config / "val-00000-of-00001.parquet", rows)
-    from benchmarks.adapters.blink import CONFIGS
-
-    for config in set(CONFIGS.values()) - set(answers):
-        write_parquet(root / config / "val-00000-of-00001.parquet", [])
+    write_card(root, task_card("blink"))
     return root
 
 
@@ -189,7 +218,7 @@ def make_ref_spatial(root: Path) -> Path:
                  "prompt": f"Point to the free spot {i}.", "suffix": "Answer with (x, y) normalized points.",
                  "object": "spot", "step": 1} for i in range(n)]
         write_parquet(root / "data" / f"{split}-00000-of-00001.parquet", rows)
-    write_parquet(root / "data" / "unseen-00000-of-00001.parquet", [])
+    write_card(root, task_card("ref_spatial_bench"))
     return root
 
 
@@ -204,7 +233,6 @@ def make_robo_spatial(root: Path) -> Path:
              "question": "Can the box fit in the drawer? Answer yes or no."} for a in ("yes", "no")]
     write_parquet(root / "data" / "context-00000-of-00001.parquet", ctx)
     write_parquet(root / "data" / "compatibility-00000-of-00001.parquet", comp)
-    write_parquet(root / "data" / "configuration-00000-of-00001.parquet", [])
     return root
 
 
@@ -218,8 +246,7 @@ def make_emb_spatial(root: Path) -> Path:
 
 
 def make_cosmos(root: Path, subsets: tuple[str, ...] = ("robovqa", "robofail")) -> Path:
-    for sub in ("agibot", "bridgev2", "holoassist"):
-        write_json(root / sub / f"{sub}_benchmark_qa_pairs.json", [])
+    write_card(root, task_card("cosmos"))
     for sub in subsets:
         rows = [{"video": f"clips/{sub}_{i}.mp4", "qa_pairs": {"question": "Is the task done?",
                  "index2ans": {"A": "yes", "B": "no"}, "answer": "A" if i == 0 else "B"}} for i in range(2)]
@@ -247,6 +274,7 @@ def make_egoschema(root: Path, videos: bool = False) -> Path:
     write_parquet(root / "Subset" / "test-00000-of-00001.parquet", sub)
     full = [{**r, "answer": ""} for r in sub]
     write_parquet(root / "GENERATION" / "test-00000-of-00001.parquet", full)
+    write_card(root, task_card("egoschema"))
     if videos:
         for r in sub:
             write_video(root / "videos" / f"{r['video_idx']}.mp4")
@@ -257,7 +285,8 @@ def make_phyx(root: Path) -> Path:
     b64 = base64.b64encode(png_bytes()).decode()
     rows = [{"index": 100 + i, "question": "A ball falls. Which graph? A: x B: y C: z D: w", "image": b64,
              "answer": "ABCD"[i], "category": "Mechanics"} for i in range(2)]
-    write_parquet(root / "data_for_llms_eval" / "phyx_mini_mc-00000-of-00001.parquet", rows)
+    write_parquet(root / "data_llms_eval" / "PhyX_mini_MC.parquet", rows)
+    write_card(root, task_card("phyx_mini_mc"))
     return root
 
 

@@ -177,7 +177,7 @@ def _docs_for(scorer: str, options: dict[str, Any], mask_path: Path | None) -> l
 
 
 def _samples(mask_path: Path | None) -> list[EmbodiedSample]:
-    """One EmbodiedSample per answer type of :func:`benchmarks.metrics.score_sample` (points in all 3 regions)."""
+    """One EmbodiedSample per answer type of :func:`dppo_embodied.metrics.score_sample` (points in all 3 regions)."""
     def s(i: str, t: AnswerType, answer: Any, **kw: Any) -> EmbodiedSample:
         return EmbodiedSample(id=f"p/{i}", source="corpus", question="q", answer=answer, answer_type=t, **kw)
 

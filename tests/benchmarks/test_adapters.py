@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from benchmarks.runner import RunSettings, load_docs, run
 from benchmarks.task import TaskManager, TaskSpec
 from dppo_embodied.config import from_dict
 from dppo_embodied.errors import ConfigError, UnknownNameError
+from dppo_embodied.rendering import prompt_text
 from dppo_embodied.taxonomy import SLUGS
 from dppo_embodied.types import AnswerType, EmbodiedSample, write_samples
 from tests.benchmarks import fixtures as fx
@@ -58,11 +60,11 @@ def test_missing_dataset_folder_names_the_expected_layout(task: str, tmp_path: P
     msg = str(err.value)
     assert "Expected layout" in msg and spec.layout.split()[0] in msg
     if spec.dataset_id:
-        assert f"huggingface-cli download {spec.dataset_id}" in msg
+        assert f"hf download {spec.dataset_id} --repo-type dataset" in msg
 
 
 def test_official_prompts(tmp_path: Path) -> None:
-    blink = load_docs(TM.get("blink"), fx.make_blink(tmp_path / "blink"))
+    blink = load_docs(TM.get("blink"), fx.make_blink(tmp_path / "blink"), ("counting", "jigsaw"))
     jig = next(d for d in blink if d.subtask == "jigsaw")
     assert jig.prompt.startswith("Disclaimer: This is not to make unfair assumptions")
     assert jig.prompt.endswith("(B) 3The last line of your response should be of the following format: "
@@ -76,14 +78,14 @@ def test_official_prompts(tmp_path: Path) -> None:
                                "Please answer the question using a single word or phrase.")
     assert vsi["3"].prompt == ("These are frames of a video.\nWhere is the bed?\nOptions:\nA. left\nB. right\n"
                                "Answer with the option's letter from the given choices directly.")
-    cos = load_docs(TM.get("cosmos"), fx.make_cosmos(tmp_path / "cos"))[0]
+    cos = load_docs(TM.get("cosmos"), fx.make_cosmos(tmp_path / "cos"), ("robovqa", "robofail"))[0]
     assert cos.prompt == ("Is the task done?\n(A) yes\n(B) no\n"
                           "Answer with the option's letter from the given choices directly.")
     assert cos.video is not None and cos.video.path.endswith("robofail/clips/robofail_0.mp4")
     ego = load_docs(TM.get("egoschema_subset"), fx.make_egoschema(tmp_path / "ego"))[0]
     assert ego.prompt == ("What is c doing 0?\nA. option a\nB. option b\nC. option c\nD. option d\nE. option e\n"
                           "Answer with the option's letter from the given choices directly.")
-    robo = load_docs(TM.get("robo_spatial"), fx.make_robo_spatial(tmp_path / "robo"))[0]
+    robo = load_docs(TM.get("robo_spatial"), fx.make_robo_spatial(tmp_path / "robo"), ("context",))[0]
     assert robo.prompt.startswith("Find free space right of the mug.Your task is to identify specific points")
     assert "Answer: [(x1, y1), (x2, y2), ..., (xn, yn)]" in robo.prompt
     omni = load_docs(TM.get("omni_spatial"), fx.make_omni_spatial(tmp_path / "omni"))[0]
@@ -122,12 +124,7 @@ def _samples(folder: Path) -> Path:
 def test_tabletop_qa_uses_the_training_prompt_and_metrics(tmp_path: Path) -> None:
     root = _samples(tmp_path / "tabletop_qa")
     docs = load_docs(TM.get("tabletop_qa"), root)
-    try:
-        from training.algorithm.sample_io import prompt_text
-    except ImportError:  # pragma: no cover - the training package is optional here
-        prompt_text = None
-    if prompt_text is not None:
-        assert all(d.prompt == prompt_text(d.target) for d in docs)
+    assert all(d.prompt == prompt_text(d.target) for d in docs)  # the one sample prompt, as training renders it
     assert docs[0].prompt.endswith("(A) red block\n(B) blue ball\nAnswer in <answer></answer>.")
     answers = {"qa/0": "<think>the ball is nearer</think><answer>B</answer>", "qa/1": "There are 4 blocks."}
     res = run(TM.resolve("tabletop_qa"), FakeBackend(responder=lambda r: answers[r.id]),
@@ -137,6 +134,11 @@ def test_tabletop_qa_uses_the_training_prompt_and_metrics(tmp_path: Path) -> Non
     assert entry["capabilities"] == {"spatial_geometric": 100.0, "quantitative_numerical": 0.0}
     rows = [json.loads(x) for x in (tmp_path / "out" / "tabletop_qa" / "samples.jsonl").read_text().splitlines()]
     assert rows[0]["extra"]["success"] is True and rows[1]["parsed"] == 4
+    one_file = run(TM.resolve("tabletop_qa"), FakeBackend(responder=lambda r: answers[r.id]),
+                   RunSettings(out=tmp_path / "out2", data_paths={"tabletop_qa": str(next(root.rglob("*.jsonl")))},
+                               scorer_options={"tabletop_qa": {"score": "success"}}, progress=False))
+    assert one_file["tabletop_qa"]["n"] == len(docs) and one_file["tabletop_qa"]["overall"] == 50.0
+    assert one_file["tabletop_qa"]["scorer_options"]["score"] == "success"
 
 
 def test_rows_come_from_the_datasets_cache_when_the_folder_is_missing(tmp_path: Path) -> None:
@@ -192,10 +194,14 @@ def _hostile_vsibench(root: Path) -> None:
     rows = [{"id": 1, "dataset": "scannet", "scene_name": "s0", "question_type": "object_counting",
              "question": "How many chairs?", "ground_truth": "4", "options": None}]
     fx.write_jsonl(root / "test.jsonl", rows)
+    fx.write_card(root, [{"config_name": "full", "default": True,
+                          "data_files": [{"split": "test", "path": "test.jsonl"}]}])
     _append(root / "test.jsonl", NOT_UTF8, b'{"id": 3, "question_type": "route_planning", "options": null}')
 
 
 def _hostile_phyx(root: Path) -> None:
+    fx.write_card(root, [{"config_name": "data_for_llms_eval",
+                          "data_files": [{"split": "phyx_mini_mc", "path": "data_for_llms_eval/phyx_mini_mc.jsonl"}]}])
     fx.write_jsonl(root / "data_for_llms_eval" / "phyx_mini_mc.jsonl",
                    [{"index": 1, "question": "q", "image": base64.b64encode(fx.png_bytes()).decode(), "answer": "A"}])
     _append(root / "data_for_llms_eval" / "phyx_mini_mc.jsonl", NOT_UTF8)
@@ -243,6 +249,7 @@ def _hostile_egoschema(root: Path) -> None:
     opts = [f"{c}. o" for c in "ABCDE"]
     fx.write_jsonl(root / "Subset" / "test.jsonl",
                    [{"video_idx": "v0", "question": "q", "option": opts, "answer": "0"}])
+    fx.write_card(root, [{"config_name": "Subset", "data_files": [{"split": "test", "path": "Subset/test.jsonl"}]}])
     _append(root / "Subset" / "test.jsonl", NOT_UTF8, b'{"video_idx": "v1", "question": "q", "option": 5}')
 
 
@@ -250,7 +257,6 @@ def _hostile_cosmos(root: Path) -> None:
     fx.make_cosmos(root, subsets=("robovqa",))
     path = root / "robovqa" / "robovqa_benchmark_qa_pairs.json"
     fx.write_json(path, [*json.loads(path.read_text()), "not a row", {"video": "v", "qa_pairs": {"index2ans": 5}}])
-    fx.write_json(root / "robofail" / "robofail_benchmark_qa_pairs.json", [])
 
 
 # task, dataset maker, ids that must be built, ids that must fail -> a piece of their reason
@@ -268,12 +274,13 @@ HOSTILE = [
       "mp3d_0#dup2": "duplicate sample id 'mp3d_0'"}),
     ("omni_spatial", _hostile_omni_spatial, {"0_0", "1_0"},
      {"data/2": "malformed row 2 of data.json", "9_0": "answer index 7"}),
-    ("ref_spatial_bench", _hostile_ref_spatial, {"location/1"}, {"location/1#dup2": "duplicate sample id"}),
+    ("ref_spatial_bench", _hostile_ref_spatial, {"location/0"}, {"location/1": "malformed row 1"}),
     ("mvbench", _hostile_mvbench, {"action_sequence/0", "action_count/2"},
      {"action_sequence/3": "answer index 28 is not one of the 30", "action_sequence/4": "could not convert"}),
     ("egoplan_bench2", _hostile_egoplan, {"s1"}, {"s2": "could not convert", "EgoPlan-Bench2/2": "TypeError"}),
     ("egoschema_subset", _hostile_egoschema, {"v0"}, {"Subset/1": "not UTF-8", "v1": "TypeError"}),
-    ("cosmos", _hostile_cosmos, {"robovqa/0", "robovqa/1"}, {"robovqa/2": "TypeError", "robovqa/3": "TypeError"}),
+    ("cosmos", _hostile_cosmos, {"robovqa_benchmark_qa_pairs/0", "robovqa_benchmark_qa_pairs/1"},
+     {"robovqa_benchmark_qa_pairs/2": "TypeError", "robovqa_benchmark_qa_pairs/3": "TypeError"}),
 ]
 
 
@@ -283,10 +290,74 @@ def test_one_bad_row_fails_alone(tmp_path: Path, task: str, make, good: set[str]
     row is a failed doc naming the reason, and every other row of the task is built."""
     root = tmp_path / task
     make(root)
-    subtasks = ("location",) if task == "ref_spatial_bench" else None
+    subtasks = {"ref_spatial_bench": ("location",), "mvbench": ("action_sequence", "action_count"),
+                "cosmos": ("robovqa",)}.get(task)
     docs = {d.id: d for d in load_docs(TM.get(task), root, subtasks)}
     built = {i for i, d in docs.items() if d.error is None}
     assert good <= built
     for doc_id, needle in bad.items():
         assert doc_id in docs and docs[doc_id].error and needle in docs[doc_id].error, (doc_id, docs.get(doc_id))
     assert len(docs) == len(built) + len(bad)
+
+
+# ------------------------------------------------------------------------------------------ the id contract
+def _drop(root: Path, rel: str, key: str) -> Path:
+    """Rewrite a parquet or JSON fixture file without the id column ``key`` (to pin the positional fallback)."""
+    path = root / rel
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        fx.write_parquet(path, [{k: v for k, v in r.items() if k != key} for r in pq.read_table(path).to_pylist()])
+    else:
+        fx.write_json(path, [{k: v for k, v in r.items() if k != key} for r in json.loads(path.read_text())])
+    return root
+
+
+def _egoplan(root: Path) -> Path:
+    ok = {"task_goal": "make tea", "choice_a": "a", "choice_b": "b", "choice_c": "c", "choice_d": "d",
+          "golden_choice_idx": "A"}
+    fx.write_json(root / "EgoPlan-Bench2.json", [{**ok, "sample_id": 7}, {**ok, "sample_id": 9}, ok])
+    return root
+
+
+# task -> (fixture in the published layout, subtask selection, the first ids); the dataset's own id field where
+# it has one (unique across the task), else <subset>/<0-based row> with subset = file stem or config/split name
+FIRST_IDS: dict[str, tuple[Any, tuple[str, ...] | None, list[str]]] = {
+    "mvbench": (fx.make_mvbench, ("action_sequence", "action_count"),
+                ["action_sequence/0", "action_sequence/1", "action_sequence/2", "action_count/0"]),
+    "egoschema": (fx.make_egoschema, None, ["vid0", "vid1", "vid2"]),
+    "egoschema_subset": (fx.make_egoschema, None, ["vid0", "vid1", "vid2"]),
+    "egoschema_subset@no_id": (lambda r: _drop(fx.make_egoschema(r), "Subset/test-00000-of-00001.parquet",
+                                               "video_idx"), None, ["Subset/0", "Subset/1"]),
+    "where2place": (fx.make_where2place, None, ["0", "1", "2"]),
+    "phyx_mini_mc": (fx.make_phyx, None, ["100", "101"]),
+    "phyx_mini_mc@no_id": (lambda r: _drop(fx.make_phyx(r), "data_llms_eval/PhyX_mini_MC.parquet", "index"), None,
+                           ["phyx_mini_mc/0", "phyx_mini_mc/1"]),
+    "vsibench": (fx.make_vsibench, None, ["1", "2", "3"]),
+    "vsibench@no_id": (lambda r: _drop(fx.make_vsibench(r), "test-00000-of-00001.parquet", "id"), None,
+                       ["test/0", "test/1", "test/2"]),
+    "omni_spatial": (fx.make_omni_spatial, None, ["0_0", "1_0"]),
+    "blink": (fx.make_blink, ("counting", "jigsaw"), ["val_Counting_1", "val_Counting_2", "val_Counting_3",
+                                                      "val_Jigsaw_1"]),
+    "blink@no_id": (lambda r: _drop(fx.make_blink(r), "Counting/val-00000-of-00001.parquet", "idx"), ("counting",),
+                    ["Counting/0", "Counting/1"]),
+    # RefSpatial's `id` restarts at 1 in every split: not unique across the task, so <split>/<row>
+    "ref_spatial_bench": (fx.make_ref_spatial, ("location", "placement"), ["location/0", "location/1",
+                                                                           "placement/0"]),
+    "robo_spatial": (fx.make_robo_spatial, ("context", "compatibility"),
+                     ["context/0", "context/1", "compatibility/0", "compatibility/1"]),
+    "emb_spatial_bench": (fx.make_emb_spatial, None, ["mp3d_0", "mp3d_1"]),
+    "cosmos": (fx.make_cosmos, ("robofail", "robovqa"),
+               ["robofail_benchmark_qa_pairs/0", "robofail_benchmark_qa_pairs/1", "robovqa_benchmark_qa_pairs/0"]),
+    "erqa": (fx.make_erqa, None, ["erqa/0", "erqa/1"]),
+    "egoplan_bench2": (_egoplan, None, ["7", "9", "EgoPlan-Bench2/2"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIRST_IDS))
+def test_first_ids_follow_the_contract(case: str, tmp_path: Path) -> None:
+    make, subtasks, first = FIRST_IDS[case]
+    task = case.split("@")[0]
+    docs = load_docs(TM.get(task), make(tmp_path / task), subtasks)
+    assert [d.id for d in docs[: len(first)]] == first
+    assert len({d.id for d in docs}) == len(docs)

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.backends.base import Request
 from benchmarks.backends.fake import FakeBackend
 from benchmarks.runner import RunSettings, run
 from benchmarks.task import TaskManager
+from dppo_embodied.generation import ChatRequest
+from dppo_embodied.prompts import COMPACT_SYSTEM_PROMPT, write_prompt_style
 
 pytestmark = pytest.mark.mujoco
 
 
-def oracle(r: Request) -> str:
+def oracle(r: ChatRequest) -> str:
     """Reads "Pick up the <colour> <shape>." from the step prompt and calls the pick skill."""
-    m = re.search(r"Task: Pick up the (\w+) (\w+)\.", r.prompt)
-    assert m and r.system and len(r.images) == 1
+    conv = r.conversation
+    m = re.search(r"Task: Pick up the (\w+) (\w+)\.", conv.text)
+    assert m and conv.system and len(conv.images) == 1 and not conv.media_first  # text first, the image last
     return json.dumps({"action": {"type": "skill", "name": "pick", "object": f"{m.group(1)}_{m.group(2)}"}})
 
 
@@ -58,3 +60,23 @@ def test_pusht_runs_or_is_skipped_with_a_reason(tmp_path: Path) -> None:
         assert "gym-pusht" in json.dumps(entry["details"]["skipped"])
     else:
         assert entry["n"] == 1 and entry["overall"] == 0.0
+
+
+def test_the_prompt_style_recorded_with_the_checkpoint_is_used(tmp_path: Path) -> None:
+    pytest.importorskip("mujoco")
+    systems: list[str | None] = []
+
+    def record(r: ChatRequest) -> str:
+        systems.append(r.conversation.system)
+        return json.dumps({"action": {"type": "done"}})
+
+    sels = TaskManager().resolve("tabletop_closed_loop_pick")
+    model = tmp_path / "ckpt"
+    model.mkdir()
+    run(sels, FakeBackend(str(model), responder=record), RunSettings(out=tmp_path / "a", progress=False, limit=1))
+    write_prompt_style(model, "compact")
+    run(sels, FakeBackend(str(model), responder=record), RunSettings(out=tmp_path / "b", progress=False, limit=1))
+    run(sels, FakeBackend("served-name", responder=record),
+        RunSettings(out=tmp_path / "c", progress=False, limit=1, step_prompt="compact"))
+    assert systems[0] is not None and "JSON" in systems[0]  # nothing recorded: full
+    assert systems[1:] == [COMPACT_SYSTEM_PROMPT, COMPACT_SYSTEM_PROMPT]

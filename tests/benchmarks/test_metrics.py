@@ -1,4 +1,4 @@
-"""Tests of benchmarks.metrics: the one definition of success per answer type, with realistic model outputs."""
+"""Tests of dppo_embodied.metrics: the one definition of success per answer type, with realistic model outputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.metrics import (
+from dppo_embodied.errors import MediaError
+from dppo_embodied.metrics import (
     MRA_THRESHOLDS,
     Score,
     bbox_iou,
@@ -21,7 +22,6 @@ from benchmarks.metrics import (
     score_sample,
     sequence_score,
 )
-from dppo_embodied.errors import MediaError
 from dppo_embodied.types import EmbodiedSample
 
 

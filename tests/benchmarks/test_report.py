@@ -43,7 +43,11 @@ def test_report_with_compare(runs: tuple[Path, Path], capsys: pytest.CaptureFixt
     assert d["improved"] == 2 and d["regressed"] == 2
     with Image.open(a / "radar.png") as im:
         assert im.size[0] > 300
-    assert "radar:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "radar:" in out and f"html: {a / 'report.html'}" in out and (a / "report.html").is_file()
+    # capabilities no task here measures are gaps: "not evaluated", not 0
+    assert any(rep["capabilities"][s]["score"] is None for s in rep["capabilities"])
+    assert "| not evaluated |" in md
 
 
 def test_report_needs_results(tmp_path: Path) -> None:

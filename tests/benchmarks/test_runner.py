@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.backends.base import Backend, Request, ResultCallback
+from benchmarks.backends.base import Backend, ResultCallback
 from benchmarks.backends.fake import FakeBackend
 from benchmarks.data import DatasetLayoutError
 from benchmarks.records import read_records
 from benchmarks.runner import RunSettings, run
 from benchmarks.task import TaskManager
+from dppo_embodied.generation import ChatRequest
 from tests.benchmarks import fixtures as fx
 
 TM = TaskManager()
@@ -39,9 +40,9 @@ def _lines(path: Path) -> list[dict]:
 
 def test_run_writes_samples_and_results(tmp_path: Path, data: Path) -> None:
     out = tmp_path / "out"
-    seen: list[Request] = []
+    seen: list[ChatRequest] = []
 
-    def responder(r: Request) -> str:
+    def responder(r: ChatRequest) -> str:
         seen.append(r)
         return "<think>the door opens first</think><answer>A</answer>"
 
@@ -55,7 +56,7 @@ def test_run_writes_samples_and_results(tmp_path: Path, data: Path) -> None:
         assert key in rows[0]
     assert rows[0]["prompt"].startswith("Question:What happened 0?\nOption:\n(A) open the door\n")
     assert [r["score"] for r in rows] == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
-    assert all(len(r.images) == 4 for r in seen if r.id.startswith("action"))  # 4 sampled frames per clip
+    assert all(len(r.conversation.images) == 4 for r in seen if r.id.startswith("action"))  # 4 sampled frames per clip
     data_json = json.loads((out / "results.json").read_text())
     mv = data_json["tasks"]["mvbench"]
     assert mv["overall"] == pytest.approx(100 / 3)
@@ -88,7 +89,7 @@ def test_missing_dataset_folder_names_the_layout(tmp_path: Path) -> None:
 
 
 def test_backend_errors_become_failed_samples(tmp_path: Path, data: Path) -> None:
-    def responder(r: Request) -> str:
+    def responder(r: ChatRequest) -> str:
         if r.id == "erqa/2":
             raise RuntimeError("server exploded")
         return "A"
@@ -108,7 +109,7 @@ def test_resume_after_torn_write_gives_same_results(tmp_path: Path, data: Path) 
     sels = TM.resolve("mvbench_action_sequence,mvbench_action_count")
     calls: list[str] = []
 
-    def responder(r: Request) -> str:
+    def responder(r: ChatRequest) -> str:
         calls.append(r.id)
         return "B" if r.id.endswith("1") else "(A)"
 
@@ -151,7 +152,7 @@ class ReversedBackend(Backend):
 
     name = "reversed"
 
-    def generate(self, requests: Sequence[Request], on_result: ResultCallback) -> None:
+    def generate(self, requests: Sequence[ChatRequest], on_result: ResultCallback) -> None:
         for i in reversed(range(len(requests))):
             on_result(i, "no idea")
 
@@ -176,14 +177,14 @@ def test_any_error_loading_one_docs_media_fails_that_doc_alone(tmp_path: Path, d
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import benchmarks.runner as runner
 
-    real = runner.load_media
+    real = runner.render_sample
 
-    def flaky(doc, frames):  # type: ignore[no-untyped-def]
+    def flaky(doc, loader):  # type: ignore[no-untyped-def]
         if doc.id == "erqa/2":
             raise MemoryError("decoder ran out of memory")
-        return real(doc, frames)
+        return real(doc, loader)
 
-    monkeypatch.setattr(runner, "load_media", flaky)
+    monkeypatch.setattr(runner, "render_sample", flaky)
     res = run(TM.resolve("erqa"), FakeBackend("A"), _settings(tmp_path / "out", data))
     reasons = {f["id"]: f["error"] for f in res["erqa"]["failures"]}
     assert reasons["erqa/2"] == "media: MemoryError: decoder ran out of memory"

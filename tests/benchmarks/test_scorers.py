@@ -8,9 +8,10 @@ import pytest
 from benchmarks.doc import Doc
 from benchmarks.scoring import Row, make_scorer
 from benchmarks.scoring.choice import mvbench_extract, phyx_mc_match
-from benchmarks.scoring.normalize import flageval_choice, flageval_normalize, remove_think, word_to_num
+from benchmarks.scoring.normalize import flageval_choice, flageval_normalize, word_to_num
 from benchmarks.scoring.pointing import mask_accuracy, point_array, targets_accuracy, text_to_targets
 from benchmarks.scoring.spatial import robospatial_first_point, robospatial_point_in_polygon
+from dppo_embodied.answer_text import strip_think
 from tests.benchmarks.fixtures import mask_image
 
 
@@ -32,8 +33,8 @@ def _doc(target, subtask=None, **meta) -> Doc:
         (None, ""),
     ],
 )
-def test_remove_think_is_pelicans(text, expected) -> None:
-    assert remove_think(text) == expected
+def test_strip_think_is_pelicans(text, expected) -> None:
+    assert strip_think(text) == expected
 
 
 # ----------------------------------------------------------------------------------------------- MVBench

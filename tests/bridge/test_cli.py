@@ -33,6 +33,15 @@ def test_help_does_not_import_torch() -> None:
     assert "HEAVY []" in out.stdout
 
 
+def test_record_overwrite_and_request_timeout_default() -> None:
+    cfg = parse(["--record", "runs/deploy", "--overwrite"])
+    assert cfg.record == "runs/deploy" and cfg.record_overwrite is True  # type: ignore[attr-defined]
+    cfg = parse(["--record", "runs/deploy"])
+    assert cfg.record_overwrite is False  # type: ignore[attr-defined]
+    assert cfg.planner.request_timeout_s == 10.0  # type: ignore[attr-defined]
+    assert "(default 10)" in make_parser().format_help()
+
+
 def test_flags_map_to_config() -> None:
     cfg = parse(["--robot", "so101", "--robot-arg", "port=/dev/ttyACM0", "--robot-arg", "id=7", "--camera",
                  "opencv:0", "--server", "http://10.0.0.2:8000/v1", "--task", "Pick it.", "--dry-run",

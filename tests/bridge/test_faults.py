@@ -64,6 +64,9 @@ def test_robot_holds_then_recovers(make_bridge: BridgeFactory, mode: str) -> Non
         assert b.executor is not None and b.executor.last is not None
         assert b.executor.last.mode.startswith("hold")
         assert b.safety is not None and b.safety.events.snapshot().get("request_error", 0) >= 1
+        if mode == "slow":  # the hold reason names the flag that helps
+            details = [d for _, name, d in b.safety.events.recent if name == "request_error"]
+            assert any(d.startswith(f"no answer within --request-timeout {TIMEOUT_S:g} s") for d in details), details
         assert not b.safety.estop.latched
         srv.latency_s, srv.mode = 0.0, "ok"
         t_ok = time.monotonic()

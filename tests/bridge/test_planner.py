@@ -8,7 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from dppo_embodied.errors import ConfigError
 from dppo_embodied.images import decode_data_url
+from dppo_embodied.prompts import COMPACT_SYSTEM_PROMPT
+from robot_bridge.planner import EXECUTED
 from tests.bridge.conftest import BridgeFactory
 from tests.bridge.fakes import FakeRobot
 from tests.helpers.fake_openai_server import FakeOpenAIServer, image_urls, last_user_text
@@ -29,7 +32,7 @@ def test_point_decision_moves_the_robot(make_bridge: BridgeFactory) -> None:
         assert set(d.timings_ms) >= {"capture", "encode", "request", "parse", "plan", "total", "overhead"}
         req = srv.chat_requests[0]["json"]
         msgs = req["messages"]
-        assert msgs[0]["role"] == "system" and "JSON" in msgs[0]["content"]
+        assert msgs[0]["role"] == "system" and "JSON" in msgs[0]["content"][0]["text"]
         parts = msgs[1]["content"]
         assert parts[0]["type"] == "text" and parts[1]["type"] == "image_url"  # static text before the image
         assert decode_data_url(image_urls(req)[0])[:3] == b"\xff\xd8\xff"  # a JPEG data URL
@@ -44,7 +47,10 @@ def test_invalid_outputs_feed_back_and_stop(make_bridge: BridgeFactory) -> None:
         assert result.status.startswith("stopped") and "3 invalid" in result.status
         assert [d.status for d in result.decisions] == ["invalid"] * 3
         second = last_user_text(srv.chat_requests[1]["json"])
-        assert "Last action is invalid" in second and "Previous actions" in second
+        reason = result.decisions[0].error
+        # the simulated envs' history format: "{raw reply, one line} -> {feedback}"
+        assert f"Feedback: Last action is invalid: {reason}" in second
+        assert f"Previous actions:\n- I would rather not. -> Last action is invalid: {reason}" in second
 
 
 def test_done_ends_the_episode(make_bridge: BridgeFactory) -> None:
@@ -122,3 +128,30 @@ def test_malformed_frame_holds(make_bridge: BridgeFactory) -> None:
         b.frames.push(Frame(np.zeros((8, 8, 3), dtype=np.float32), time.monotonic()))  # float frame: not encodable
         d = b.run_episode().decisions[0]
         assert d.status == "encode_error" and "uint8" in d.error and srv.chat_requests == []
+
+
+def test_executed_actions_are_fed_back_in_the_history_format(make_bridge: BridgeFactory) -> None:
+    robot = FakeRobot()
+    x, y, _ = robot.cal.project(np.array([0.05, 0.05, 0.04]))
+    reply = json.dumps({"action": {"type": "point", "x": round(x, 3), "y": round(y, 3), "then": "move_to"}})
+    with FakeOpenAIServer(responder=lambda r: reply) as srv:
+        b = make_bridge(srv.url, robot=robot, planner={"max_steps": 2, "sync": True}, safety={"max_speed_m_s": 0.5})
+        result = b.run_episode()
+        assert [d.status for d in result.decisions] == ["ok", "ok"]
+        second = last_user_text(srv.chat_requests[1]["json"])
+        command = result.decisions[0].command_json
+        assert f"- {command} -> {EXECUTED}" in second and f"Feedback: {EXECUTED}" in second
+        assert result.decisions[1].conversation is not None
+        assert result.decisions[1].conversation.text == second
+
+
+def test_skills_offered_and_prompt_style_come_from_the_config(make_bridge: BridgeFactory) -> None:
+    with FakeOpenAIServer(responder=lambda r: '{"action": {"type": "done"}}') as srv:
+        b = make_bridge(srv.url, skills=["home"], step_prompt="compact")
+        assert b.skill_names == ("home",)
+        b.run_episode()
+        msgs = srv.chat_requests[0]["json"]["messages"]
+        assert msgs[0]["content"][0]["text"] == COMPACT_SYSTEM_PROMPT
+        assert "Available skills: home." in last_user_text(srv.chat_requests[0]["json"])
+        with pytest.raises(ConfigError, match="not supported by this robot"):
+            make_bridge(srv.url, skills=["pick"])  # the fake robot has no object locator

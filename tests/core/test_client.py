@@ -1,4 +1,5 @@
-"""ChatClient, message building and image encoding against the loopback FakeOpenAIServer (127.0.0.1 only)."""
+"""ChatClient (on the official openai SDK), message building and image encoding against the loopback
+FakeOpenAIServer (127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def server() -> Iterator[FakeOpenAIServer]:
 
 
 def make_client(url: str, **kw) -> ChatClient:
-    opts = {"model": "fake-model", "timeout_s": 5.0, "max_retries": 2, "backoff_s": 0.01, **kw}
+    opts = {"model": "fake-model", "timeout_s": 5.0, "max_retries": 2, **kw}
     return ChatClient(ClientConfig(base_url=url, **opts))
 
 
@@ -220,9 +221,10 @@ def test_unauthorized_is_not_retried(server: FakeOpenAIServer) -> None:
 
 
 def test_bad_request_is_not_retried(server: FakeOpenAIServer) -> None:
-    with make_client(server.url) as client, pytest.raises(ServerError, match="404"):
-        client._request("POST", server.url + "/nope", b"{}", lambda d: d, None, None)
-    assert len(server.requests) == 1
+    with make_client(server.url + "/nope") as client, pytest.raises(ServerError, match="404") as ei:
+        client.chat(build_messages("x"))
+    assert "/v1 root" in str(ei.value) or "base_url" in str(ei.value)
+    assert ei.value.status == 404 and len(server.requests) == 1
 
 
 def test_retry_then_success(server: FakeOpenAIServer) -> None:
@@ -269,13 +271,16 @@ def test_closed_server_refuses_even_kept_alive_connections() -> None:
             client.chat(build_messages("b"))
 
 
-@pytest.mark.parametrize("mode", ["garbage", "truncated", "drop"])
-def test_bad_responses_are_retried_then_fail(server: FakeOpenAIServer, mode: str) -> None:
+@pytest.mark.parametrize(("mode", "requests"), [("garbage", 1), ("truncated", 1), ("drop", 3)])
+def test_bad_responses_fail_and_dropped_connections_are_retried(server: FakeOpenAIServer, mode: str,
+                                                                requests: int) -> None:
+    """A dropped connection is retried (the SDK); a 200 whose body is not a chat completion fails at once: asking
+    the same server again would get the same body."""
     server.mode = mode
     with make_client(server.url, max_retries=2) as client, pytest.raises(ClientError) as ei:
         client.chat(build_messages("x"))
-    assert server.url in str(ei.value)
-    assert len(server.chat_requests) == 3
+    assert server.url in str(ei.value) and f"{requests} attempt" in str(ei.value)
+    assert len(server.chat_requests) == requests
 
 
 def test_empty_content_is_empty_text(server: FakeOpenAIServer) -> None:
@@ -305,18 +310,25 @@ def test_deadline_bounds_the_whole_call(server: FakeOpenAIServer) -> None:
         assert time.monotonic() - t0 < 1.0
 
 
+def test_deadline_call_makes_one_attempt(server: FakeOpenAIServer) -> None:
+    server.mode = "error500"
+    with make_client(server.url, max_retries=5) as client, pytest.raises(ServerError, match="1 attempt"):
+        client.chat(build_messages("x"), deadline_s=5.0)
+    assert len(server.chat_requests) == 1
+
+
 def test_retry_after_is_honoured(server: FakeOpenAIServer) -> None:
     server.fail_first, server.fail_status, server.retry_after = 1, 429, "0.5"
-    with make_client(server.url, backoff_s=0.0) as client:
+    with make_client(server.url) as client:
         assert client.chat(build_messages("x")).attempts == 2
     t = [r["time"] for r in server.chat_requests]
     assert t[1] - t[0] >= 0.45  # waited as asked although the jittered backoff would be 0
     server.clear()
     server.fail_first, server.fail_status, server.retry_after = 1, 503, "0"
-    with make_client(server.url, backoff_s=30.0) as client:
+    with make_client(server.url) as client:
         t0 = time.monotonic()
         assert client.chat(build_messages("x")).attempts == 2
-        assert time.monotonic() - t0 < 2.0  # Retry-After replaces the (long) backoff
+        assert time.monotonic() - t0 < 2.0  # the SDK's first backoff is at most 0.5 s
 
 
 def test_chat_many_preserves_order_and_returns_errors(server: FakeOpenAIServer) -> None:
@@ -420,7 +432,7 @@ def test_undecodable_reply_is_a_failed_request(name: str) -> None:
     with RawReplyServer(UNDECODABLE[name]) as srv, make_client(srv.url, max_retries=1) as client:
         with pytest.raises(ClientError, match=r"nested too deeply|malformed") as err:
             client.chat(build_messages("hi"))
-        assert type(err.value) is ClientError and srv.hits == 2  # retried once, like any bad response
+        assert type(err.value) is ClientError and srv.hits == 1  # a bad body is a failed request, not retried
         with pytest.raises(ClientError):
             client.list_models()
 

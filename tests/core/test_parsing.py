@@ -61,6 +61,9 @@ def test_action_names_are_reexported_from_parsing() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- strip_think
+# The one think/answer normaliser is Pelican's remove_think (first </think>, first <answer> block, else the last
+# closed \boxed{} with every "}" dropped); tests/benchmarks/test_pathological.py checks it against the official
+# regexes on 20,000 random strings.
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -68,19 +71,33 @@ def test_action_names_are_reexported_from_parsing() -> None:
         ("", ""),
         ("  B  ", "B"),
         ("<think>maybe B</think> C", "C"),
-        ("<think>a</think>x<think>b</think> final", "final"),
+        ("<think>a</think>x<think>b</think> final", "x<think>b</think> final"),  # the first </think> only
         ("<thought>hmm</thought>\nD", "D"),
         ("<think>..B..</think><answer>C</answer>", "C"),
-        ("<answer>A</answer> then <answer> B </answer>", "B"),
+        ("<answer>A</answer> then <answer> B </answer>", "A"),  # the first answer block
         ("<answer></answer>", ""),
-        ("<answer>truncated at the end", "truncated at the end"),
-        ("So \\boxed{\\frac{1}{2}} is it", "\\frac{1}{2}"),
-        ("\\boxed{1} and later \\boxed{{2}}", "{2}"),
-        ("<think>long reasoning never closed B", "long reasoning never closed B"),
+        ("<answer>truncated at the end", "<answer>truncated at the end"),  # an unclosed block is no block
+        ("So \\boxed{\\frac{1}{2}} is it", "\\frac{1{2"),  # the official quirk: every "}" dropped
+        ("\\boxed{1} and later \\boxed{{2}}", "{2"),
+        ("\\boxed{\\text{D}}", "D"),
+        ("<think>long reasoning never closed B", "<think>long reasoning never closed B"),
     ],
 )
 def test_strip_think(text: str | None, expected: str) -> None:
     assert strip_think(text) == expected
+
+
+def test_the_one_target_builder_and_its_reader() -> None:
+    from dppo_embodied.answer_text import split_think, target_text
+
+    assert target_text("B") == "<answer>B</answer>"
+    assert target_text("B", " red is left ") == "<think>red is left</think><answer>B</answer>"
+    assert target_text("B", "  ") == "<answer>B</answer>"
+    assert split_think(target_text("[(0.10, 0.20)]", "the cup")) == ("the cup", "[(0.10, 0.20)]")
+    assert split_think("The answer is B.") == (None, "The answer is B.")
+    assert split_think("<think>a</think><think>b</think><answer>C</answer>") == ("a", "C")
+    for text in ("<think>x</think><answer>B</answer>", "B", "<answer>A</answer><answer>B</answer>"):
+        assert split_think(text)[1] == strip_think(text)
 
 
 # -------------------------------------------------------------------------------------------------- options
@@ -169,7 +186,8 @@ def test_parse_yes_no(text: str, expected: object) -> None:
         ("1.5e3", None, 1500.0),
         ("about 2 \\times 10^{3} mm", None, 2000.0),
         ("1/2", None, 0.5),
-        ("\\boxed{\\frac{1}{2}}", None, 0.5),
+        ("<answer>\\frac{1}{2}</answer>", None, 0.5),
+        ("\\boxed{0.5}", None, 0.5),
         ("three", None, 3.0),
         ("There are twenty-one chairs.", None, 21.0),
         ("one hundred and five", None, 105.0),

@@ -40,3 +40,25 @@ def test_import_envs_stays_light() -> None:
     code = "import sys, envs; print('mujoco' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_generate_into_a_used_folder_is_refused_or_replaced(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "qa"
+    assert dppo(["data", "generate", "--n", "2", "--out", str(out), "--no-progress"]) == 0
+    stale = out / "media" / "stale_from_an_earlier_run.png"
+    stale.write_bytes(b"x")
+    capsys.readouterr()
+    assert dppo(["data", "generate", "--n", "2", "--out", str(out), "--no-progress"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err and stale.exists()
+    assert dppo(["data", "generate", "--n", "3", "--out", str(out), "--seed", "1", "--no-progress",
+                 "--overwrite"]) == 0
+    assert not stale.exists()
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    referenced = {Path(p).name for line in lines for p in json.loads(line)["images"]}
+    assert {p.name for p in (out / "media").iterdir()} >= referenced
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert dppo(["data", "generate", "--n", "1", "--out", str(tmp_path / "mine"), "--overwrite"]) == 2
+    assert (tmp_path / "mine" / "notes.txt").exists()

@@ -193,3 +193,24 @@ def test_run_episode_with_a_broken_policy() -> None:
     with pytest.raises(EnvError):
         run_episode(env, lambda obs: "", seed=0, max_steps=0)
     env.close()
+
+
+def test_the_observation_carries_everything_the_policy_sees() -> None:
+    """History (last HISTORY_STEPS lines "{command} -> {feedback}") and the env's own skills are in the observation."""
+    from dppo_embodied.episode import StepObservation, render_step
+    from dppo_embodied.prompts import HISTORY_STEPS
+
+    env = envs.make("dppo/TabletopPick-v0", skills=("pick", "home"))
+    obs, _ = env.reset(seed=0)
+    assert obs["history"] == () and obs["skills"] == ("pick", "home") and obs["feedback"] == ""
+    obs, *_ = env.step("not\n an action")
+    assert obs["history"] == (f"not an action -> {obs['feedback']}",)
+    home = '{"action": {"type": "skill", "name": "home"}}'
+    for _ in range(HISTORY_STEPS + 1):
+        obs, *_ = env.step(home)
+    assert len(obs["history"]) == HISTORY_STEPS and len(env.unwrapped.history) == HISTORY_STEPS + 2
+    assert obs["history"][-1] == f"{home} -> Last action succeeded: moved to the rest pose"
+    assert obs in env.observation_space
+    conv = render_step(StepObservation.from_env(obs))
+    assert "Available skills: pick, home." in conv.text and obs["history"][0] in conv.text
+    env.close()

@@ -30,3 +30,13 @@ def test_move_skill_and_garbage() -> None:
     _, _, terminated, _, info = env.step("??")
     assert terminated and info["invalid_count"] == 2
     env.close()
+
+
+def test_observation_has_history_and_no_skills() -> None:
+    env = envs.make("dppo/PushT-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs["history"] == () and obs["skills"] == ()
+    obs, *_ = env.step('{"action": {"type": "point", "x": 0.5, "y": 0.5}}')
+    assert obs["history"] == (f'{{"action": {{"type": "point", "x": 0.5, "y": 0.5, "then": "move_to"}}}} -> '
+                              f'{obs["feedback"]}',) and obs in env.observation_space
+    env.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -148,3 +151,58 @@ def test_bad_object_index_is_typed(scene: TabletopScene) -> None:
         scene.object_pos(MAX_OBJECTS)
     with pytest.raises(ConfigError):
         TabletopScene(8)
+
+
+def _in_thread(fn: Callable[[], object], hold: threading.Event | None = None) -> object:
+    """``fn()`` run in a new thread (kept alive until ``hold`` is set, if given); its result or exception."""
+    out: list[object] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except Exception as e:  # handed back to the test
+            out.append(e)
+        done.set()
+        if hold is not None:
+            hold.wait(30)
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(60)
+    if isinstance(out[0], Exception):
+        raise out[0]
+    return out[0]
+
+
+def test_a_scene_renders_and_closes_from_any_thread() -> None:
+    """Regression (EGL_BAD_ACCESS closing a renderer): an EGL context is current in one thread at a time, and the
+    closed-loop suite's episode threads, the training env pool, the bridge's camera thread and the garbage collector
+    each may use a scene another thread rendered last; every use now releases the context."""
+    sc = TabletopScene(64)
+    sc.load(sample_scene(3, 3))
+    first = sc.render()  # the main thread renders first
+    hold = threading.Event()
+    try:
+        assert np.array_equal(_in_thread(sc.render, hold), first)  # a live thread renders next ...
+        assert np.array_equal(sc.render(), first)  # ... and the main thread again while that thread lives
+        depth = _in_thread(sc.render_depth)  # a thread that has ended rendered last ...
+        sc.close()  # ... the main thread frees the context
+        assert np.array_equal(_in_thread(sc.render), first)  # a new renderer, made by another (ended) thread
+        assert np.allclose(sc.render_depth(), depth)
+        _in_thread(sc.close)  # freed by a thread that did not render last
+        sc.close()  # twice is harmless
+    finally:
+        hold.set()
+        sc.close()
+
+
+def test_an_env_made_in_one_thread_closes_in_another() -> None:
+    """A pooled env (made and rendered by the trainer's thread) freed by an episode thread, and the reverse."""
+    import envs
+
+    env = envs.make("dppo/TabletopPick-v0")
+    env.reset(seed=1)
+    _in_thread(env.close)
+    made = _in_thread(lambda: envs.make("dppo/TabletopPick-v0"))
+    _in_thread(lambda: made.reset(seed=1))  # type: ignore[attr-defined]
+    made.close()  # type: ignore[attr-defined]

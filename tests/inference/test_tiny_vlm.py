@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -20,8 +21,9 @@ def _square(colour: tuple[int, int, int], size: int = 64) -> Image.Image:
 
 
 def test_build_reload_and_generate_with_an_image(tiny_vlm_path: Path) -> None:
+    from dppo_embodied.conversation import Conversation
     from inference.models import load_vlm
-    from inference.policy import ChatRequest, VLMPolicy
+    from inference.policy import VLMPolicy
 
     meta = json.loads((tiny_vlm_path / "dppo_tiny.json").read_text())
     assert meta["size"] == "tiny" and meta["params"] < 1_000_000
@@ -31,9 +33,9 @@ def test_build_reload_and_generate_with_an_image(tiny_vlm_path: Path) -> None:
     for tag in ("<think>", "</think>", "<answer>", "</answer>"):
         assert len(processor.tokenizer.encode(tag, add_special_tokens=False)) == 1
     policy = VLMPolicy(model, processor, max_new_tokens=8, batch_size=4)
-    reqs = [ChatRequest("What colour is the block?", images=[_square((255, 0, 0))]),
-            ChatRequest("What colour is the block?", images=[_square((0, 0, 255))]),
-            ChatRequest("Is there a block?")]
+    reqs = [Conversation("What colour is the block?", [_square((255, 0, 0))]),
+            Conversation("What colour is the block?", [np.asarray(_square((0, 0, 255)))]),
+            Conversation("Is there a block?")]
     out = policy.generate(reqs)
     assert isinstance(out, list) and len(out) == 3 and all(isinstance(t, str) for t in out)
     sampled = policy.generate(reqs[:2], temperature=1.0, num_return_sequences=3)

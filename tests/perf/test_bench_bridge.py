@@ -23,6 +23,7 @@ import pytest
 
 from dppo_embodied.actions import parse_action
 from dppo_embodied.client import ChatClient, ClientConfig, build_messages
+from dppo_embodied.episode import StepObservation, render_step
 from robot_bridge.cameras.base import Frame, LatestFrame
 from robot_bridge.executor import read_ee_state
 from robot_bridge.pose import EEPose
@@ -60,9 +61,8 @@ def test_bench_decision_overhead(benchmark, size: int) -> None:  # type: ignore[
     def decision() -> None:
         frame = frames.read_latest()  # 1. capture
         st = read_ee_state(robot)
-        msgs = build_messages("Task: pick up the red block.\nFeedback: none yet.\nCurrent image:",  # 2. encode
-                              images=[frame.image], system="You control a robot arm.", image_quality=85,
-                              max_side=448)
+        obs = StepObservation((frame.image,), "Pick up the red block.", skills=("home", "open", "close", "lift"))
+        msgs = render_step(obs).openai_messages(image_quality=85, max_side=448)  # 2. render + encode
         body = client._payload(msgs, 128, 0.0, None, {})  # 3. request building (bytes on the wire)
         action = parse_action(reply, image_size=frame.size)  # 4. parse
         plan = motion.plan(action, st, frame.t_capture, depth=None)  # 5. plan

@@ -89,8 +89,8 @@ def test_bench_openai_throughput(benchmark, tmp_path: Path, monkeypatch: pytest.
 
 
 def test_bench_score_sample_mcq(benchmark) -> None:
-    """benchmarks.metrics.score_sample on one mcq completion (called per completion in GRPO): target < 50 us."""
-    from benchmarks.metrics import score_sample
+    """dppo_embodied.metrics.score_sample on one mcq completion (called per completion in GRPO): target < 50 us."""
+    from dppo_embodied.metrics import score_sample
     from dppo_embodied.types import EmbodiedSample
 
     sample = EmbodiedSample(id="b/0", source="bench", question="Which object is closest to the gripper?", answer="B",

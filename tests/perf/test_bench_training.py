@@ -27,20 +27,22 @@ STEPS = 8  # timed GRPO steps per round
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Tiny model + synthetic QA + a briefly SFT-trained policy (so GRPO groups have mixed outcomes)."""
+    from dppo_embodied.media import MediaLoader
+    from dppo_embodied.rendering import prompt_text
     from inference.models import load_vlm
     from inference.tiny_vlm import build_tiny_vlm
     from tests.training.synthetic import generate
-    from training.algorithm.sample_io import MediaLoader, prompt_text, target_text
+    from training.algorithm.sample_io import oracle_target
     from training.phases.sft import run_sft
 
     torch.set_num_threads(2)
     tmp = tmp_path_factory.mktemp("bench_training")
     samples = generate(n=192, seed=0, out_dir=str(tmp / "img"))
-    corpus = [prompt_text(s) for s in samples] + [target_text(s) for s in samples]
+    corpus = [prompt_text(s) for s in samples] + [oracle_target(s) for s in samples]
     path = build_tiny_vlm(tmp / "model", size="tiny", seed=0, corpus=corpus, max_pixels=64 * 64)
     model, processor = load_vlm(path)
     loader = MediaLoader()
-    run_sft(model, processor, [(s, target_text(s)) for s in samples[:160]], out_dir=tmp / "sft", max_steps=40,
+    run_sft(model, processor, [(s, oracle_target(s)) for s in samples[:160]], out_dir=tmp / "sft", max_steps=40,
             learning_rate=3e-3, batch_size=16, loader=loader)
     model.save_pretrained(tmp / "warm")
     processor.save_pretrained(tmp / "warm")
@@ -64,7 +66,7 @@ def test_bench_plain_trl_grpo_step(benchmark: Any, setup: dict[str, Any]) -> Non
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from benchmarks.metrics import score_sample
+    from dppo_embodied.metrics import score_sample
     from inference.models import load_vlm
     from training.algorithm.rewards import completion_text
     from training.phases.common import quiet
@@ -122,6 +124,7 @@ def test_bench_zero_variance_groups(benchmark: Any, setup: dict[str, Any]) -> No
     from inference.policy import VLMPolicy
     from training.algorithm.difficulty import QARoller, build_buffer, estimate_success_rates
     from training.algorithm.difficulty_config import DifficultySettings
+    from training.algorithm.rollout_engine import RolloutEngine
     from training.phases.grpo import run_grpo, zero_std_fraction
 
     cands = setup["samples"][64:]
@@ -130,8 +133,9 @@ def test_bench_zero_variance_groups(benchmark: Any, setup: dict[str, Any]) -> No
     def measure() -> None:
         torch.manual_seed(0)
         model, processor = load_vlm(setup["path"])
-        table = estimate_success_rates(cands, QARoller(VLMPolicy(model, processor, batch_size=64), setup["loader"],
-                                                      max_new_tokens=8), rollouts=8, temperature=1.0, progress=False)
+        engine = RolloutEngine.in_process(VLMPolicy(model, processor, batch_size=64), batch_size=64)
+        table = estimate_success_rates(cands, QARoller(engine, setup["loader"], max_new_tokens=8), rollouts=8,
+                                       temperature=1.0, progress=False)
         cfg = DifficultySettings(buffer_size=48, max_task_share=0.5, max_capability_share=0.5)
         by_id = {s.id: s for s in cands}
         for sampling in ("difficulty", "random"):

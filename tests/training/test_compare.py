@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
-from training.runs.state import read_json
+from training.runs.report import read_evals
 from training.scripts.ablation_stats import mean_ci95, paired_difference
 
 
@@ -33,7 +34,7 @@ def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFi
         for s in ("0", "1"):  # every run starts from its seed's shared base and ends on its summary's number
             summary = read_json(out / f"seed{s}" / name / "summary.json")
             assert summary["final"]["overall"] == v["per_seed"][s]
-            base = read_json(out / f"seed{s}" / "base" / "eval" / "base.json")["heldout"]["overall"]
+            base = read_evals(out / f"seed{s}" / "base")[0]["heldout"]["overall"]
             assert summary["curve"][0]["overall"] == base
     for key in ("dppo-grpo_only", "dppo-sft_only"):
         p = res["paired"][key]
@@ -84,5 +85,5 @@ def test_presets_and_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path)
                  *TINY_OVERRIDES]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["plan"]["variants"] == ["dppo", "teacher_noisy", "teacher_weak", "sft_only_weak"]
-    assert not (tmp_path / "x" / "compare_plan.json").exists()
+    assert not (tmp_path / "x" / "compare_plan.json").exists() and "estimated_time" in plan
     assert main(["--config", str(recipe), "--variants", "dppo,nope", "--dry-run", *TINY_OVERRIDES]) == 1

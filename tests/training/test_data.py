@@ -8,18 +8,12 @@ from pathlib import Path
 import pytest
 
 from dppo_embodied.errors import DataError, MediaError
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.rendering import prompt_text, render_sample
 from dppo_embodied.types import AnswerType, EmbodiedSample
 from training.algorithm.data_sources import generate, prepare_data, read_data
 from training.algorithm.data_sources_config import DataSettings
-from training.algorithm.sample_io import (
-    MediaLoader,
-    conversation,
-    horizon_of,
-    loadable,
-    prompt_text,
-    target_text,
-    task_of,
-)
+from training.algorithm.sample_io import horizon_of, loadable, oracle_target, task_of
 from training.phases.sft import mix
 
 
@@ -27,10 +21,11 @@ def test_prompt_and_target(samples: list) -> None:
     mcq = next(s for s in samples if s.answer_type is AnswerType.MCQ)
     text = prompt_text(mcq)
     assert text.startswith(mcq.question) and "(A) red" in text and text.endswith("Answer in <answer></answer>.")
-    assert target_text(mcq) == f"<answer>{mcq.answer}</answer>"
-    assert target_text(mcq, "because") == f"<think>because</think><answer>{mcq.answer}</answer>"
-    conv = conversation(mcq, 2)
-    assert [p["type"] for p in conv[-1]["content"]] == ["image", "image", "text"]
+    assert oracle_target(mcq) == f"<answer>{mcq.answer}</answer>"
+    mcq.reasoning = "because"
+    assert oracle_target(mcq, with_reasoning=True) == f"<think>because</think><answer>{mcq.answer}</answer>"
+    conv = render_sample(mcq, MediaLoader()).chat_messages()
+    assert [p["type"] for p in conv[-1]["content"]] == ["image"] * len(mcq.images) + ["text"]
     assert task_of(mcq) == "colour"
 
 
@@ -100,3 +95,45 @@ def test_horizon_filter_in_the_loop(tmp_path: Path) -> None:
     first, second = loop._candidates(1), loop._candidates(2)
     assert all(s.metadata["horizon_s"] <= 30 for s in first) and len(first) < len(second) < 24
     assert all(s.metadata["horizon_s"] <= 60 for s in second)
+
+
+def test_training_and_dppo_eval_show_the_model_the_same_conversation(samples: list, tmp_path: Path) -> None:
+    """A sample with images and a video clip: the GRPO prompt and the SFT row built by training, and the request
+    ``dppo eval`` (the tabletop_qa task through the benchmark runner) sends, are one conversation, pixels included."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.backends.fake import FakeBackend
+    from benchmarks.runner import RunSettings, run
+    from benchmarks.task import TaskManager
+    from dppo_embodied.conversation import Conversation
+    from dppo_embodied.types import VideoRef, write_samples
+    from training.phases.grpo import grpo_rows
+    from training.phases.sft import sft_rows
+
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    for i in range(10):
+        Image.fromarray(np.full((16, 24, 3), 20 * i, np.uint8)).save(frames / f"{i:03d}.png")
+    chosen = [samples[0], samples[1]]
+    chosen[1].video = VideoRef(str(frames), fps=5, start=0.2, end=1.6)
+    write_samples(chosen, tmp_path / "qa" / "heldout.jsonl")
+    seen = {}
+
+    def capture(request):  # type: ignore[no-untyped-def]
+        seen[request.id] = request.conversation
+        return "<answer>A</answer>"
+
+    run(TaskManager().resolve("tabletop_qa"), FakeBackend(responder=capture),
+        RunSettings(out=tmp_path / "out", data_root=tmp_path, data_paths={"tabletop_qa": str(tmp_path / "qa")},
+                    frames=3, progress=False))
+    loader = MediaLoader(frames=3)
+    rl = {r["sample_id"]: r for r in grpo_rows(chosen, loader)}
+    sft = sft_rows([(s, oracle_target(s)) for s in chosen], loader)
+    for s, sft_row in zip(chosen, sft, strict=True):
+        evaluated = seen[s.id]
+        for row in (rl[s.id], sft_row):
+            assert row["prompt"] == evaluated.chat_messages()
+            trained = Conversation(prompt_text(s), row["images"])
+            assert trained.signature(with_pixels=True) == evaluated.signature(with_pixels=True)
+    assert len(seen[chosen[1].id].images) == 3 + len(chosen[1].images)  # video frames first, then the images

@@ -100,14 +100,16 @@ def test_estimate_success_rates_with_a_roller(samples: list) -> None:
     assert table_from_json(table_to_json(table)) == table
 
 
-def test_qa_roller_scores_with_the_metric(samples: list) -> None:
+def test_qa_roller_scores_with_the_metric(samples: list, tmp_path) -> None:
+    from benchmarks.backends.fake import FakeBackend
+    from dppo_embodied.media import MediaLoader
     from training.algorithm.difficulty import QARoller
-    from training.algorithm.sample_io import MediaLoader
+    from training.algorithm.rollout_config import RolloutSettings
+    from training.algorithm.rollout_engine import RolloutEngine
 
-    class Echo:  # a policy that always answers the right letter / count / yes-no for the first sample only
-        def generate(self, reqs, max_new_tokens=None, temperature=0.0, num_return_sequences=1):
-            return [[f"<answer>{samples[0].answer}</answer>"] * num_return_sequences for _ in reqs]
-
-    out = QARoller(Echo(), MediaLoader())(samples[:2], 3, 1.0)
+    # the engine answers the right letter / count / yes-no of the first sample to every request
+    engine = RolloutEngine(RolloutSettings(), tmp_path,
+                           backend=FakeBackend(responder=lambda req: f"<answer>{samples[0].answer}</answer>"))
+    out = QARoller(engine, MediaLoader())(samples[:2], 3, 1.0)
     assert out[0] == [(1.0, True)] * 3
     assert all(not ok for _, ok in out[1])

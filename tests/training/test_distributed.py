@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
-from training.runs.state import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +36,28 @@ def test_two_process_gloo_run_agrees(tmp_path: Path) -> None:
     assert recs[0]["completed"][-1] == "k1/eval"
     # both ranks scored completions and recorded them under their own file
     assert (out / "rl" / "k1" / "rewards.rank0.jsonl").is_file() or not rl0["steps"]
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_two_processes_share_one_node_of_rollout_servers(tmp_path: Path) -> None:
+    """rollout.engine=server under two processes: the first process of the node launches the replica, both ranks
+    send their own shard to it, and both hold the same SR table and buffer."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("name: tiny\nmode: grpo_only\n")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "training" / "recipes" / "accelerate" / "ddp_cpu.yaml"), "--main_process_port", "0",
+           "-m", "training.cli", "--config", str(recipe), "--output-dir", str(out), "--no-progress",
+           *TINY_OVERRIDES, "rollout.engine=server", "rollout.server.kind=dppo", "rollout.server.threads=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-6000:])
+    r0, r1 = (read_json(out / "ranks" / f"k1-difficulty-rank{r}.json") for r in (0, 1))
+    assert r0 == r1 and len(r0["sr"]) == 24
+    journals = sorted(p.name for p in (out / "rollouts" / "k1-difficulty").glob("rank*.jsonl"))
+    assert journals == ["rank0.jsonl", "rank1.jsonl"]  # each rank rolled its own shard
+    assert sorted(p.name for p in (out / "rollouts" / "servers").iterdir()) == ["node0"]  # one node, one fleet
+    logs = list((out / "rollouts" / "servers" / "node0").glob("replica*.log"))
+    assert [p.name for p in logs] == ["replica0.log"]
+    assert read_json(out / "state.json")["completed"][-1] == "k1/eval"

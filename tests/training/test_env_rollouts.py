@@ -8,6 +8,8 @@ import pytest
 
 pytest.importorskip("mujoco")
 
+from benchmarks.backends.base import Backend
+from dppo_embodied.prompts import COMPACT_SYSTEM_PROMPT
 from training.algorithm.env_rollouts import (
     EnvPool,
     EpisodeReward,
@@ -16,10 +18,28 @@ from training.algorithm.env_rollouts import (
     episode_samples,
     oracle_action,
     oracle_demos,
-    set_prompt_style,
 )
 
 ENV = "dppo/TabletopPick-v0"
+
+
+class PolicyBackend(Backend):
+    """A backend that hands each batch of requests to a policy in one call (as the local engine does)."""
+
+    def __init__(self, policy) -> None:
+        super().__init__("policy")
+        self.policy = policy
+
+    def generate(self, requests, on_result) -> None:
+        for i, text in enumerate(self.policy.generate([r.conversation for r in requests])):
+            on_result(i, text)
+
+
+def engine(policy, tmp_path):
+    from training.algorithm.rollout_config import RolloutSettings
+    from training.algorithm.rollout_engine import RolloutEngine
+
+    return RolloutEngine(RolloutSettings(), tmp_path, backend=PolicyBackend(policy))
 
 
 class OraclePolicy:
@@ -29,22 +49,16 @@ class OraclePolicy:
         self.good, self.calls = good, 0
         self.model = type("M", (), {"training": False, "eval": lambda self: None, "train": lambda self: None})()
 
-    def generate(self, reqs, max_new_tokens=None, temperature=0.0, num_return_sequences=1):
+    def generate(self, convs, max_new_tokens=None, temperature=0.0, num_return_sequences=1):
         self.calls += 1
         out = []
-        for r in reqs:
-            task = r.text.split("Task: ")[1].split("\n")[0]  # "Pick up the red cylinder."
+        for c in convs:
+            assert not c.media_first and len(c.images) == 1  # the step renderer's layout: text, then the image
+            task = c.text.split("Task: ")[1].split("\n")[0]  # "Pick up the red cylinder."
             obj = task.removeprefix("Pick up the ").rstrip(".").replace(" ", "_")
             out.append(json.dumps({"action": {"type": "skill", "name": "pick", "object": obj}}) if self.good
                        else "I do not know")
         return out
-
-
-@pytest.fixture(autouse=True)
-def _compact():
-    set_prompt_style("compact")
-    yield
-    set_prompt_style("full")
 
 
 def test_episode_samples_are_seeds() -> None:
@@ -54,30 +68,35 @@ def test_episode_samples_are_seeds() -> None:
     assert s[0].capabilities == ["decision_planning", "affordance_function"]
 
 
-def test_roller_runs_whole_episodes() -> None:
+def test_roller_runs_whole_episodes(tmp_path) -> None:
     samples = episode_samples([ENV], 2, seed=0)
-    good = EpisodeRoller(OraclePolicy(True), max_steps=2)(samples, 2, 1.0)
+    good = EpisodeRoller(engine(OraclePolicy(True), tmp_path), max_steps=2)(samples, 2, 1.0)
     assert good == [[(1.0, True)] * 2] * 2
     bad_policy = OraclePolicy(False)
-    bad = EpisodeRoller(bad_policy, max_steps=3)(samples, 2, 1.0)
+    bad = EpisodeRoller(engine(bad_policy, tmp_path), max_steps=3)(samples, 2, 1.0)
     assert all(not ok and 0.0 <= r < 0.5 for outs in bad for r, ok in outs)
     assert bad_policy.calls == 3  # three lockstep decisions, batched over the 4 episodes
 
 
-def test_state_reset_rows_and_reward() -> None:
+def test_state_reset_rows_and_reward(tmp_path) -> None:
     samples = episode_samples([ENV], 2, seed=0)
     pool = EnvPool()
-    rows, tasks, initial, states = episode_rows(samples, OraclePolicy(False), {}, max_steps=2, pool=pool)
+    rows, tasks, initial, states = episode_rows(samples, engine(OraclePolicy(False), tmp_path), {}, max_steps=2,
+                                                pool=pool, style="compact")
     assert tasks == {s.id: ENV for s in samples} and initial == {s.id: 0.0 for s in samples}
     assert {r["sample_id"] for r in rows} == set(states) and len(rows) == 4  # 2 decision states per seed
-    assert all(len(r["images"]) == 1 and r["prompt"][-1]["content"][0] == {"type": "image"} for r in rows)
+    assert all(len(r["images"]) == 1 and r["prompt"][-1]["content"][-1] == {"type": "image"} for r in rows)
+    assert all(r["prompt"][0]["content"][0]["text"] == COMPACT_SYSTEM_PROMPT for r in rows)
+    later_rows = [r for r in rows if states[r["sample_id"]].prefix]
+    assert later_rows and all("- I do not know -> Last action is invalid" in r["prompt"][-1]["content"][0]["text"]
+                              for r in later_rows)  # the env's history, in the rows
     later = [sid for sid, st in states.items() if st.prefix]
     assert later and all(len(states[s].prefix) == 1 for s in later)
     reward = EpisodeReward(OraclePolicy(False), states, max_steps=2, pool=pool)
     ids = [r["sample_id"] for r in rows] + ["a-question"]
     obj = dict.fromkeys(ids)
     for r in rows:
-        task = r["prompt"][-1]["content"][1]["text"].split("Task: ")[1].split("\n")[0]
+        task = r["prompt"][-1]["content"][0]["text"].split("Task: ")[1].split("\n")[0]
         obj[r["sample_id"]] = task.removeprefix("Pick up the ").rstrip(".").replace(" ", "_")
     good = [[{"role": "assistant", "content": json.dumps(
         {"action": {"type": "skill", "name": "pick", "object": obj[i]}})}] if obj[i] else "x" for i in ids]
@@ -98,3 +117,28 @@ def test_oracle_demos_are_verified_by_the_env() -> None:
     env = envs.make(ENV)
     env.reset(seed=5)
     assert json.loads(oracle_action(env, "skills"))["action"]["name"] == "pick"
+
+
+def test_pusht_trains_from_its_observation_alone(tmp_path) -> None:
+    """Regression: ``data.env_tasks: [dppo/PushT-v0]`` failed (the PushT env had no ``history``)."""
+    pytest.importorskip("gym_pusht")
+    env_id = "dppo/PushT-v0"
+    samples = episode_samples([env_id], 2, seed=0)
+
+    class PointPolicy(OraclePolicy):
+        def generate(self, convs, max_new_tokens=None, temperature=0.0, num_return_sequences=1):
+            self.calls += 1
+            assert all("Available skills" not in c.text and "Task: Push the grey T" in c.text for c in convs)
+            return ['{"action": {"type": "point", "x": 0.5, "y": 0.5}}'] * len(convs)
+
+    policy = PointPolicy()
+    outcomes = EpisodeRoller(engine(policy, tmp_path), max_steps=2)(samples, 2, 1.0)
+    assert len(outcomes) == 2 and all(len(o) == 2 and all(0.0 <= r <= 1.0 for r, _ in o) for o in outcomes)
+    pool = EnvPool()
+    rows, _, _, states = episode_rows(samples, engine(policy, tmp_path), {}, max_steps=2, pool=pool)
+    assert len(rows) == 4 and any("- {" in r["prompt"][-1]["content"][0]["text"] for r in rows)
+    point = [[{"role": "assistant", "content": '{"action": {"type": "point", "x": 0.4, "y": 0.4}}'}]] * len(rows)
+    rewards = EpisodeReward(policy, states, max_steps=2, pool=pool)(completions=point,
+                                                                    sample_id=[r["sample_id"] for r in rows])
+    assert all(r is not None and 0.0 <= r <= 1.0 for r in rewards)
+    assert oracle_demos(samples, max_steps=2) == []  # no oracle for PushT: no demonstrations, no crash

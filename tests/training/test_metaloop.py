@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dppo_embodied.errors import TrainingError
+from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
 from training.metaloop import Metaloop
 from training.metaloop_config import load_metaloop_config
-from training.runs.state import read_json
 
 DPPO_STEPS = ["prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval_rl", "k1/diagnosis", "k1/sft", "k1/eval"]
 
@@ -27,7 +27,8 @@ def test_tiny_metaloop_end_to_end_through_the_cli(tmp_path: Path, capsys: pytest
     recipe.write_text("name: tiny\nloops: 1\n")
     out = tmp_path / "run"
     assert main(["--config", str(recipe), "--output-dir", str(out), "--no-progress", *TINY_OVERRIDES]) == 0
-    assert "held-out success: base" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "held-out success (0-100): base" in captured.out
     summary = read_json(out / "summary.json")
     assert set(summary["base"]) == set(summary["final"]) and "overall" in summary["base"]
     caps = {"perception_grounding", "quantitative_numerical", "spatial_geometric"}
@@ -46,7 +47,19 @@ def test_tiny_metaloop_end_to_end_through_the_cli(tmp_path: Path, capsys: pytest
     assert phase["reports"] and all("ts_per_task" in r for r in phase["reports"])
     assert (out / "reports" / "weakness_k1.md").read_text().startswith("# Weakness report, loop 1")
     assert (out / "curve.png").stat().st_size > 1000 and (out / "summary.md").is_file()
-    assert Path(state["model_path"]).name == "k1-sft" and (Path(state["model_path"]) / "config.json").is_file()
+    assert state["model_path"] == "ckpt/k1-sft" and (out / state["model_path"] / "config.json").is_file()
+    # one score scale (0-100), provenance, the run's own TensorBoard run
+    assert summary["scale"] == "0-100" and summary["checkpoint"] == "ckpt/k1-sft"
+    assert all(0 <= v <= 100 for v in summary["final"].values())
+    prov = summary["provenance"]
+    assert prov["versions"]["torch"] and prov["duration_s"] > 0 and prov["sessions"][0]["command"] == prov["command"]
+    assert "k1/sft" in prov["step_seconds"]
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert read_json(out / "eval" / "k1" / "results.json")["provenance"]["versions"]["dppo-embodied"]
+    import shutil
+
+    copy = shutil.copytree(out, tmp_path / "copied")  # a copied run loads its own checkpoints
+    assert Metaloop(_cfg(copy, "name=tiny"), resume=True).model_dir == str(copy / "ckpt" / "k1-sft")
     # finished runs refuse to start again without --resume; with it they return at once
     with pytest.raises(TrainingError, match="--resume"):
         Metaloop(_cfg(out, "name=tiny"))
@@ -95,7 +108,7 @@ def test_lora_phases_merge_back(tmp_path: Path) -> None:
     out = tmp_path / "lora"
     loop = Metaloop(_cfg(out, "model.lora.enabled=true", "model.lora.r=4", "sft.learning_rate=1e-2"), progress=False)
     loop.run()
-    model, _ = load_vlm(read_json(out / "state.json")["model_path"])
+    model, _ = load_vlm(out / read_json(out / "state.json")["model_path"])
     base, _ = load_vlm(out / "base_model")
     assert not [n for n, _ in model.named_modules() if "lora" in n.lower()]  # adapters merged into the weights
     changed = [n for (n, p), (_, q) in zip(model.named_parameters(), base.named_parameters(), strict=True)
@@ -145,7 +158,7 @@ def test_missing_and_corrupt_media_are_skipped(tmp_path: Path, caplog: pytest.Lo
     diff = read_json(out / "state.json")["values"]["k1/difficulty"]
     skipped = {d["id"]: d["reason"] for d in diff["skipped_media"]}
     assert set(skipped) == set(broken)
-    assert "does not exist" in skipped[broken[0]] and "unreadable" in skipped[broken[1]]
+    assert "does not exist" in skipped[broken[0]] and "cannot read image" in skipped[broken[1]]
     assert diff["candidates"] == 22
     assert any("skipping sample" in r.message for r in caplog.records)
 

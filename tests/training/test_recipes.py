@@ -13,7 +13,7 @@ from training.metaloop_config import load_metaloop_config
 RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "qwen25vl_7b.yaml", "qwen25vl_72b.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "qwen25vl_7b.yaml", "qwen25vl_72b.yaml", "qwen25vl_7b_2nodes.yaml"])
 def test_shipped_recipes_load(name: str) -> None:
     cfg = load_metaloop_config(RECIPES / name)
     assert cfg.loops == 3 and cfg.mode == "dppo"
@@ -89,6 +89,46 @@ def test_production_recipe_dry_run(name: str, size: float, capsys: pytest.Captur
     assert report["grpo"]["use_vllm"] and report["grpo"]["bf16"]
     assert report["teacher"]["kind"] == "openai" and report["accelerate"]["num_processes"] == 8
     assert any("vllm" in w for w in report["warnings"])  # not installable on this CPU machine: a warning
+    rollout = report["rollout"]  # every generation outside GRPO on vLLM replicas, time-shared with training
+    assert rollout["engine"] == "server" and rollout["kind"] == "vllm" and rollout["layout"].startswith("time-shared")
+    assert rollout["replicas_per_node"] * rollout["gpus_per_replica"] == 8
+    assert any("rollout.server.kind vllm" in w for w in report["warnings"])
+
+
+def test_multi_node_recipe_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.scripts.run import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config", str(RECIPES / "qwen25vl_7b_2nodes.yaml"), "--dry-run"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    acc = report["accelerate"]
+    assert (acc["num_machines"], acc["num_processes"], acc["processes_per_node"]) == (2, 16, 8)
+    assert report["rollout"]["nodes"] == 2 and report["rollout"]["replicas"] == 16  # one fleet of 8 per node
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["rollout.server.replicas=3", "rollout.server.gpus_per_replica=4"], "each node runs 8 training processes"),
+    (["rollout.server.release_model=false"], "while release_model is false"),
+    (["rollout.server.gpus=[0, 1, 2, 3]", "rollout.server.replicas=2", "rollout.server.gpus_per_replica=1"],
+     "need 2 GPU indices"),
+])
+def test_dry_run_checks_the_rollout_gpus(overrides: list[str], message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from training.scripts.run import main
+
+    assert main(["--config", str(RECIPES / "qwen25vl_7b.yaml"), "--dry-run", *overrides]) == 1
+    err = capsys.readouterr().err
+    assert "rollout.server.gpus" in err and message in err
+
+
+def test_dry_run_accepts_separate_rollout_gpus(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.scripts.run import main
+
+    args = ["rollout.server.release_model=false", "rollout.server.replicas=2", "rollout.server.gpus=[8, 9]"]
+    assert main(["--config", str(RECIPES / "qwen25vl_7b.yaml"), "--dry-run", *args]) == 0
+    layout = json.loads(capsys.readouterr().out)["rollout"]["layout"]
+    assert "separate GPUs" in layout and "10 GPUs per node" in layout
 
 
 def test_dry_run_reports_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

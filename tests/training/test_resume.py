@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
 from tests.training.test_metaloop import DPPO_STEPS
-from training.runs.state import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Rewards call benchmarks.metrics.score_sample (one definition of success) and the recorder captures ids."""
+"""Rewards call dppo_embodied.metrics.score_sample (one definition of success) and the recorder captures ids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.metrics import score_sample
+from dppo_embodied.metrics import score_sample
 from training.algorithm import rewards
 from training.algorithm.rewards import (
     FormatReward,
@@ -99,3 +99,43 @@ def test_reward_noise_flips_the_learners_rewards_only() -> None:
     assert out[2::4] == [None] * 50 and 40 <= half.flipped <= 110
     assert sum(a != b for a, b in zip(out, fn(), strict=True)) == half.flipped
     assert NoisyReward(fn, 0.5, seed=3)() == out  # seeded: a rerun flips the same rewards
+
+
+def test_reward_equals_the_benchmark_score_for_every_answer_type(tmp_path: Path) -> None:
+    """The GRPO task reward of a completion is the benchmark score (the tabletop_qa task's scorer on the docs its
+    adapter builds) of the same response, for every answer type; the format reward is its format check."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.runner import load_docs
+    from benchmarks.scoring import make_scorer
+    from benchmarks.task import TaskManager
+    from dppo_embodied.types import AnswerType, write_samples
+    from tests.benchmarks.pathological import _samples
+    from training.algorithm.sample_io import oracle_target
+
+    mask = np.zeros((48, 64), np.uint8)
+    mask[12:36, 16:48] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    samples = _samples(tmp_path / "mask.png")
+    assert {s.answer_type for s in samples} == set(AnswerType)
+    write_samples(samples, tmp_path / "qa" / "all.jsonl")
+    docs = {d.id: d for d in load_docs(TaskManager().get("tabletop_qa"), tmp_path / "qa")}
+    value, success = make_scorer("sample_metrics", "tabletop_qa"), make_scorer(
+        "sample_metrics", "tabletop_qa", {"score": "success"})
+    index = SampleIndex(samples)
+    recorder = RewardRecorder()
+    task, fmt = TaskReward(index, recorder), FormatReward(index)
+    for s in samples:
+        responses = [oracle_target(s), "<think>let me see</think>" + oracle_target(s), "I am not sure.", "",
+                     "<answer>0</answer><answer>" + oracle_target(s)[8:],  # the first block is the answer
+                     "<think>x</think>y</think>" + oracle_target(s), "\\boxed{" + oracle_target(s)[8:-9] + "}"]
+        ids = [s.id] * len(responses)
+        r_task = task(completions=[_c(t) for t in responses], sample_id=ids)
+        r_fmt = fmt(completions=[_c(t) for t in responses], sample_id=ids)
+        for text, rt, rf, rec in zip(responses, r_task, r_fmt, recorder.records[-len(responses):], strict=True):
+            bench = value.score(docs[s.id], text)
+            assert rt == bench.score, (s.id, text)
+            assert rf == float(bench.extra["format_ok"]), (s.id, text)
+            assert rec.success == bool(success.score(docs[s.id], text).score), (s.id, text)
+        assert r_task[0] == 1.0, s.id  # the oracle target earns the full reward

@@ -2,7 +2,7 @@
 
 * :mod:`~training.algorithm.data_sources`: candidates, held-out, general replay and fresh synthesis;
 * :mod:`~training.algorithm.sample_io`: a sample's prompt, SFT target and media;
-* :mod:`~training.algorithm.rewards`: format and task rewards (``benchmarks.metrics``), the reward recorder;
+* :mod:`~training.algorithm.rewards`: format and task rewards (``dppo_embodied.metrics``), the reward recorder;
 * :mod:`~training.algorithm.difficulty`: success rates over T rollouts and the RL buffer;
 * :mod:`~training.algorithm.stagnation`: the saturation tracker of the RL stop rule;
 * :mod:`~training.algorithm.diagnosis`: failures and weak capabilities;

@@ -52,6 +52,8 @@ class DataSettings:
         capabilities: restrict generated samples to these capability slugs (empty: all).
         templates: restrict generated samples to these question templates (``metadata["template"]``; empty: all).
         image_size: generated image side in pixels.
+        frames: video frames sampled per clip for the model (training rows, rollouts, teacher, held-out evaluation;
+            the official evaluations use 32, ``dppo eval --frames``).
         seed: generator seed (held-out and synthesis use disjoint derived seeds).
         env_tasks: closed-loop gymnasium ids (``dppo/TabletopPick-v0``) trained with whole episodes as rollouts.
         env_seeds: candidate seeds per closed-loop task.
@@ -59,8 +61,10 @@ class DataSettings:
         env_max_steps: episode step cap.
         env_oracle: demonstrations of closed-loop failures: ``expert`` (the scripted expert's actions) or
             ``skills`` (single named-skill calls where the task allows, e.g. pick; the expert otherwise).
-        env_prompt: ``full`` (the shared action-envelope system prompt, for real VLMs) or ``compact`` (the step
-            prompt only, for tiny models).
+        env_prompt: the closed-loop step prompt style the model is trained with: ``full`` (the shared
+            action-envelope system prompt, for real VLMs) or ``compact`` (a one-line system prompt, for tiny models
+            that learn the envelope from demonstrations). Recorded beside every checkpoint's weights
+            (``dppo_step_prompt.json``), where ``dppo eval`` and ``dppo bridge --step-prompt`` find it.
         difficulty: generator difficulty knobs for every generated split (``envs.qa`` ``Difficulty``, e.g.
             ``{n_objects: [1, 3]}``; passed when the generator accepts ``difficulty``).
         eval_split: what the run evaluates on: ``heldout`` (reported numbers) or ``validation`` (a third disjoint
@@ -78,6 +82,7 @@ class DataSettings:
     capabilities: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
     image_size: int = 96
+    frames: int = 8
     seed: int = 0
     env_tasks: list[str] = field(default_factory=list)
     env_seeds: int = 16
@@ -91,6 +96,8 @@ class DataSettings:
     def __post_init__(self) -> None:
         check(self.generator is not None or self.train is not None, "data.train",
               "set data.train (a JSONL file) or data.generator (e.g. tabletop-qa)")
+        check(isinstance(self.frames, int) and self.frames >= 1, "data.frames",
+              f"must be a positive number of video frames, got {self.frames!r}")
         for key in ("n_train", "n_heldout", "n_general", "env_seeds", "env_heldout_seeds", "env_max_steps"):
             v = getattr(self, key)
             check(isinstance(v, int) and v >= 0, f"data.{key}", f"must be a non-negative integer, got {v!r}")

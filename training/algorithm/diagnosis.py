@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dppo_embodied.io import atomic_write_json, atomic_write_text
 from dppo_embodied.taxonomy import BY_SLUG
 from dppo_embodied.types import EmbodiedSample
-from training.algorithm.difficulty import Roller, SRRecord, estimate_success_rates
-from training.runs.state import atomic_write_json, atomic_write_text
+from training.algorithm.difficulty import Roller, SRRecord, estimate_success_rates, failure_summary
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,14 @@ class Diagnosis:
         sr: post-RL SR of every diagnosed sample.
         by_capability: per-capability statistics.
         weak_capabilities: capabilities with failures, most failures first.
+        rollout_failures: rollouts that failed for good on the engine (``failed_rollouts``, ``failure_reasons``).
     """
 
     failures: list[str] = field(default_factory=list)
     sr: dict[str, float] = field(default_factory=dict)
     by_capability: dict[str, CapabilityStats] = field(default_factory=dict)
     weak_capabilities: list[str] = field(default_factory=list)
+    rollout_failures: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -62,6 +64,7 @@ class Diagnosis:
             "sr": self.sr,
             "by_capability": {k: {**asdict(v), "fail_rate": v.fail_rate} for k, v in self.by_capability.items()},
             "weak_capabilities": self.weak_capabilities,
+            "rollout_failures": self.rollout_failures,
         }
 
     @classmethod
@@ -69,7 +72,8 @@ class Diagnosis:
         """Inverse of :meth:`to_json`."""
         caps = {k: CapabilityStats(n=v["n"], failures=v["failures"], mean_sr=v["mean_sr"])
                 for k, v in d.get("by_capability", {}).items()}
-        return cls(list(d.get("failures", [])), dict(d.get("sr", {})), caps, list(d.get("weak_capabilities", [])))
+        return cls(list(d.get("failures", [])), dict(d.get("sr", {})), caps, list(d.get("weak_capabilities", [])),
+                   dict(d.get("rollout_failures", {})))
 
 
 def summarize(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], failure_sr: float) -> Diagnosis:
@@ -98,6 +102,7 @@ def diagnose(samples: Sequence[EmbodiedSample], qa_roller: Roller | None, rollou
     table = estimate_success_rates(samples, qa_roller, rollouts, temperature, episode_roller=episode_roller,
                                    progress=progress, desc="diagnosis")
     d = summarize(samples, table, failure_sr)
+    d.rollout_failures = failure_summary(table)
     logger.info("diagnosis: %d failures of %d; weak capabilities: %s", len(d.failures), len(samples),
                 ", ".join(d.weak_capabilities) or "none")
     return d

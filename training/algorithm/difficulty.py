@@ -1,8 +1,11 @@
 """Difficulty estimation and the RL buffer.
 
 SR(c) = (1/T) Σ_i 1[rollout i of candidate c succeeds] ([P]); difficulty D = 1 − SR ([TR]). Rollouts are sampled
-(temperature > 0) with the current policy in batches; success is ``benchmarks.metrics.score_sample(...).success``
-for questions and the episode's success for closed-loop tasks (:mod:`training.algorithm.env_rollouts`).
+(temperature > 0; 0 = greedy, for engine comparisons) with the current policy on the rollout engine
+(:mod:`training.algorithm.rollout_engine`: in process, or on served replicas of the checkpoint); success is
+``dppo_embodied.metrics.score_sample(...).success`` for questions and the episode's success for closed-loop tasks
+(:mod:`training.algorithm.env_rollouts`). A rollout that failed for good (its server answered with an error after
+the retries) counts as a failure; ``SRRecord.failed`` counts them and ``failure`` keeps the first reason.
 
 Buffer rules ([D], docs/training.md):
 
@@ -25,10 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.rendering import render_sample
 from dppo_embodied.types import EmbodiedSample
 from training.algorithm.difficulty_config import DifficultySettings
 from training.algorithm.rewards import is_episode, success_of
-from training.algorithm.sample_io import MediaLoader, requests_for, task_of
+from training.algorithm.sample_io import task_of
 from training.runs.distributed import gather_dict, shard
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,8 @@ class SRRecord:
         mean_reward: mean task reward (score value) over the rollouts.
         task: the sample's task.
         capability: its primary capability ("" when untagged).
+        failed: rollouts that failed for good (no answer from the engine; counted as failures in ``sr``).
+        failure: the first failure's reason ("" when none failed).
     """
 
     sr: float
@@ -51,6 +59,8 @@ class SRRecord:
     mean_reward: float
     task: str
     capability: str
+    failed: int = 0
+    failure: str = ""
 
     @property
     def difficulty(self) -> float:
@@ -59,7 +69,11 @@ class SRRecord:
 
 
 class Roller(Protocol):
-    """Runs ``n`` sampled rollouts per sample and returns ``(reward, success)`` per rollout."""
+    """Runs ``n`` rollouts per sample and returns ``(reward, success)`` per rollout.
+
+    A roller may keep ``failures``: ``sample id -> reasons`` of the rollouts that failed for good (each counted as
+    ``(0, False)``); :func:`estimate_success_rates` records them in the SR table.
+    """
 
     def __call__(self, samples: Sequence[EmbodiedSample], n: int,
                  temperature: float) -> list[list[tuple[float, bool]]]:
@@ -68,35 +82,51 @@ class Roller(Protocol):
 
 
 class QARoller:
-    """Rollouts of single-turn questions with a :class:`inference.policy.VLMPolicy`, scored by ``score_sample``.
+    """Rollouts of single-turn questions on the rollout engine, scored by ``score_sample``; each sample is rendered
+    by the one sample renderer (:func:`dppo_embodied.rendering.render_sample`).
 
     Args:
-        policy: the current policy.
+        engine: the :class:`~training.algorithm.rollout_engine.RolloutEngine` serving the current checkpoint.
         loader: media loader.
         max_new_tokens: generation cap.
         return_texts: also keep the generated texts (diagnosis uses them) in :attr:`last_texts`.
+        journal: the step's :class:`~training.algorithm.rollout_journal.RolloutJournal` (key
+            ``<sample id>#<rollout index>``): journaled rollouts are not generated again.
     """
 
-    def __init__(self, policy: Any, loader: MediaLoader, max_new_tokens: int = 24, return_texts: bool = False) -> None:
-        self.policy, self.loader, self.max_new_tokens = policy, loader, max_new_tokens
-        self.return_texts = return_texts
+    def __init__(self, engine: Any, loader: MediaLoader, max_new_tokens: int = 24, return_texts: bool = False,
+                 journal: Any = None) -> None:
+        self.engine, self.loader, self.max_new_tokens = engine, loader, max_new_tokens
+        self.return_texts, self.journal = return_texts, journal
         self.last_texts: dict[str, list[str]] = {}
+        self.failures: dict[str, list[str]] = {}
 
     def __call__(self, samples: Sequence[EmbodiedSample], n: int,
                  temperature: float) -> list[list[tuple[float, bool]]]:
-        """Generate ``n`` completions per sample and score them."""
+        """Generate ``n`` completions per sample and score them (one request per rollout)."""
         if not samples:
             return []
-        reqs = requests_for(samples, self.loader)
-        texts = self.policy.generate(reqs, max_new_tokens=self.max_new_tokens, temperature=temperature,
-                                     num_return_sequences=n)
-        if n == 1:
-            texts = [[t] for t in texts]
+        settings = GenerationSettings(max_tokens=self.max_new_tokens, temperature=temperature)
+        keys = {s.id: [f"{s.id}#{r}" for r in range(n)] for s in samples}
+        jn = self.journal
+        known = {s.id for s in samples if jn is not None and all(k in jn for k in keys[s.id])}
+        requests, request_keys = [], []
+        for s in samples:
+            if s.id in known:
+                continue  # every rollout journaled: not even rendered
+            req = ChatRequest(render_sample(s, self.loader), settings, id=s.id)
+            requests += [req] * n
+            request_keys += keys[s.id]
+        results = dict(zip(request_keys, self.engine.generate(requests, request_keys, jn), strict=True))
         out = []
-        for s, ts in zip(samples, texts, strict=False):
+        for s in samples:
+            texts = [results[k] if k in results else jn.get(k) for k in keys[s.id]]
             if self.return_texts:
-                self.last_texts[s.id] = list(ts)
-            out.append([success_of(s, t)[:2] for t in ts])
+                self.last_texts[s.id] = [t if isinstance(t, str) else "" for t in texts]
+            reasons = [str(t) for t in texts if not isinstance(t, str)]
+            if reasons:
+                self.failures.setdefault(s.id, []).extend(reasons)
+            out.append([success_of(s, t)[:2] if isinstance(t, str) else (0.0, False) for t in texts])
         return out
 
 
@@ -142,15 +172,25 @@ def estimate_success_rates(
         for i in range(0, len(group), chunk):
             part = group[i:i + chunk]
             outcomes = roller(part, rollouts, temperature) if roller else []
+            failures = getattr(roller, "failures", {})
             for s, outs in zip(part, outcomes, strict=False):
                 n = len(outs)
+                reasons = failures.get(s.id, [])
                 local[s.id] = asdict(SRRecord(
                     sr=sum(ok for _, ok in outs) / n if n else 0.0, n=n,
                     mean_reward=sum(r for r, _ in outs) / n if n else 0.0,
-                    task=task_of(s), capability=primary_capability(s)))
+                    task=task_of(s), capability=primary_capability(s), failed=len(reasons),
+                    failure=reasons[0] if reasons else ""))
             bar.update(len(part))
     bar.close()
     return {k: SRRecord(**v) for k, v in gather_dict(local).items()}
+
+
+def failure_summary(table: dict[str, SRRecord], limit: int = 5) -> dict[str, Any]:
+    """How many rollouts failed for good and their most frequent (first) reasons, for a step's results."""
+    reasons = Counter(r.failure for r in table.values() if r.failed)
+    return {"failed_rollouts": sum(r.failed for r in table.values()),
+            "failure_reasons": dict(reasons.most_common(limit))}
 
 
 @dataclass

@@ -13,7 +13,8 @@ class DifficultySettings:
 
     Attributes:
         rollouts: T, sampled rollouts per candidate.
-        temperature: sampling temperature of the estimation rollouts.
+        temperature: sampling temperature of the estimation rollouts (0 = greedy: every rollout of a candidate is
+            the same, SR is 0 or 1; for comparing rollout engines, not for training).
         max_new_tokens: generation cap for estimation, diagnosis and evaluation.
         trivial_sr: SR >= this is trivial and dropped from RL.
         intractable_sr: SR <= this is intractable for RL and routed to the weakness pool.
@@ -37,8 +38,8 @@ class DifficultySettings:
     def __post_init__(self) -> None:
         check(0 < self.failure_sr <= 1, "difficulty.failure_sr", f"must be in (0, 1], got {self.failure_sr}")
         check(self.rollouts >= 1, "difficulty.rollouts", f"must be >= 1, got {self.rollouts}")
-        check(self.temperature > 0, "difficulty.temperature",
-              f"must be > 0 for sampled rollouts, got {self.temperature}")
+        check(self.temperature >= 0, "difficulty.temperature",
+              f"must be > 0 for sampled rollouts (0 = greedy), got {self.temperature}")
         check(0 <= self.intractable_sr < self.trivial_sr <= 1, "difficulty.intractable_sr",
               f"need 0 <= intractable_sr < trivial_sr <= 1, got {self.intractable_sr} and {self.trivial_sr}")
         for key in ("max_task_share", "max_capability_share"):

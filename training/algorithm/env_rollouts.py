@@ -28,10 +28,15 @@ import json
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from dppo_embodied.prompts import build_step_prompt, system_prompt
+from dppo_embodied.conversation import Conversation
+from dppo_embodied.episode import Episode, Policy, play, start_episode
+from dppo_embodied.errors import EnvError
+from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.images import load_image
+from dppo_embodied.prompts import PromptStyle
 from dppo_embodied.types import AnswerType, EmbodiedSample
 from training.algorithm.rewards import RewardRecorder, completion_text
 
@@ -61,69 +66,46 @@ def make_env(env_id: str) -> Any:
     return envs.make(env_id)
 
 
-#: Step prompts: ``full`` = the shared action-envelope system prompt (:func:`dppo_embodied.prompts.system_prompt`,
-#: ~500 tokens; for real VLMs) or ``compact`` = no system prompt, only the step prompt listing the skills (tiny
-#: models that learn the envelope from demonstrations).
-PROMPT_STYLES = ("full", "compact")
-_style = {"value": "full"}
+def step_row(conv: Conversation) -> dict[str, Any]:
+    """A TRL conversational row of one decision: ``prompt`` (the step's chat messages, images last) and
+    ``images`` (PIL RGB), the same :class:`Conversation` the rollouts generate from."""
+    return {"prompt": conv.chat_messages(), "images": [load_image(im) for im in conv.images]}
 
 
-def set_prompt_style(style: str) -> None:
-    """Choose the step prompt style for this process (``full`` or ``compact``)."""
-    if style not in PROMPT_STYLES:
-        raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}")
-    _style["value"] = style
+def policy_fn(policy: Any, temperature: float, max_new_tokens: int) -> Policy:
+    """The runner's ``policy(conversations) -> replies`` over a :class:`inference.policy.VLMPolicy` (one batch):
+    the live model, for the GRPO phase's episode rewards (the weights being trained)."""
+    def generate(convs: Sequence[Conversation]) -> list[str]:
+        return list(policy.generate(list(convs), max_new_tokens=max_new_tokens, temperature=temperature))
+
+    return generate
 
 
-def step_messages(obs: dict[str, Any], history: Sequence[str], skills: Sequence[str] = ("pick", "place", "push")
-                  ) -> tuple[list[dict], Any]:
-    """TRL conversational prompt (system + user text + one image placeholder) and the PIL image of one step."""
-    from PIL import Image
+def engine_policy(engine: Any, episodes: Sequence[Episode], names: dict[int, str], settings: GenerationSettings,
+                  max_steps: int | None, journal: Any = None, failures: dict[int, str] | None = None) -> Policy:
+    """The runner's ``policy(conversations) -> replies`` on the rollout engine, for ``play(episodes, ...)``.
 
-    text = build_step_prompt(obs.get("instruction", ""), obs.get("feedback", ""), history,
-                             skills if _style["value"] == "compact" else ())
-    user = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
-    if _style["value"] == "compact":
-        return [{"role": "system", "content": [{"type": "text", "text": "You are a robot."}]}, user], \
-            Image.fromarray(obs["image"])
-    msgs = [{"role": "system", "content": [{"type": "text", "text": system_prompt()}]}, user]
-    return msgs, Image.fromarray(obs["image"])
+    :func:`~dppo_embodied.episode.play` asks for the live episodes in order, so each conversation is known as
+    ``<name>@<decision>`` (``names``: episode id -> ``<sample id>#<rollout index>``), the journal key of that decision:
+    a resumed step replays journaled decisions without sending them. A decision that failed for good is answered
+    ``""`` (an invalid action) and the episode's first reason is kept in ``failures`` (episode id -> reason).
+    """
+    def generate(convs: Sequence[Conversation]) -> list[str]:
+        live = [e for e in episodes if not e.done and (max_steps is None or e.steps < max_steps)]
+        if len(live) != len(convs):
+            raise EnvError(f"engine_policy: {len(convs)} conversations for {len(live)} live episodes")
+        keys = [f"{names[id(e)]}@{e.steps}" for e in live]
+        texts = engine.generate([ChatRequest(c, settings) for c in convs], keys, journal)
+        out = []
+        for e, t in zip(live, texts, strict=True):
+            if not isinstance(t, str):
+                if failures is not None:
+                    failures.setdefault(id(e), str(t))
+                t = ""
+            out.append(t)
+        return out
 
-
-@dataclass
-class _Run:
-    """One episode in progress."""
-
-    sample_id: str
-    env: Any
-    obs: dict[str, Any]
-    actions: list[str] = field(default_factory=list)
-    done: bool = False
-    success: bool = False
-    progress: float = 0.0
-
-
-def _request(run: _Run) -> Any:
-    from inference.policy import ChatRequest
-
-    msgs, image = step_messages(run.obs, run.env.unwrapped.history)
-    return ChatRequest(msgs[1]["content"][1]["text"], images=[image], system=msgs[0]["content"][0]["text"])
-
-
-def play(policy: Any, runs: list[_Run], max_steps: int, temperature: float, max_new_tokens: int) -> None:
-    """Advance all ``runs`` in lockstep (one batched generation per step) until done or ``max_steps`` decisions."""
-    for _ in range(max_steps):
-        live = [r for r in runs if not r.done]
-        if not live:
-            break
-        texts = policy.generate([_request(r) for r in live], max_new_tokens=max_new_tokens, temperature=temperature)
-        for r, text in zip(live, texts, strict=False):
-            obs, _, term, trunc, info = r.env.step(text)
-            r.obs, r.success, r.progress = obs, bool(info.get("is_success")), float(info.get("progress", 0.0))
-            r.actions.append(text)
-            r.done = bool(term or trunc or r.success) or len(r.actions) >= max_steps
-    for r in runs:
-        r.done = True
+    return generate
 
 
 def episode_reward(success: bool, progress: float) -> float:
@@ -151,48 +133,50 @@ class EnvPool:
 POOL = EnvPool()
 
 
-def _start(pool: EnvPool, sample_id: str, env_id: str, seed: int, prefix: Sequence[str] = ()) -> _Run:
-    env = pool.get(env_id)
-    obs, _ = env.reset(seed=seed)
-    run = _Run(sample_id, env, obs)
-    for a in prefix:  # restore a decision state by replaying the actions that led to it
-        obs, _, term, trunc, info = env.step(a)
-        run.obs, run.success, run.progress = obs, bool(info.get("is_success")), float(info.get("progress", 0.0))
-        run.actions.append(a)
-        if term or trunc:
-            run.done = True
-            break
-    return run
+def _start(pool: EnvPool, env_id: str, seed: int, prefix: Sequence[str] = ()) -> Episode:
+    """A pooled env reset with ``seed``, ``prefix`` replayed (:func:`dppo_embodied.episode.start_episode`)."""
+    return start_episode(pool.get(env_id), seed, prefix)
 
 
 class EpisodeRoller:
-    """``T`` whole episodes per episode sample with the current policy; outcome = (episode reward, success).
+    """``T`` whole episodes per episode sample on the rollout engine; outcome = (episode reward, success).
 
     Args:
-        policy: a :class:`inference.policy.VLMPolicy`.
+        engine: the :class:`~training.algorithm.rollout_engine.RolloutEngine` serving the current checkpoint.
         max_steps: decisions per episode.
         max_new_tokens: generation cap per action.
         pool: env pool (shared).
+        max_concurrent: live envs at most (one batched generation per decision across them).
+        style: the checkpoint's step prompt style (:func:`dppo_embodied.prompts.read_prompt_style`).
+        journal: the step's journal (key ``<sample id>#<rollout index>@<decision>``).
     """
 
-    def __init__(self, policy: Any, max_steps: int = 6, max_new_tokens: int = 48, pool: EnvPool | None = None,
-                 max_concurrent: int = 32) -> None:
-        self.policy, self.max_steps, self.max_new_tokens = policy, max_steps, max_new_tokens
-        self.pool, self.max_concurrent = pool or POOL, max_concurrent
+    def __init__(self, engine: Any, max_steps: int = 6, max_new_tokens: int = 48, pool: EnvPool | None = None,
+                 max_concurrent: int = 32, style: PromptStyle = "full", journal: Any = None) -> None:
+        self.engine, self.max_steps, self.max_new_tokens = engine, max_steps, max_new_tokens
+        self.pool, self.max_concurrent, self.style, self.journal = pool or POOL, max_concurrent, style, journal
         self.transcripts: dict[str, list[list[str]]] = {}
+        self.failures: dict[str, list[str]] = {}
 
     def __call__(self, samples: Sequence[EmbodiedSample], n: int,
                  temperature: float) -> list[list[tuple[float, bool]]]:
         """Run ``n`` episodes per sample (at most ``max_concurrent`` live envs, reused from the pool)."""
-        jobs = [s for s in samples for _ in range(n)]
-        runs: list[_Run] = []
+        jobs = [(s, r) for s in samples for r in range(n)]
+        settings = GenerationSettings(max_tokens=self.max_new_tokens, temperature=temperature)
+        runs: list[Episode] = []
+        failed: dict[int, str] = {}
         for i in range(0, len(jobs), self.max_concurrent):
-            part = [_start(self.pool, s.id, s.metadata["env_id"], int(s.metadata["seed"]))
-                    for s in jobs[i:i + self.max_concurrent]]
-            play(self.policy, part, self.max_steps, temperature, self.max_new_tokens)
-            for r, s in zip(part, jobs[i:i + self.max_concurrent], strict=True):
-                self.pool.put(s.metadata["env_id"], r.env)
-            runs += part
+            part = jobs[i:i + self.max_concurrent]
+            eps = [_start(self.pool, s.metadata["env_id"], int(s.metadata["seed"])) for s, _ in part]
+            names = {id(e): f"{s.id}#{r}" for e, (s, r) in zip(eps, part, strict=True)}
+            play(eps, engine_policy(self.engine, eps, names, settings, self.max_steps, self.journal, failed),
+                 self.style, self.max_steps)
+            for e, (s, _) in zip(eps, part, strict=True):
+                self.pool.put(s.metadata["env_id"], e.env)
+                if id(e) in failed:
+                    self.failures.setdefault(s.id, []).append(failed.pop(id(e)))
+                    e.info = {**e.info, "is_success": False, "progress": 0.0}  # a failed rollout counts as failed
+            runs += eps
         out: list[list[tuple[float, bool]]] = []
         for i, s in enumerate(samples):
             mine = runs[i * n:(i + 1) * n]
@@ -211,30 +195,33 @@ class DecisionState:
     prefix: list[str]
 
 
-def episode_rows(episodes: Sequence[EmbodiedSample], policy: Any, table: dict[str, Any], max_steps: int,
-                 seed: int = 0, max_new_tokens: int = 48, pool: EnvPool | None = None
+def episode_rows(episodes: Sequence[EmbodiedSample], engine: Any, table: dict[str, Any], max_steps: int,
+                 seed: int = 0, max_new_tokens: int = 48, pool: EnvPool | None = None, style: PromptStyle = "full",
+                 journal: Any = None
                  ) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, float], dict[str, DecisionState]]:
-    """GRPO rows for the decision states of one sampled episode per seed.
+    """GRPO rows for the decision states of one sampled episode per seed, played on the rollout engine
+    (``engine``; decisions journaled as ``<sample id>#0@<decision>`` in ``journal``).
 
     Returns:
-        ``(rows, tasks, initial_sr, states)``: dataset rows whose ``sample_id`` is ``<seed id>@<t>``; the task
-        and initial SR of every episode sample; the decision state behind every row id.
+        ``(rows, tasks, initial_sr, states)``: dataset rows (:func:`step_row`) whose ``sample_id`` is
+        ``<seed id>@<t>``; the task and initial SR of every episode sample; the decision state behind every row id.
     """
     pool = pool or POOL
     rng = random.Random(seed)
-    runs = [_start(pool, s.id, s.metadata["env_id"], int(s.metadata["seed"])) for s in episodes]
-    play(policy, runs, max_steps, 1.0, max_new_tokens)
+    runs = [_start(pool, s.metadata["env_id"], int(s.metadata["seed"])) for s in episodes]
+    names = {id(e): f"{s.id}#0" for e, s in zip(runs, episodes, strict=True)}
+    settings = GenerationSettings(max_tokens=max_new_tokens, temperature=1.0)
+    play(runs, engine_policy(engine, runs, names, settings, max_steps, journal), style, max_steps)
     rows, states = [], {}
     for s, r in zip(episodes, runs, strict=False):
-        for t in range(max(1, len(r.actions))):
+        for t in range(max(1, r.steps)):
             prefix = r.actions[:t]
-            state = _start(pool, s.id, s.metadata["env_id"], int(s.metadata["seed"]), prefix)
+            state = _start(pool, s.metadata["env_id"], int(s.metadata["seed"]), prefix)
             if state.done and t > 0:
                 pool.put(s.metadata["env_id"], state.env)
                 break
-            msgs, image = step_messages(state.obs, state.env.unwrapped.history)
             row_id = f"{s.id}@{t}"
-            rows.append({"prompt": msgs, "images": [image], "sample_id": row_id})
+            rows.append({**step_row(state.conversation(style)), "sample_id": row_id})
             states[row_id] = DecisionState(s.id, s.metadata["env_id"], int(s.metadata["seed"]), list(prefix))
             pool.put(s.metadata["env_id"], state.env)
         pool.put(s.metadata["env_id"], r.env)
@@ -247,6 +234,10 @@ def episode_rows(episodes: Sequence[EmbodiedSample], policy: Any, table: dict[st
 class EpisodeReward:
     """GRPO reward of closed-loop rows: restore the state, run the sampled action, finish the episode greedily.
 
+    The episode is finished by the live model (the weights being trained, step by step), not by the rollout
+    engine: served replicas hold the checkpoint of the phase's start, and a reward computed with them would score
+    every later GRPO step against a stale policy.
+
     Returns ``None`` for non-episode rows. Records ``(step, episode sample id, reward, success)``.
 
     Args:
@@ -255,14 +246,17 @@ class EpisodeReward:
         max_steps: decisions per episode.
         max_new_tokens: generation cap per action.
         recorder: reward recorder (set by the RL phase).
+        pool: env pool (shared).
+        style: the checkpoint's step prompt style.
     """
 
     __name__ = "episode"
 
     def __init__(self, policy: Any, states: dict[str, DecisionState], max_steps: int = 6, max_new_tokens: int = 48,
-                 recorder: RewardRecorder | None = None, pool: EnvPool | None = None) -> None:
+                 recorder: RewardRecorder | None = None, pool: EnvPool | None = None,
+                 style: PromptStyle = "full") -> None:
         self.policy, self.states, self.max_steps, self.max_new_tokens = policy, states, max_steps, max_new_tokens
-        self.recorder, self.pool = recorder, pool or POOL
+        self.recorder, self.pool, self.style = recorder, pool or POOL, style
 
     def __call__(self, prompts: Any = None, completions: Sequence[Any] = (), sample_id: Sequence[str] = (),
                  trainer_state: Any = None, **kwargs: Any) -> list[float | None]:
@@ -274,17 +268,13 @@ class EpisodeReward:
         runs = []
         for i in idx:
             st = self.states[sample_id[i]]
-            run = _start(self.pool, st.sample_id, st.env_id, st.seed, st.prefix)
-            if not run.done:
-                obs, _, term, trunc, info = run.env.step(completion_text(completions[i]))
-                run.obs, run.success = obs, bool(info.get("is_success"))
-                run.progress = float(info.get("progress", 0.0))
-                run.actions.append(completion_text(completions[i]))
-                run.done = bool(term or trunc or run.success) or len(run.actions) >= self.max_steps
+            run = _start(self.pool, st.env_id, st.seed, st.prefix)  # restore the decision state
+            if not run.done and run.steps < self.max_steps:
+                run.step(completion_text(completions[i]))  # the sampled action
             runs.append(run)
         was_training = self.policy.model.training
         self.policy.model.eval()
-        play(self.policy, runs, self.max_steps, 0.0, self.max_new_tokens)
+        play(runs, policy_fn(self.policy, 0.0, self.max_new_tokens), self.style, self.max_steps)  # finish greedily
         if was_training:
             self.policy.model.train()
         ok = []
@@ -296,6 +286,12 @@ class EpisodeReward:
             step = int(getattr(trainer_state, "global_step", 0) or 0)
             self.recorder.record(step, [self.states[sample_id[i]].sample_id for i in idx], [out[i] for i in idx], ok)
         return out
+
+
+def has_oracle(env: Any) -> bool:
+    """Whether the simulated world can demonstrate ``env``'s task (the tabletop envs; not PushT)."""
+    inner = getattr(env, "unwrapped", env)
+    return hasattr(inner, "task") and hasattr(inner, "scene")
 
 
 def oracle_action(env: Any, oracle: str = "expert") -> str:
@@ -314,28 +310,30 @@ def oracle_action(env: Any, oracle: str = "expert") -> str:
 
 
 def oracle_demos(episodes: Sequence[EmbodiedSample], max_steps: int, oracle: str = "expert",
-                 pool: EnvPool | None = None) -> list[tuple[dict[str, Any], str]]:
+                 pool: EnvPool | None = None, style: PromptStyle = "full") -> list[tuple[dict[str, Any], str]]:
     """Verified SFT demonstrations of episode samples: (row, action) for every step of a successful oracle episode.
 
-    The row has ``prompt`` (the step conversation) and ``images``; episodes the oracle does not finish
-    successfully within ``max_steps`` are dropped (verification by the environment itself).
+    The row is :func:`step_row` of the step's conversation; episodes the oracle does not finish successfully within
+    ``max_steps`` are dropped (verification by the environment itself), and so are envs without an oracle (PushT).
     """
     pool = pool or POOL
-    out = []
+    out: list[tuple[dict[str, Any], str]] = []
     for s in episodes:
-        run = _start(pool, s.id, s.metadata["env_id"], int(s.metadata["seed"]))
+        env_id = s.metadata["env_id"]
+        run = _start(pool, env_id, int(s.metadata["seed"]))
+        if not has_oracle(run.env):
+            logger.warning("%s has no oracle to demonstrate it; %s is not used for SFT", env_id, s.id)
+            pool.put(env_id, run.env)
+            continue
         steps: list[tuple[dict[str, Any], str]] = []
-        info: dict[str, Any] = {}
-        for _ in range(max_steps):
-            action = oracle_action(run.env, oracle)
-            msgs, image = step_messages(run.obs, run.env.unwrapped.history)
-            steps.append(({"prompt": msgs, "images": [image]}, action))
-            run.obs, _, term, trunc, info = run.env.step(action)
-            if term or trunc or info.get("is_success"):
-                break
-        if info.get("is_success"):
+
+        def record(ep: Episode, conv: Conversation, action: str, steps: list = steps) -> None:
+            steps.append((step_row(conv), action))
+
+        play([run], lambda convs, run=run: [oracle_action(run.env, oracle)], style, max_steps, on_step=record)
+        if run.success:
             out += steps
         else:
             logger.warning("oracle episode of %s did not succeed in %d steps; not used for SFT", s.id, max_steps)
-        pool.put(s.metadata["env_id"], run.env)
+        pool.put(env_id, run.env)
     return out

@@ -1,79 +1,162 @@
-"""Held-out evaluation per capability: greedy generation with :class:`inference.policy.VLMPolicy`, scored by
-``benchmarks.metrics.score_sample`` (the benchmarks' own definition of success). Closed-loop samples are scored by
-whole greedy episodes (:mod:`training.algorithm.env_rollouts`).
+"""The metaloop's evaluations run the benchmark runner in process, around the live model (no reload from disk).
 
-A sample counts for each of its capability tags; ``overall`` is the mean success over all samples.
+One evaluation = one ``dppo eval`` run into ``<run>/eval/<tag>/``, on the rollout engine's backend
+(:mod:`training.algorithm.rollout_engine`): ``local``, an ``hf`` backend wrapping the current policy
+(:class:`benchmarks.backends.hf.HFBackend` with ``policy=``); ``server`` / ``openai``, the served replicas:
+
+* ``heldout_qa``: the ``tabletop_qa`` task on the held-out split (``data/heldout.jsonl``), each sample rendered by the
+  one sample renderer exactly as in training (``data.frames`` video frames), scored by
+  :func:`dppo_embodied.metrics.score_sample` counting **success** (the ``sample_metrics`` scorer's ``score:
+  success``), the RL reward's definition;
+* ``heldout_closed_loop`` (recipes with ``data.env_tasks``): the closed-loop suite (:mod:`benchmarks.closed_loop`)
+  on the held-out seeds of every env, greedy, ``data.env_max_steps`` decisions at most, in the recipe's step prompt
+  style;
+* ``general_replay``: ``tabletop_qa`` on the general replay set (forgetting).
+
+The runner writes one ``samples.jsonl`` per task and one ``results.json``/``results.md``; this module adds the
+metaloop's figures to that same ``results.json`` under ``"metaloop"`` (:func:`read_evaluations` reads them back for
+the summary, the curve and ``dppo train compare``): per-capability success over the held-out samples (a sample
+counts for each of its capability tags; QA samples and episodes pooled), their counts, ``overall`` (mean success),
+``n``, and the same for general replay. Under a launcher the runner shards the QA samples over ranks and rank 0
+merges; every rank returns rank 0's figures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from dppo_embodied.types import EmbodiedSample, format_answer
-from training.algorithm.difficulty import Roller
-from training.algorithm.rewards import is_episode, success_of
-from training.algorithm.sample_io import MediaLoader, loadable, requests_for, task_of
-from training.runs.distributed import gather_dict, shard
+from benchmarks.backends.base import Backend
+from benchmarks.records import read_records
+from benchmarks.results import load_results, save_results
+from benchmarks.runner import run
+from benchmarks.settings import RunSettings
+from benchmarks.task import Selection, TaskManager, TaskSpec
+from training.algorithm.data_sources_config import DataSettings
 
 logger = logging.getLogger(__name__)
 
+HELDOUT_QA, HELDOUT_EPISODES, GENERAL = "heldout_qa", "heldout_closed_loop", "general_replay"
 
-def evaluate(policy: Any, samples: Sequence[EmbodiedSample], loader: MediaLoader, max_new_tokens: int = 24,
-             episode_roller: Roller | None = None, chunk: int = 256, progress: bool = False) -> dict[str, Any]:
-    """Success per capability, per task and overall on ``samples`` (sharded over ranks, gathered).
+#: Capability tags of closed-loop episodes (as the training episode samples carry them).
+EPISODE_CAPABILITIES = ["decision_planning", "affordance_function"]
 
-    Returns:
-        ``{"per_capability": {slug: success}, "overall": x, "n": n, "per_sample": {id: success}}``.
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeSettings:
+    """The held-out closed-loop episodes of an evaluation.
+
+    Attributes:
+        env_ids: gymnasium ids.
+        seeds: seeds per env.
+        seed_start: the first seed (consecutive seeds follow).
+        max_steps: decisions per episode at most.
+        max_new_tokens: generation cap per decision.
     """
-    from tqdm.auto import tqdm
 
-    mine = loadable(shard(list(samples)), loader)
-    local: dict[str, Any] = {}
-    qa = [s for s in mine if not is_episode(s)]
-    ep = [s for s in mine if is_episode(s)]
-    bar = tqdm(total=len(mine), desc="eval", disable=not progress, leave=False)
-    examples: dict[str, Any] = {}
-    for i in range(0, len(qa), chunk):
-        part = qa[i:i + chunk]
-        texts = policy.generate(requests_for(part, loader), max_new_tokens=max_new_tokens, temperature=0.0)
-        for s, t in zip(part, texts, strict=False):
-            local[s.id] = float(success_of(s, t)[1])
-            task = task_of(s)
-            if len(examples.setdefault(task, [])) < 3:
-                examples[task].append({"id": s.id, "output": t[:200], "answer": format_answer(s)})
-        bar.update(len(part))
-    if ep:
-        if episode_roller is None:
-            raise ValueError(f"{len(ep)} closed-loop samples but no episode roller")
-        for s, outs in zip(ep, episode_roller(ep, 1, 0.0), strict=False):
-            local[s.id] = float(outs[0][1])
-        bar.update(len(ep))
-    bar.close()
-    per_sample = gather_dict(local)
-    res = summarize(samples, per_sample)
-    res["examples"] = examples
-    return res
+    env_ids: tuple[str, ...]
+    seeds: int
+    seed_start: int
+    max_steps: int
+    max_new_tokens: int
 
 
-def summarize(samples: Sequence[EmbodiedSample], per_sample: dict[str, float]) -> dict[str, Any]:
-    """Aggregate per-sample success into per-capability and overall numbers."""
+def heldout_episodes(data: DataSettings, max_new_tokens: int) -> EpisodeSettings | None:
+    """The held-out closed-loop episodes of a recipe (the seeds :func:`~training.algorithm.env_rollouts.
+    episode_samples` gives the held-out split), or ``None`` without ``data.env_tasks``."""
+    if not data.env_tasks:
+        return None
+    from training.algorithm.data_sources import HELDOUT_SEED_OFFSET, VALIDATION_SEED_OFFSET
+    from training.algorithm.env_rollouts import episode_samples
+
+    offset = VALIDATION_SEED_OFFSET if data.eval_split == "validation" else HELDOUT_SEED_OFFSET
+    first = episode_samples(data.env_tasks[:1], 1, data.seed + offset)[0]
+    return EpisodeSettings(tuple(data.env_tasks), data.env_heldout_seeds, int(first.metadata["seed"]),
+                           data.env_max_steps, max_new_tokens)
+
+
+def qa_spec(task: str, max_new_tokens: int) -> TaskSpec:
+    """The ``tabletop_qa`` task under another name, scoring success, with a generation cap."""
+    base = TaskManager().get("tabletop_qa")
+    return dataclasses.replace(base, task=task, scorer_options={**base.scorer_options, "score": "success"},
+                               generation=dataclasses.replace(base.generation, max_new_tokens=max_new_tokens))
+
+
+def episode_spec(env_ids: Iterable[str], seeds: int, seed_start: int, max_steps: int,
+                 max_new_tokens: int) -> TaskSpec:
+    """The closed-loop suite on ``env_ids`` (subtask = the id's last part), ``seeds`` consecutive seeds each."""
+    envs = {env_id.split("/")[-1]: env_id for env_id in env_ids}
+    base = TaskManager().get("tabletop_closed_loop")
+    return dataclasses.replace(
+        base, task=HELDOUT_EPISODES, subtasks=list(envs), capabilities={"default": list(EPISODE_CAPABILITIES)},
+        adapter_options={"envs": envs, "seeds": seeds, "seed_start": seed_start, "max_steps": max_steps},
+        generation=dataclasses.replace(base.generation, max_new_tokens=max_new_tokens, temperature=0.0))
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Per-capability success (each record counts for each of its tags; ``untagged`` without tags), counts,
+    ``overall`` (mean over records) and ``n`` from scored runner records. Success is on the one score scale of
+    every summary, result and report, 0-100 (the runner's per-sample scores are 0-1)."""
     caps: dict[str, list[float]] = defaultdict(list)
-    tasks: dict[str, list[float]] = defaultdict(list)
-    for s in samples:
-        if s.id not in per_sample:
-            continue
-        for c in s.capabilities or ["untagged"]:
-            caps[c].append(per_sample[s.id])
-        tasks[task_of(s)].append(per_sample[s.id])
-    vals = list(per_sample.values())
-    return {
-        "per_capability": {c: sum(v) / len(v) for c, v in sorted(caps.items())},
-        "counts": {c: len(v) for c, v in sorted(caps.items())},
-        "per_task": {t: sum(v) / len(v) for t, v in sorted(tasks.items())},
-        "overall": sum(vals) / len(vals) if vals else 0.0,
-        "n": len(vals),
-        "per_sample": dict(sorted(per_sample.items())),
-    }
+    scores = []
+    for rec in records:
+        score = float(rec.get("score") or 0.0)
+        scores.append(score)
+        for c in rec.get("capabilities") or ["untagged"]:
+            caps[c].append(score)
+    return {"per_capability": {c: 100.0 * sum(v) / len(v) for c, v in sorted(caps.items())},
+            "counts": {c: len(v) for c, v in sorted(caps.items())},
+            "overall": 100.0 * sum(scores) / len(scores) if scores else 0.0, "n": len(scores)}
+
+
+def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,
+             frames: int, max_new_tokens: int, episodes: EpisodeSettings | None = None,
+             with_general: bool = True, step_prompt: str | None = None, progress: bool = False,
+             teacher_calls: int = 0) -> dict[str, Any]:
+    """Run one evaluation into ``out`` (``<run>/eval/<tag>``) and return its ``"metaloop"`` figures (every rank).
+
+    Args:
+        backend: the rollout engine's backend (it serves ``model_path``).
+        model_path: the checkpoint (named in ``results.json``).
+        data_dir: the run's data folder (``heldout.jsonl``, ``general.jsonl``).
+        out: the evaluation folder.
+        tag: the evaluation's name (``base``, ``k1/rl``...).
+        seq: its position among the run's committed steps (orders the curve).
+        compute_s: training compute spent so far.
+        frames: video frames per clip (the recipe's ``data.frames``, as in training).
+        max_new_tokens: generation cap of the QA tasks.
+        episodes: the held-out closed-loop episodes, if the recipe has env tasks.
+        with_general: evaluate general replay too.
+        step_prompt: the closed-loop step prompt style of the policy.
+        progress: progress bars.
+        teacher_calls: teacher calls spent so far (the ablation's second budget axis, docs/ablation.md).
+    """
+    from training.runs.distributed import broadcast, is_main
+
+    selections = [Selection(qa_spec(HELDOUT_QA, max_new_tokens))]
+    paths = {HELDOUT_QA: str(data_dir / "heldout.jsonl")}
+    if episodes is not None:
+        selections.append(Selection(episode_spec(episodes.env_ids, episodes.seeds, episodes.seed_start,
+                                                 episodes.max_steps, episodes.max_new_tokens)))
+    if with_general:
+        selections.append(Selection(qa_spec(GENERAL, max_new_tokens)))
+        paths[GENERAL] = str(data_dir / "general.jsonl")
+    label = "hf (in process)" if backend.name == "hf" else f"{backend.name} (rollout servers)"
+    settings = RunSettings(out=out, data_paths=paths, frames=frames, progress=progress, model=model_path,
+                           backend=label, step_prompt=step_prompt)
+    run(selections, backend, settings)
+    figures = None
+    if is_main():
+        records = {s.spec.task: list(read_records(out / s.spec.task / "samples.jsonl").values()) for s in selections}
+        held = summarize(records[HELDOUT_QA] + records.get(HELDOUT_EPISODES, []))
+        general = summarize(records[GENERAL]) if with_general else None
+        figures = {"tag": tag, "seq": seq, "compute_s": compute_s, "teacher_calls": teacher_calls, "heldout": held,
+                   "general": general}
+        data = load_results(out)
+        data["metaloop"] = figures
+        save_results(out, data)
+    return broadcast(figures)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class EvalSettings:
-    """Held-out evaluation after every phase (greedy, scored by benchmarks.metrics.score_sample).
+    """Held-out evaluation after every phase (greedy, scored by dppo_embodied.metrics.score_sample).
 
     Attributes:
         max_new_tokens: generation cap.

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.metrics import Score, score_sample
 from dppo_embodied.errors import MediaError
+from dppo_embodied.metrics import Score, score_sample
 from dppo_embodied.types import AnswerType, EmbodiedSample
 
 logger = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class FormatReward:
 
 
 class TaskReward:
-    """R_t: ``benchmarks.metrics.score_sample(sample, completion).value``; records every score by sample id."""
+    """R_t: ``dppo_embodied.metrics.score_sample(sample, completion).value``; records every score by sample id."""
 
     __name__ = "task"
 

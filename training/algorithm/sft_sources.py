@@ -58,7 +58,7 @@ def _demos(episodes: Sequence[EmbodiedSample], data: DataSettings, ledger: Teach
 
     out: list[tuple[Any, str]] = []
     for s in episodes:
-        steps = oracle_demos([s], data.env_max_steps, data.env_oracle)
+        steps = oracle_demos([s], data.env_max_steps, data.env_oracle, style=data.env_prompt)
         if s.id not in ledger.targets:
             if ledger.charge(len(steps)) < len(steps):
                 break

@@ -3,13 +3,19 @@
 * :class:`OracleTeacher`: the simulated world's own oracle reasoning and answer (true by construction).
 * :class:`OpenAITeacher`: any OpenAI-compatible server (``vllm serve OpenGVLab/InternVL3_5-38B``,
   ``vllm serve Qwen/Qwen2.5-VL-72B-Instruct``...) through :class:`dppo_embodied.client.ChatClient`, which retries
-  with backoff; a server that stays down raises :class:`~dppo_embodied.errors.TrainingError` naming it.
+  with the openai SDK's backoff; a server that stays down raises :class:`~dppo_embodied.errors.TrainingError`
+  naming it.
 * :class:`LocalTeacher`: a local transformers checkpoint through :class:`inference.policy.VLMPolicy`.
 
+Teachers see what the policy sees: the one sample renderer (:func:`dppo_embodied.rendering.render_sample`, with
+:data:`TEACHER_SYSTEM` as the system prompt) gives the conversation, sent as
+:meth:`~dppo_embodied.conversation.Conversation.openai_messages` to a server or generated locally.
+
 Verification ([TR] "rule-based filter ... voting"): each failure gets ``k_vote`` teacher samples, each scored by
-``benchmarks.metrics.score_sample`` (the same success as the rewards); the failure is kept when a strict majority
-succeeds (k = 1: the one sample succeeds), and its target is the first successful sample, rewritten as
-``[<think>reasoning</think>]<answer>answer</answer>``.
+``dppo_embodied.metrics.score_sample`` (the same success as the rewards); the failure is kept when a strict majority
+succeeds (k = 1: the one sample succeeds), and its target is the first successful sample, read with the one
+think/answer normaliser (:func:`dppo_embodied.answer_text.split_think`) and rebuilt with the one target builder
+(:func:`dppo_embodied.answer_text.target_text`): ``[<think>reasoning</think>]<answer>answer</answer>``.
 """
 
 from __future__ import annotations
@@ -17,17 +23,19 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dppo_embodied.answer_text import split_think, target_text
+from dppo_embodied.conversation import Conversation
 from dppo_embodied.errors import ClientError, TrainingError
-from dppo_embodied.parsing import strip_think
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.rendering import render_sample
 from dppo_embodied.types import AnswerType, EmbodiedSample, format_answer
 from training.algorithm.rewards import success_of
-from training.algorithm.sample_io import MediaLoader, prompt_text, target_text
+from training.algorithm.sample_io import oracle_target
 from training.algorithm.teacher_config import TeacherSettings
 
 logger = logging.getLogger(__name__)
@@ -38,7 +46,10 @@ TEACHER_SYSTEM = (
     "<think></think>, then give only the final answer inside <answer></answer>."
 )
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.S)
+
+def teacher_conversation(sample: EmbodiedSample, loader: MediaLoader) -> Conversation:
+    """What a teacher is asked: the sample rendered by the one renderer, with :data:`TEACHER_SYSTEM`."""
+    return render_sample(sample, loader, system=TEACHER_SYSTEM)
 
 
 @dataclass
@@ -78,16 +89,16 @@ _EXACT = {AnswerType.MCQ, AnswerType.YES_NO, AnswerType.COUNT}
 
 
 def rewrite(text: str, with_reasoning: bool, sample: EmbodiedSample | None = None) -> str:
-    """Normalise a teacher response to ``[<think>r</think>]<answer>a</answer>``.
+    """Normalise a teacher response to ``[<think>r</think>]<answer>a</answer>`` (the one target builder).
 
-    The answer is the canonical oracle text for exact-match types (a verified ``"The answer is B."`` becomes
-    ``B``), else the teacher's own answer (``strip_think``).
+    The response is read with :func:`~dppo_embodied.answer_text.split_think` (the official think/answer rule the
+    rewards and scorers use). The answer is the canonical oracle text for exact-match types (a verified
+    ``"The answer is B."`` becomes ``B``), else the teacher's own answer.
     """
-    answer = format_answer(sample) if sample is not None and sample.answer_type in _EXACT else strip_think(text)
-    m = _THINK.search(text or "")
-    reasoning = m.group(1).strip() if (with_reasoning and m) else None
-    think = f"<think>{reasoning}</think>" if reasoning else ""
-    return f"{think}<answer>{answer}</answer>"
+    reasoning, answer = split_think(text)
+    if sample is not None and sample.answer_type in _EXACT:
+        answer = format_answer(sample)
+    return target_text(answer, reasoning if with_reasoning else None)
 
 
 def vote(sample: EmbodiedSample, texts: Sequence[str], with_reasoning: bool) -> TeacherOutput:
@@ -116,8 +127,7 @@ class OracleTeacher:
         """Oracle targets; a sample whose own oracle does not score (a generator bug) is dropped with a warning."""
         out = []
         for s in samples:
-            t = target_text(s, s.reasoning if self.with_reasoning else None)
-            res = vote(s, [t], self.with_reasoning)
+            res = vote(s, [oracle_target(s, self.with_reasoning)], self.with_reasoning)
             if not res.verified:
                 logger.warning("oracle target of %s does not pass its own metric; dropped", s.id)
             out.append(res)
@@ -142,7 +152,7 @@ class OpenAITeacher:
         self.client = client or ChatClient(ClientConfig(
             base_url=cfg.base_url, model=cfg.model, api_key=os.environ.get(cfg.api_key_env) or None,
             timeout_s=cfg.timeout_s, max_retries=cfg.max_retries, concurrency=cfg.concurrency,
-            max_tokens=cfg.max_tokens, temperature=cfg.temperature, backoff_s=0.2, backoff_cap_s=2.0))
+            max_tokens=cfg.max_tokens, temperature=cfg.temperature))
 
     def fill(self, samples: Sequence[EmbodiedSample]) -> list[TeacherOutput]:
         """Ask the server ``k_vote`` times per failure and verify.
@@ -150,15 +160,12 @@ class OpenAITeacher:
         Raises:
             TrainingError: when every request failed after retries (server down), naming the server.
         """
-        from dppo_embodied.client import build_messages
-
         if not samples:
             return []
         k = self.cfg.k_vote
         batch = []
         for s in samples:
-            msgs = build_messages(prompt_text(s), images=self.loader.load(s), system=TEACHER_SYSTEM)
-            batch += [msgs] * k
+            batch += [teacher_conversation(s, self.loader).openai_messages()] * k
         results = self.client.chat_many(batch, temperature=self.cfg.temperature if k > 1 else 0.0)
         errors = [r for r in results if isinstance(r, ClientError)]
         if errors and len(errors) == len(results):
@@ -201,13 +208,11 @@ class LocalTeacher:
 
     def fill(self, samples: Sequence[EmbodiedSample]) -> list[TeacherOutput]:
         """Generate ``k_vote`` samples per failure and verify."""
-        from inference.policy import ChatRequest
-
         if not samples:
             return []
         k = self.cfg.k_vote
-        reqs = [ChatRequest(prompt_text(s), images=self.loader.load(s), system=TEACHER_SYSTEM) for s in samples]
-        texts = self.policy.generate(reqs, temperature=self.cfg.temperature if k > 1 else 0.0, num_return_sequences=k)
+        convs = [teacher_conversation(s, self.loader) for s in samples]
+        texts = self.policy.generate(convs, temperature=self.cfg.temperature if k > 1 else 0.0, num_return_sequences=k)
         if k == 1:
             texts = [[t] for t in texts]
         return [vote(s, ts, self.cfg.with_reasoning) for s, ts in zip(samples, texts, strict=False)]
@@ -285,8 +290,8 @@ class SimulatedTeacher:
         rng = random.Random(zlib.crc32(f"{self.seed}|{sample.id}|{vote_index}".encode()))
         reasoning = sample.reasoning if self.with_reasoning else None
         if rng.random() < self.accuracy_for(sample):
-            return target_text(sample, reasoning)
-        return target_text(sample, reasoning, answer=wrong_answer(sample, rng))
+            return target_text(format_answer(sample), reasoning)
+        return target_text(wrong_answer(sample, rng), reasoning)
 
     def fill(self, samples: Sequence[EmbodiedSample]) -> list[TeacherOutput]:
         """``k_vote`` responses per sample, verified by ``score_sample`` (:func:`training.algorithm.teacher.vote`)."""

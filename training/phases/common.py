@@ -63,7 +63,9 @@ def common_args(output_dir: str | Path, report_to: Sequence[str], seed: int, max
                 progress: bool = False) -> dict[str, Any]:
     """TrainingArguments shared by both phases (CPU-friendly defaults; recipes override through ``trainer:``).
 
-    TensorBoard events (``report_to: [tensorboard]``) go to ``<output_dir>/runs/``.
+    TensorBoard events (``report_to: [tensorboard]``) go to ``<output_dir>/runs/``. transformers' own bar stays off
+    (with ``logging_steps: 1`` it would print every log dict): progress is
+    :class:`~training.phases.callbacks.PhaseProgress`'s lines; ``progress`` is kept for the callers' signature.
     """
     import torch
 
@@ -79,7 +81,7 @@ def common_args(output_dir: str | Path, report_to: Sequence[str], seed: int, max
         "bf16": False,
         "use_cpu": not torch.cuda.is_available(),
         "dataloader_num_workers": 0,
-        "disable_tqdm": not progress,
+        "disable_tqdm": True,
     }
 
 

@@ -238,9 +238,9 @@ def qa_probe(policy: Any, index: Any, max_new_tokens: int, temperature: float) -
 
     Rows of samples the index does not know (closed-loop decision states) are never filtered (reported as mixed).
     """
-    from inference.policy import ChatRequest
+    from dppo_embodied.conversation import Conversation
+    from dppo_embodied.rendering import prompt_text
     from training.algorithm.rewards import success_of
-    from training.algorithm.sample_io import prompt_text
 
     def probe(rows: Sequence[dict[str, Any]], k: int) -> list[list[bool]]:
         out: list[list[bool]] = []
@@ -251,7 +251,7 @@ def qa_probe(policy: Any, index: Any, max_new_tokens: int, temperature: float) -
                 continue
             was_training = policy.model.training
             policy.model.eval()
-            texts = policy.generate([ChatRequest(prompt_text(sample), images=row["images"])],
+            texts = policy.generate([Conversation(prompt_text(sample), tuple(row["images"]))],
                                     max_new_tokens=max_new_tokens, temperature=temperature, num_return_sequences=k)
             if was_training:
                 policy.model.train()

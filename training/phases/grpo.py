@@ -1,9 +1,12 @@
 """The RL phase: TRL's GRPOTrainer on the difficulty-filtered buffer, with the stagnation stop rule.
 
 Dataset rows (TRL's multimodal format): ``prompt`` = conversational messages with one ``{"type": "image"}``
-placeholder per image, ``images`` = the PIL images (video clips as frame lists), ``sample_id`` (reaches the reward
-functions). Closed-loop episode rows (:mod:`training.algorithm.env_rollouts`) carry the current observation image
-and their own ``sample_id`` and are scored by the episode reward; QA rewards return ``None`` for them and vice versa.
+placeholder per image, ``images`` = the PIL images (video clips as frame lists): the sample's
+:class:`~dppo_embodied.conversation.Conversation` from the one renderer
+(:func:`dppo_embodied.rendering.render_sample`, ``chat_messages()`` + images), and ``sample_id`` (reaches the
+reward functions). Closed-loop episode rows (:mod:`training.algorithm.env_rollouts`) carry the current observation
+image and their own ``sample_id`` and are scored by the episode reward; QA rewards return ``None`` for them and vice
+versa.
 
 Everything TRL offers stays available through ``grpo.trainer`` in the recipe (``use_vllm``, ``vllm_mode``,
 ``bf16``, ``deepspeed``...). Constant learning rate (an early stop would otherwise leave a decaying schedule
@@ -19,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import ConfigError, MediaError, TrainingError
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.rendering import render_sample
 from dppo_embodied.types import EmbodiedSample
 from training.algorithm.rewards import RewardRecorder, SampleIndex, qa_rewards
-from training.algorithm.sample_io import MediaLoader, conversation, task_of
+from training.algorithm.sample_io import prompt_row, task_of
 from training.algorithm.stagnation import SaturationTracker
-from training.phases.callbacks import BudgetCallback, NaNGuard, StagnationCallback
+from training.phases.callbacks import BudgetCallback, NaNGuard, PhaseProgress, StagnationCallback
 from training.phases.common import ComputeClock, PhaseResult, common_args, make_args, quiet
 from training.phases.grpo_config import GRPOSettings
 from training.runs.distributed import rank_world
@@ -37,13 +42,13 @@ def grpo_rows(samples: Sequence[EmbodiedSample], loader: MediaLoader,
     rows = []
     for s in samples:
         try:
-            images = loader.load(s)
+            conv = render_sample(s, loader)
         except MediaError as e:
             logger.warning("RL: skipping sample %s: %s", s.id, e)
             if skipped is not None:
                 skipped.append({"id": s.id, "reason": str(e)})
             continue
-        rows.append({"prompt": conversation(s, len(images)), "images": images, "sample_id": s.id})
+        rows.append({**prompt_row(conv), "sample_id": s.id})
     return rows
 
 
@@ -144,7 +149,8 @@ def build_grpo_trainer(
     tracker = SaturationTracker({i: initial_sr.get(i, 0.0) for i in row_ids}, {i: tasks.get(i, "") for i in row_ids},
                                 cfg.stagnation)
     stagnation = StagnationCallback(tracker, recorder)
-    callbacks: list[Any] = [stagnation, NaNGuard("RL"), BudgetCallback(budget_s)]
+    callbacks: list[Any] = [stagnation, NaNGuard("RL"), BudgetCallback(budget_s),
+                            PhaseProgress("RL", ts=lambda: stagnation.reports[-1].ts if stagnation.reports else None)]
     dataset: Any = Dataset.from_list(rows)
     if cfg.dynamic_sampling.enabled:
         from training.phases.dynamic_sampling import dynamic_dataset

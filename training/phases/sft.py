@@ -6,8 +6,11 @@
 * D_gen: general replay against forgetting.
 
 Each source is drawn with replacement up to its share of ``sft.size`` (an empty source gives its share to the
-others). Rows are ``prompt`` (conversational, image placeholders) + ``completion`` (the target) + ``images``; TRL
-trains on the completion only. Loss is guarded against NaN (:class:`training.phases.callbacks.NaNGuard`).
+others). Rows are ``prompt`` (conversational, image placeholders) + ``completion`` (the target) + ``images``: the
+sample's :class:`~dppo_embodied.conversation.Conversation` from the one renderer
+(:func:`dppo_embodied.rendering.render_sample`) and a target from the one builder
+(:func:`dppo_embodied.answer_text.target_text`); TRL trains on the completion only. Loss is guarded against NaN
+(:class:`training.phases.callbacks.NaNGuard`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import MediaError
+from dppo_embodied.media import MediaLoader
+from dppo_embodied.rendering import render_sample
 from dppo_embodied.types import EmbodiedSample
-from training.algorithm.sample_io import MediaLoader, conversation, target_text
+from training.algorithm.sample_io import oracle_target, prompt_row
 from training.phases.common import ComputeClock, PhaseResult, common_args, make_args, quiet
 
 logger = logging.getLogger(__name__)
@@ -39,13 +44,13 @@ def sft_rows(items: Sequence[tuple[EmbodiedSample | dict[str, Any], str]], loade
             rows.append({"prompt": sample["prompt"], "completion": completion, "images": sample["images"]})
             continue
         try:
-            images = loader.load(sample)
+            conv = render_sample(sample, loader)
         except MediaError as e:
             logger.warning("SFT: skipping sample %s: %s", sample.id, e)
             if skipped is not None:
                 skipped.append({"id": sample.id, "reason": str(e)})
             continue
-        rows.append({"prompt": conversation(sample, len(images)), "completion": completion, "images": images})
+        rows.append({**prompt_row(conv), "completion": completion})
     return rows
 
 
@@ -67,7 +72,7 @@ def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[Any], general: Sequence
     def oracle(s: EmbodiedSample | tuple[Any, str]) -> tuple[Any, str]:
         if isinstance(s, tuple):  # an already verified (sample, target) pair
             return s
-        return s, target_text(s, s.reasoning if with_reasoning else None)
+        return s, oracle_target(s, with_reasoning)
 
     sources = [list(weak), [oracle(s) for s in assoc], [oracle(s) for s in general]]
     weights = [w if src else 0.0 for w, src in zip(ratios, sources, strict=False)]
@@ -98,7 +103,7 @@ def run_sft(model: Any, processor: Any, items: Sequence[tuple[Any, str]], *, out
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.phases.callbacks import BudgetCallback, NaNGuard
+    from training.phases.callbacks import BudgetCallback, NaNGuard, PhaseProgress
 
     loader = loader or MediaLoader()
     skipped: list[dict[str, str]] = []
@@ -113,7 +118,8 @@ def run_sft(model: Any, processor: Any, items: Sequence[tuple[Any, str]], *, out
                 lr_scheduler_type=schedule, warmup_steps=warmup_steps)
     args = make_args(SFTConfig, base, dict(trainer_overrides or {}), "sft.trainer")
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=processor,
-                         callbacks=[NaNGuard(phase), BudgetCallback(budget_s)], peft_config=peft_config)
+                         callbacks=[NaNGuard(phase), BudgetCallback(budget_s), PhaseProgress(phase)],
+                         peft_config=peft_config)
     quiet(trainer)
     model.train()
     with ComputeClock() as clock:

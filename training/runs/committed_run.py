@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import TrainingError
+from dppo_embodied.io import atomic_write_json
+from dppo_embodied.provenance import command_line, iso
 from training.runs.distributed import barrier, broadcast, is_main, rank_world
-from training.runs.state import StateStore, atomic_write_json, clean_partial, commit_checkpoint
+from training.runs.state import StateStore, clean_partial, commit_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,10 @@ class CommittedRun:
         resume: continue from ``<out>/state.json`` (else the folder must not hold a run).
         budget_s: training compute budget in seconds (0 = none).
         on_step: optional hook called after each committed step with its name (tests use it).
+
+    Attributes:
+        checkpoint_extras: optional ``write(folder)`` adding files beside the weights of every checkpoint, inside
+            its atomic commit (the metaloop records the step prompt style there).
     """
 
     def __init__(self, out: Path, name: str, resume: bool = False, budget_s: float = 0.0,
@@ -44,9 +51,12 @@ class CommittedRun:
             clean_partial(self.out)
         barrier()
         self.state = self.store.load()
+        self.started = time.time()
+        self.state.sessions.append({"started": iso(self.started), "command": command_line()})  # saved with a step
         self.model: Any = None
         self.processor: Any = None
         self._stale: list[str] = []
+        self.checkpoint_extras: Callable[[Path], None] | None = None
 
     def _step(self, name: str, fn: Callable[[], dict[str, Any] | None]) -> None:
         """Run ``fn`` unless ``name`` already completed; then commit it (rank 0 writes, all ranks wait)."""
@@ -80,13 +90,32 @@ class CommittedRun:
             def save(tmp: Path) -> None:
                 self.model.save_pretrained(tmp)
                 self.processor.save_pretrained(tmp)
+                if self.checkpoint_extras is not None:
+                    self.checkpoint_extras(tmp)
 
             commit_checkpoint(save, final)
         barrier()
-        old = self.state.model_path
-        self.state.model_path = str(final)
+        old = self.model_dir if self.state.model_path else ""
+        self.state.model_path = self.inside(final)
         if old and Path(old).parent == final.parent and Path(old) != final:
             self._stale.append(old)
+
+    def inside(self, path: Path) -> str:
+        """``path`` relative to the run folder when it lies inside it (a copied run loads its own files), else as
+        given."""
+        try:
+            return Path(path).resolve().relative_to(self.out.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    @property
+    def model_dir(self) -> str:
+        """The checkpoint the next step starts from: ``state.model_path`` resolved against the run folder when it is
+        one of the run's own (``ckpt/k1-rl``, ``base_model``), else as recorded (a base checkpoint or hub id)."""
+        p = Path(self.state.model_path)
+        if not p.is_absolute() and (self.out / p).exists():
+            return str(self.out / p)
+        return self.state.model_path
 
     def _rank_dump(self, name: str, data: dict[str, Any]) -> None:
         """Multi-process runs: every rank writes its own view of a decision (audit: ranks must agree)."""

@@ -3,6 +3,8 @@
 ``summary.json`` has the shape the demo promises::
 
     {"base": {capability: success, ..., "overall": x}, "final": {...}, "n_heldout": n, "curve": [...], ...}
+
+Success is on the one score scale of every summary, eval result and report: 0-100 (``"scale": "0-100"``).
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from dppo_embodied.taxonomy import BY_SLUG
 
 def flat(ev: dict[str, Any]) -> dict[str, float]:
     """``{capability: success, ..., "overall": x}`` from an evaluation result."""
-    out = {c: round(float(v), 4) for c, v in ev.get("per_capability", {}).items()}
-    out["overall"] = round(float(ev.get("overall", 0.0)), 4)
+    out = {c: round(float(v), 2) for c, v in ev.get("per_capability", {}).items()}
+    out["overall"] = round(float(ev.get("overall", 0.0)), 2)
     return out
 
 
 def stderr(p: float, n: int) -> float:
-    """Standard error of a success rate ``p`` measured on ``n`` samples."""
-    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
+    """Standard error of a success score ``p`` (0-100) measured on ``n`` samples (0-100 too)."""
+    q = p / 100.0
+    return 100.0 * math.sqrt(max(q * (1 - q), 0.0) / n) if n else float("nan")
 
 
 def before_after_table(base: dict[str, Any], final: dict[str, Any]) -> str:
-    """Markdown table: capability, n, base, final, change (with the 95 % noise band of the difference)."""
+    """Markdown table: capability, n, base, final, change (with the 95 % noise band of the difference); 0-100."""
     rows = ["| capability | n | base | final | change | ±95 % |", "|---|---:|---:|---:|---:|---:|"]
     counts = final.get("counts", {})
     for cap in sorted(set(base.get("per_capability", {})) | set(final.get("per_capability", {}))):
@@ -36,11 +39,11 @@ def before_after_table(base: dict[str, Any], final: dict[str, Any]) -> str:
         n = int(counts.get(cap, 0))
         band = 1.96 * math.sqrt(stderr(b, n) ** 2 + stderr(f, n) ** 2) if n else float("nan")
         name = BY_SLUG[cap].name if cap in BY_SLUG else cap
-        rows.append(f"| {name} | {n} | {b:.3f} | {f:.3f} | {f - b:+.3f} | {band:.3f} |")
+        rows.append(f"| {name} | {n} | {b:.1f} | {f:.1f} | {f - b:+.1f} | {band:.1f} |")
     n = int(final.get("n", 0))
     b, f = float(base.get("overall", 0)), float(final.get("overall", 0))
     band = 1.96 * math.sqrt(stderr(b, n) ** 2 + stderr(f, n) ** 2) if n else float("nan")
-    rows.append(f"| **overall** | {n} | {b:.3f} | {f:.3f} | {f - b:+.3f} | {band:.3f} |")
+    rows.append(f"| **overall** | {n} | {b:.1f} | {f:.1f} | {f - b:+.1f} | {band:.1f} |")
     return "\n".join(rows)
 
 
@@ -59,16 +62,16 @@ def plot_run(path: str | Path, base: dict[str, Any], final: dict[str, Any], curv
     ax1.bar([x + 0.2 for x in xs], [final["per_capability"].get(c, 0) for c in caps], 0.4, label="after DPPO")
     ax1.set_xticks(list(xs))
     ax1.set_xticklabels([BY_SLUG[c].name if c in BY_SLUG else c for c in caps], rotation=30, ha="right", fontsize=8)
-    ax1.set_ylim(0, 1)
-    ax1.set_ylabel("held-out success")
+    ax1.set_ylim(0, 100)
+    ax1.set_ylabel("held-out success (0-100)")
     ax1.legend()
     ax1.set_title("per capability")
     ax2.plot([p["compute_s"] for p in curve], [p["overall"] for p in curve], marker="o")
     for p in curve:
         ax2.annotate(p["step"], (p["compute_s"], p["overall"]), fontsize=7, xytext=(2, 2), textcoords="offset points")
     ax2.set_xlabel("training compute (CPU s)")
-    ax2.set_ylabel("held-out success (overall)")
-    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("held-out success, overall (0-100)")
+    ax2.set_ylim(0, 100)
     ax2.set_title("held-out success vs compute")
     fig.suptitle(title)
     fig.tight_layout()
@@ -90,10 +93,10 @@ def plot_compare(path: str | Path, curves: dict[str, Sequence[dict[str, Any]]], 
     for name, curve in curves.items():
         ax.plot([p["compute_s"] for p in curve], [p["overall"] for p in curve], marker="o", label=name)
     if target is not None:
-        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.2f}")
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.1f}")
     ax.set_xlabel("training compute (CPU s)")
-    ax.set_ylabel("held-out success (overall)")
-    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out success, overall (0-100)")
+    ax.set_ylim(0, 100)
     ax.legend()
     fig.tight_layout()
     path = Path(path)
@@ -111,32 +114,61 @@ def compute_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | 
     return None
 
 
+def step_seconds(out: Path) -> dict[str, float]:
+    """Compute seconds of each committed step that trained or rolled out (``state.json``'s step values)."""
+    from dppo_embodied.io import read_json
+
+    values = (read_json(out / "state.json", default=None) or {}).get("values", {})
+    return {k: round(float(v["seconds"]), 2) for k, v in values.items()
+            if isinstance(v, dict) and isinstance(v.get("seconds"), (int, float))}
+
+
+def read_evals(out: Path) -> list[dict[str, Any]]:
+    """The metaloop figures of every evaluation of a run, in step order: the ``"metaloop"`` entry of each
+    ``<out>/eval/<tag>/results.json`` (:mod:`training.algorithm.evaluation` runs the benchmark runner there)."""
+    from benchmarks.results import load_results
+
+    evals = [load_results(p.parent).get("metaloop") for p in sorted((out / "eval").glob("*/results.json"))]
+    return sorted((e for e in evals if e), key=lambda e: e["seq"])
+
+
 def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True) -> dict[str, Any]:
-    """The run summary from the committed evaluations ``<out>/eval/*.json``; written as ``summary.json``,
+    """The run summary from the committed evaluations (:func:`read_evals`); written as ``summary.json``,
     ``summary.md`` (before/after table) and ``curve.png`` when ``write``.
 
     Args:
         out: the run folder.
         name: the run name (titles).
         run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``,
-            ``teacher_calls``).
+            ``teacher_calls``; optional ``checkpoint``, the final model relative to the run folder, and ``sessions``,
+            each start or resume).
         write: write the files (rank 0 only).
     """
-    from training.runs.state import atomic_write_json, atomic_write_text, read_json
+    from datetime import datetime
 
-    evals = sorted((read_json(p) for p in (out / "eval").glob("*.json")), key=lambda e: e["seq"])
+    from dppo_embodied.io import atomic_write_json, atomic_write_text
+    from dppo_embodied.provenance import environment, timing
+
+    evals = read_evals(out)
     by_tag = {e["tag"]: e for e in evals}
     tags = [e["tag"] for e in evals]
     curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
               "teacher_calls": by_tag[t].get("teacher_calls", 0),
               "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
     base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
-    summary = {"base": flat(base), "final": flat(final), "n_heldout": final["n"],
+    summary = {"scale": "0-100", "base": flat(base), "final": flat(final), "n_heldout": final["n"],
                "mode": run["mode"], "sampling": run["sampling"], "loops_done": run["loops_done"],
                "compute_s": run["compute_s"], "teacher_calls": run.get("teacher_calls", 0), "curve": curve,
-               "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]}}
+               "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]},
+               "checkpoint": run.get("checkpoint")}
+    sessions = list(run.get("sessions") or [])
+    started = datetime.fromisoformat(sessions[0]["started"]).timestamp() if sessions else None
+    summary["provenance"] = {**environment(), **(timing(started) if started is not None else {}),
+                             "sessions": sessions,
+                             "step_seconds": step_seconds(out)}
     if write:
         atomic_write_json(out / "summary.json", summary)
-        atomic_write_text(out / "summary.md", f"# {name}: held-out success\n\n{before_after_table(base, final)}\n")
+        atomic_write_text(out / "summary.md",
+                          f"# {name}: held-out success (0-100)\n\n{before_after_table(base, final)}\n")
         plot_run(out / "curve.png", base, final, curve, title=f"{name} ({run['mode']})")
     return summary

@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import DataError, TrainingError
-from dppo_embodied.io import append_jsonl, atomic_write_json, atomic_write_text, fsync_dir, read_json
+from dppo_embodied.io import append_jsonl, atomic_write_json, fsync_dir, read_json
 
-# atomic_write_json, atomic_write_text and read_json are the core's (dppo_embodied.io), importable from here too
-__all__ = ["RunState", "StateStore", "atomic_write_json", "atomic_write_text", "clean_partial", "commit_checkpoint",
-           "read_json"]
+__all__ = ["RunState", "StateStore", "clean_partial", "commit_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +86,7 @@ class RunState:
             (:mod:`training.algorithm.teacher_budget`).
         values: small per-step results (SR table paths, stop decisions, eval scores...).
         version: state format version.
+        sessions: one entry per start or resume of the run: ``{"started": ISO time, "command": command line}``.
     """
 
     run: str
@@ -99,6 +98,7 @@ class RunState:
     teacher_calls: int = 0
     values: dict[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
     def done(self, step: str) -> bool:
         """True when ``step`` completed."""

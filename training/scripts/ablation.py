@@ -58,7 +58,8 @@ def base_overrides(first_base: Path, seed: int, first_seed: int) -> list[str]:
     path = state.get("model_path")
     if not path:
         raise TrainingError(f"{first_base} has no base model yet; run the first seed's base first")
-    return [*seed_overrides(seed), "model.build_tiny=null", f"model.path={Path(path).resolve()}", "pretrain.steps=0"]
+    model = Path(path) if Path(path).is_absolute() or not (first_base / path).exists() else first_base / path
+    return [*seed_overrides(seed), "model.build_tiny=null", f"model.path={model.resolve()}", "pretrain.steps=0"]
 
 
 def _copy_base(base: Path, run: Path) -> None:

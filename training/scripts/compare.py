@@ -47,7 +47,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses, one thread each)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--dry-run", action="store_true", help="validate the recipe and print the plan; run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the recipe and every variant, print what would run and its estimated time; run "
+                        "nothing")
     p.add_argument("overrides", nargs="*", help="key=value recipe overrides for every run")
     return p
 
@@ -56,8 +58,8 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
             variants: list[str] | None = None, overrides: list[str] | None = None, jobs: int = 1,
             resume: bool = False, progress: bool = True, dry_run: bool = False) -> dict[str, Any]:
     """Run (or resume) the comparison and return ``compare.json``'s content (the plan with ``dry_run``)."""
+    from dppo_embodied.io import atomic_write_json, atomic_write_text
     from training.metaloop_config import load_metaloop_config
-    from training.runs.state import atomic_write_json, atomic_write_text
     from training.scripts import ablation, ablation_report
     from training.scripts.ablation_presets import resolve
 
@@ -72,7 +74,8 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
             "variants": [v.name for v in chosen], "overrides": overrides, "jobs": jobs}
     if dry_run:
         return {"plan": plan, "variants": {v.name: {"overrides": list(v.overrides), "matching": v.matching,
-                                                     "help": v.help} for v in chosen}}
+                                                     "help": v.help} for v in chosen},
+                **estimated_time(cfg, len(seeds), len(chosen), jobs)}
     old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
     if old is not None and not resume:
         raise DppoError(f"{out} already holds a comparison; pass --resume to continue it or choose another "
@@ -95,8 +98,23 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
     return res
 
 
+def estimated_time(cfg: Any, seeds: int, variants: int, jobs: int) -> dict[str, Any]:
+    """The comparison's estimated wall time (:mod:`training.scripts.estimate`): per seed one shared start (prepare,
+    pretrain, base evaluation) and one DPPO-sized run per variant (the baselines spend DPPO's budget), over
+    ``jobs``."""
+    from training.scripts.estimate import estimate, minutes
+
+    shared, full = estimate(cfg, loops=0), estimate(cfg)
+    if shared["total_s"] is None or full["total_s"] is None:
+        return {"estimated_time_s": None, "estimated_time": minutes(None), "basis": full["basis"]}
+    loop_s = full["total_s"] - shared["total_s"]
+    total = round(seeds * (shared["total_s"] + variants * loop_s) / max(1, jobs), 1)
+    return {"estimated_time_s": total, "estimated_time": minutes(total), "basis": full["basis"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``dppo train compare``."""
+    import json
     import os
 
     from dppo_embodied.logs import setup_logging

@@ -4,7 +4,7 @@ Steps: build a ~1.2 M-parameter Qwen2.5-VL offline; generate tabletop QA (held-o
 stream), the general replay suite and a closed-loop pick task; pre-train briefly on the replay suite (that is the
 base, like a user's pretrained VLM); evaluate the base; run 3 metaloops; evaluate; print the before/after table
 per capability; write ``outputs/demo/curve.png`` and ``outputs/demo/summary.json``
-(``{"base": {capability: success, ..., "overall": x}, "final": {...}}``).
+(``{"base": {capability: success, ..., "overall": x}, "final": {...}}``, success 0-100).
 
     dppo demo [--output-dir outputs/demo] [--resume] [key=value overrides of training/recipes/demo.yaml]
 """
@@ -25,8 +25,11 @@ def make_parser() -> argparse.ArgumentParser:
     """Argument parser of ``dppo demo``."""
     p = argparse.ArgumentParser(prog="dppo demo", description=__doc__.splitlines()[0])
     p.add_argument("--output-dir", default="outputs/demo", help="run folder (default outputs/demo; replaced)")
-    p.add_argument("--config", default=str(RECIPE), help="recipe (default: training/recipes/demo.yaml)")
+    p.add_argument("--config", default=None, help="recipe (default: training/recipes/demo.yaml; with --resume, "
+                   "the run's own config.yaml)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo instead of starting over")
+    p.add_argument("--override-config", action="store_true",
+                   help="with --resume: apply a recipe or overrides that differ from the run's config.yaml")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
     return p
@@ -48,16 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output_dir)
     try:
         from training.metaloop import run_metaloop
-        from training.metaloop_config import load_metaloop_config
-        from training.runs.report import before_after_table
-        from training.runs.state import read_json
+        from training.runs.report import before_after_table, read_evals
+        from training.scripts.run import resolve_config
 
-        cfg = load_metaloop_config(args.config, args.overrides, str(out))
+        recipe = args.config if args.config is not None or args.resume else str(RECIPE)
+        cfg = resolve_config(recipe, args.overrides, str(out), args.resume, args.override_config)
         if out.exists() and not args.resume:
             print(f"dppo demo: replacing the previous demo run in {out}")
             shutil.rmtree(out)
         summary = run_metaloop(cfg, resume=args.resume, progress=not args.no_progress)
-        evals = {e["tag"]: e for e in (read_json(p) for p in (out / "eval").glob("*.json"))}
+        evals = {e["tag"]: e for e in read_evals(out)}
         base = evals["base"]["heldout"]
         final = evals[summary["curve"][-1]["step"]]["heldout"]
     except DppoError as e:
@@ -70,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     print(before_after_table(base, final))
     gr = summary["general_replay"]
     if gr["base"] is not None:
-        print(f"general replay (forgetting check): base {gr['base']:.3f} -> final {gr['final']:.3f}")
+        print(f"general replay (forgetting check): base {gr['base']:.1f} -> final {gr['final']:.1f}")
     print(f"\nwrote {out / 'summary.json'}, {out / 'summary.md'}, {out / 'curve.png'}; "
-          f"TensorBoard: tensorboard --logdir {out}")
+          f"held-out success per capability in TensorBoard: tensorboard --logdir {out / 'tensorboard'} "
+          f"(every phase's curves: --logdir {out})")
     return 0
 
 

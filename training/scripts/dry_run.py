@@ -5,8 +5,11 @@ folder (a folder, or creatable: not a file, not under a file, writable); the acc
 path in a recipe is relative to the recipe's folder); the TRL ``GRPOConfig``
 and ``SFTConfig`` the phases will use (every ``trainer:`` key by name and value); the LoRA config; the teacher
 client settings (no request is sent); the data sources (files readable, generator importable, env ids
-registered); the model config (the checkpoint's own, or the published shape when offline) and the model skeleton
-on the ``meta`` device (parameter count, memory estimate). Nothing is downloaded and no weight is loaded.
+registered); the rollout engine (``rollout:``: the server kind's launcher resolvable -- ``vllm`` on PATH or
+importable, ``dppo serve``'s FastAPI --, its GPUs within each node's and apart from training's unless the model is
+released for them, the fleet's URLs); the model config (the checkpoint's own, or the published shape when offline)
+and the model skeleton on the ``meta`` device (parameter count, memory estimate); and how long the run will take
+(tiny models on a CPU, :mod:`training.scripts.estimate`). Nothing is downloaded and no weight is loaded.
 Problems raise :class:`~dppo_embodied.errors.ConfigError` naming the key; soft issues (e.g. ``vllm`` not
 installed on this machine) are reported as warnings.
 """
@@ -47,8 +50,13 @@ def _accelerate(path: str | None, warnings: list[str]) -> dict[str, Any] | None:
         warnings.append("deepspeed is not installed here; install it on the training machine (pip install deepspeed)")
     if dist == "FSDP" and acc.get("fsdp_config", {}).get("fsdp_version") != 2:
         warnings.append(f"{path}: fsdp_version is not 2 (FSDP2 is the tested path)")
-    return {"file": str(p), "distributed_type": dist, "num_processes": int(acc.get("num_processes", 1)),
-            "mixed_precision": acc.get("mixed_precision")}
+    machines = int(acc.get("num_machines", 1) or 1)
+    procs = int(acc.get("num_processes", 1))
+    if procs % machines:
+        raise ConfigError(f"accelerate_config: {path}: num_processes {procs} is not a multiple of num_machines "
+                          f"{machines} (one process per GPU on every node)")
+    return {"file": str(p), "distributed_type": dist, "num_processes": procs, "num_machines": machines,
+            "processes_per_node": procs // machines, "mixed_precision": acc.get("mixed_precision")}
 
 
 def check_output_dir(output_dir: str | os.PathLike[str]) -> Path:
@@ -159,8 +167,12 @@ def dry_run(cfg: MetaloopConfig) -> dict[str, Any]:
     report["teacher"] = {"kind": cfg.teacher.kind, "server": cfg.teacher.base_url or None,
                          "model": cfg.teacher.model or None, "k_vote": cfg.teacher.k_vote}
 
+    report["rollout"] = rollout_plan(cfg, acc, warnings)
     report["data"] = _data(cfg, warnings)
     report["model"] = _model(cfg, processes, warnings)
+    from training.scripts.estimate import estimate
+
+    report["estimated_time"] = estimate(cfg)
     report["warnings"] = warnings
     report["ok"] = True
     return report
@@ -201,4 +213,60 @@ def _data(cfg: MetaloopConfig, warnings: list[str]) -> dict[str, Any]:
             if env_id not in known:
                 raise ConfigError(f"data.env_tasks[{i}]: unknown env id {env_id!r}; valid: {', '.join(sorted(known))}")
         info["env_tasks"] = list(d.env_tasks)
+    return info
+
+
+def rollout_plan(cfg: MetaloopConfig, acc: dict[str, Any] | None, warnings: list[str]) -> dict[str, Any]:
+    """Check the rollout engine's settings against the launch and describe where generation will run.
+
+    Raises:
+        ConfigError: GPU counts that do not add up (naming the ``rollout.server`` key).
+    """
+    from dppo_embodied.config import check
+
+    r = cfg.rollout
+    info: dict[str, Any] = {"engine": r.engine}
+    if r.engine == "local":
+        info["where"] = "in each training process (transformers generate)"
+        return info
+    if r.engine == "openai":
+        warnings.append(f"rollout.engine openai: the fleet {r.base_urls} must serve the current checkpoint as "
+                        f"{r.model!r}; the metaloop does not sync weights")
+        info.update(base_urls=list(r.base_urls), model=r.model, concurrency=r.concurrency)
+        return info
+    s = r.server
+    nodes = acc["num_machines"] if acc else 1
+    per_node = acc["processes_per_node"] if acc else 1
+    kind = s.kind
+    if kind in ("auto", "vllm"):
+        from inference.serving.vllm_launcher import VLLMNotInstalled, find_vllm
+
+        try:
+            info["launcher"] = " ".join(find_vllm())
+            kind = "vllm"
+        except VLLMNotInstalled as e:
+            if s.kind == "vllm":
+                warnings.append(f"rollout.server.kind vllm: {e}")
+            kind = "vllm" if s.kind == "vllm" else "dppo"
+    if kind == "dppo" and not (is_available("fastapi") and is_available("uvicorn")):
+        warnings.append("rollout.server.kind dppo needs the serve extra here (pip install -e '.[serve]')")
+    gpus = s.gpu_ids if s.gpus_per_replica else []
+    if gpus and acc is not None:  # the replicas' GPUs must exist on every node
+        if s.release_model:
+            check(max(gpus) < per_node, "rollout.server.gpus",
+                  f"replicas use GPUs {gpus} but each node runs {per_node} training processes (one GPU each); with "
+                  "release_model the replicas take the training GPUs between phases: use GPU indices below "
+                  f"{per_node}, or fewer replicas x gpus_per_replica")
+        else:
+            overlap = sorted(set(gpus) & set(range(per_node)))
+            check(not overlap, "rollout.server.gpus",
+                  f"GPUs {overlap} train (local ranks 0..{per_node - 1}) while release_model is false: give the "
+                  f"replicas other GPUs (e.g. gpus: {list(range(per_node, per_node + len(gpus)))}) or set "
+                  "release_model: true")
+    info.update(kind=kind, nodes=nodes, replicas_per_node=s.replicas, gpus_per_replica=s.gpus_per_replica,
+                replicas=nodes * s.replicas, server_gpus_per_node=gpus,
+                layout=("time-shared: training releases its model, the replicas take its GPUs between phases"
+                        if s.release_model else "separate GPUs: training keeps its model, the replicas use "
+                        f"GPUs {gpus} of every node ({per_node + len(gpus)} GPUs per node in all)"),
+                port_base=s.port_base, startup_timeout_s=s.startup_timeout_s)
     return info

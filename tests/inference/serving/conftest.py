@@ -9,10 +9,16 @@ from typing import Any
 
 import pytest
 
+from dppo_embodied.generation import ChatRequest, GenerationSettings
 from inference.serving.batching import MicroBatcher
-from inference.serving.protocol import Completion, ConversationRequest, GenParams, Limits
+from inference.serving.protocol import Completion, Limits
 from inference.serving.server import ServerThread, create_app
 
+
+def last_text(request: ChatRequest) -> str:
+    """The text of the request's last (user) message."""
+    last = request.conversation.chat_messages()[-1]
+    return " ".join(p["text"] for p in last["content"] if p["type"] == "text")
 
 class EchoBackend:
     """Replies ``"echo: <last user text> [<n images>]"`` (stop/length semantics applied), records batch sizes and
@@ -26,11 +32,11 @@ class EchoBackend:
         self.texts: list[list[str]] = []
         self.lock = threading.Lock()
 
-    def generate(self, requests: Sequence[ConversationRequest], params: GenParams,
+    def generate(self, requests: Sequence[ChatRequest], params: GenerationSettings,
                  deadlines: Sequence[float]) -> list[list[Completion]]:
         with self.lock:
             self.batches.append(len(requests))
-            self.texts.append([r.text for r in requests])
+            self.texts.append([last_text(r) for r in requests])
         t_end = time.monotonic() + self.delay_s
         time.sleep(max(0.0, min(t_end, max(deadlines)) - time.monotonic()))
         out = []
@@ -38,7 +44,7 @@ class EchoBackend:
             if deadline < t_end:  # cut by its deadline before the reply was complete
                 out.append([Completion("echo", "length", 1, deadline_hit=True) for _ in range(params.n)])
                 continue
-            text = f"echo: {r.text} [{len(r.images)}]"
+            text = f"echo: {last_text(r)} [{len(r.conversation.images)}]"
             for s in params.stop:
                 if s in text:
                     text = text[: text.index(s)]
@@ -48,13 +54,12 @@ class EchoBackend:
             out.append([Completion(text, finish, min(len(words), params.max_tokens)) for _ in range(params.n)])
         return out
 
-    def prompt_tokens(self, request: ConversationRequest) -> int:
+    def prompt_tokens(self, request: ChatRequest) -> int:
         """Words of every message, plus one token per image."""
         words = 0
-        for m in request.messages():
-            parts = [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else m["content"]
-            words += sum(len(p["text"].split()) for p in parts if p["type"] == "text")
-        return words + len(request.images)
+        for m in request.conversation.chat_messages():
+            words += sum(len(p["text"].split()) for p in m["content"] if p["type"] == "text")
+        return words + len(request.conversation.images)
 
 
 @pytest.fixture

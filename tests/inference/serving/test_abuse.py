@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 import httpx
 import pytest
 
+from dppo_embodied.conversation import Conversation
+from dppo_embodied.generation import ChatRequest, GenerationSettings
 from inference.serving.batching import MicroBatcher
-from inference.serving.protocol import Completion, ConversationRequest, GenParams, RequestError
+from inference.serving.protocol import Completion, RequestError
 from inference.serving.server import ServerThread, create_app
 from tests.inference.serving.conftest import EchoBackend
 
@@ -41,7 +43,7 @@ class GatedEcho(EchoBackend):
         super().__init__()
         self.gate = threading.Event()
 
-    def generate(self, requests: Sequence[ConversationRequest], params: GenParams,
+    def generate(self, requests: Sequence[ChatRequest], params: GenerationSettings,
                  deadlines: Sequence[float]) -> list[list[Completion]]:
         if not self.texts:
             self.texts.append([])  # marks the first batch as started
@@ -183,11 +185,11 @@ def test_a_big_request_is_not_starved_by_later_small_ones() -> None:
     batcher = MicroBatcher(backend, window_s=0.0)
     batcher.s_per_token = 1e-4  # a 1000-token request is estimated to finish 0.1 s after it arrives
     try:
-        running = batcher.submit(ConversationRequest(text="running"), GenParams(max_tokens=4))
+        running = batcher.submit(ChatRequest(Conversation("running"), GenerationSettings(max_tokens=4)))
         wait_until(lambda: batcher.health()["running"] == 1, "the first request runs")
-        big = batcher.submit(ConversationRequest(text="big"), GenParams(max_tokens=1000))
+        big = batcher.submit(ChatRequest(Conversation("big"), GenerationSettings(max_tokens=1000)))
         time.sleep(0.2)  # later arrivals are estimated to finish after the big one
-        small = batcher.submit(ConversationRequest(text="small"), GenParams(max_tokens=4))
+        small = batcher.submit(ChatRequest(Conversation("small"), GenerationSettings(max_tokens=4)))
         backend.gate.set()
         for f in (running, big, small):
             f.result(timeout=30)
@@ -226,13 +228,13 @@ def test_queued_images_are_bounded() -> None:
     backend = GatedEcho()
     batcher = MicroBatcher(backend, window_s=0.0, max_queued_pixels=100)
     try:
-        batcher.submit(ConversationRequest(text="running"), GenParams(max_tokens=4))
+        batcher.submit(ChatRequest(Conversation("running"), GenerationSettings(max_tokens=4)))
         wait_until(lambda: batcher.health()["running"] == 1, "the first request runs")
-        batcher.submit(ConversationRequest(text="a"), GenParams(max_tokens=4), pixels=60)
+        batcher.submit(ChatRequest(Conversation("a"), GenerationSettings(max_tokens=4)), pixels=60)
         with pytest.raises(RequestError, match="image pixels") as e:
-            batcher.submit(ConversationRequest(text="b"), GenParams(max_tokens=4), pixels=60)
+            batcher.submit(ChatRequest(Conversation("b"), GenerationSettings(max_tokens=4)), pixels=60)
         assert e.value.status == 503
-        batcher.submit(ConversationRequest(text="c"), GenParams(max_tokens=4), pixels=40)
+        batcher.submit(ChatRequest(Conversation("c"), GenerationSettings(max_tokens=4)), pixels=40)
     finally:
         backend.gate.set()
         batcher.close()

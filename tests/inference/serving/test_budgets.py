@@ -54,7 +54,7 @@ def test_oversized_image_refused_from_the_header(side: int) -> None:
 def test_request_pixel_budget_counts_all_images() -> None:
     url = data_url(encoded(100, 100))
     limits = Limits(max_request_pixels=2 * 100 * 100)
-    assert len(parse_chat_request(image_body(url, url), "m", limits).request.images) == 2
+    assert len(parse_chat_request(image_body(url, url), "m", limits).request.conversation.images) == 2
     with pytest.raises(RequestError, match="per request") as e:
         parse_chat_request(image_body(url, url, url), "m", limits)
     assert e.value.status == 413
@@ -63,11 +63,11 @@ def test_request_pixel_budget_counts_all_images() -> None:
 @pytest.mark.parametrize("fmt,mime", [("PNG", "image/png"), ("JPEG", "image/jpeg")])
 def test_decoded_images_are_downscaled_to_keep_pixels(fmt: str, mime: str) -> None:
     parsed = parse_chat_request(image_body(data_url(encoded(400, 200, fmt), mime)), "m", Limits(keep_pixels=5000))
-    (im,) = parsed.request.images
+    (im,) = parsed.request.conversation.images
     assert im.mode == "RGB" and im.width * im.height <= 5000 and im.width == pytest.approx(2 * im.height, abs=2)
     assert parsed.pixels == im.width * im.height
     small = parse_chat_request(image_body(data_url(encoded(40, 20))), "m", Limits(keep_pixels=5000))
-    assert small.request.images[0].size == (40, 20)  # under the budget: untouched
+    assert small.request.conversation.images[0].size == (40, 20)  # under the budget: untouched
 
 
 def test_only_allowed_formats_are_decoded() -> None:
@@ -126,7 +126,7 @@ def test_serve_flags_and_config_checks() -> None:
     from inference.serving.cli import config_from_args
     from inference.serving.config import ServeConfig
 
-    cfg, _ = config_from_args(["--model", "m", "--request-timeout", "5", "--max-request-timeout", "30",
+    cfg, _ = config_from_args(["--model", "org/m", "--request-timeout", "5", "--max-request-timeout", "30",
                                "--max-model-len", "2048", "--max-work-tokens", "1024", "--max-image-pixels", "1000",
                                "--max-request-pixels", "3000", "--allow-origin", "http://a:1",
                                "--allow-origin", "http://b:2"])

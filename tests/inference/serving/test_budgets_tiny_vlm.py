@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from dppo_embodied.conversation import Conversation
+from dppo_embodied.generation import ChatRequest
 from inference.serving.batching import MicroBatcher
-from inference.serving.protocol import ConversationRequest
 from inference.serving.server import ServeConfig, ServerThread, build_batcher, create_app
 
 openai = pytest.importorskip("openai")
@@ -80,7 +81,8 @@ def test_prompt_tokens_count_image_tokens_exactly(tiny_server) -> None:  # type:
     _, batcher, _ = tiny_server
     images = [Image.new("RGB", (500, 300), "red"), Image.new("RGB", (64, 48), "blue")]
     conv = [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "where?"}]}]
-    request = ConversationRequest(text="where?", images=images, conversation=conv)
+    request = ChatRequest(Conversation("where?", tuple(images)))
+    assert request.conversation.chat_messages() == conv
     processor = batcher.backend.policy.processor
     text = processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
     expected = processor(text=[text], images=[images], return_tensors="pt")["input_ids"].shape[1]

@@ -27,10 +27,11 @@ def body(**kw: object) -> dict[str, object]:
 
 def test_parse_text_image_system() -> None:
     p = parse_chat_request(body(max_tokens=12, temperature=0.5, stop="END", n=2), "m", Limits())
-    conv = p.request.messages()
-    assert conv[0] == {"role": "system", "content": "sys"}
-    assert conv[1]["content"] == [{"type": "text", "text": "hi"}, {"type": "image"}]
-    assert len(p.request.images) == 1 and p.request.images[0].size == (30, 20)
+    conv = p.request.conversation.chat_messages()
+    assert conv[0] == {"role": "system", "content": [{"type": "text", "text": "sys"}]}
+    assert conv[1]["content"] == [{"type": "text", "text": "hi"}, {"type": "image"}] and len(conv) == 2
+    images = p.request.conversation.images
+    assert len(images) == 1 and images[0].size == (30, 20)
     assert p.params.max_tokens == 12 and p.params.temperature == 0.5 and p.params.stop == ("END",)
     assert p.params.n == 2 and not p.stream
 
@@ -39,8 +40,10 @@ def test_multi_turn_and_defaults() -> None:
     msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
             {"role": "user", "content": [{"type": "text", "text": "c"}]}]
     p = parse_chat_request({"messages": msgs}, "m", Limits(default_max_tokens=7))
-    assert [m["role"] for m in p.request.messages()] == ["user", "assistant", "user"]
-    assert p.request.text == "c" and p.params.max_tokens == 7 and p.params.temperature == 0.0
+    conv = p.request.conversation.chat_messages()
+    assert [m["role"] for m in conv] == ["user", "assistant", "user"]
+    assert conv[-1]["content"] == [{"type": "text", "text": "c"}]
+    assert p.params.max_tokens == 7 and p.params.temperature == 0.0
     assert parse_chat_request({"messages": msgs, "max_completion_tokens": 3}, "m", Limits()).params.max_tokens == 3
 
 

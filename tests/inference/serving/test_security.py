@@ -35,10 +35,10 @@ def test_non_loopback_without_key_is_refused(host: str) -> None:
 def test_cli_refuses_non_loopback_without_key(capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DPPO_API_KEY", raising=False)
-    assert main(["--model", "ckpt", "--host", "0.0.0.0"]) == 2
+    assert main(["--model", "org/ckpt", "--host", "0.0.0.0"]) == 2
     assert "refusing" in capsys.readouterr().err
     monkeypatch.setenv("DPPO_API_KEY", KEY)
-    cfg, _ = config_from_args(["--model", "ckpt", "--host", "0.0.0.0"])
+    cfg, _ = config_from_args(["--model", "org/ckpt", "--host", "0.0.0.0"])
     assert cfg.api_key == KEY and repr(cfg).count(KEY) == 0  # never shown in repr/logs
 
 

@@ -12,6 +12,7 @@ import pytest
 from dppo_embodied.client import ChatClient, ClientConfig, build_messages
 from dppo_embodied.errors import ServerError
 from inference.serving.server import ServeConfig, ServerThread, build_batcher, create_app
+from tests.inference.serving.conftest import last_text
 
 pytestmark = pytest.mark.network
 IMG = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
@@ -96,7 +97,7 @@ def test_backend_failure_isolated_per_request() -> None:
         max_model_len, keep_pixels = None, None
 
         def generate(self, requests, params, deadlines):  # type: ignore[no-untyped-def]
-            if any(r.text == "boom" for r in requests):
+            if any(last_text(r) == "boom" for r in requests):
                 raise ValueError("cannot handle boom")
             return [[Completion("ok", "stop", 1)] for _ in requests]
 

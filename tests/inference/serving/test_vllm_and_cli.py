@@ -48,7 +48,7 @@ def test_missing_vllm_is_a_clear_error(capsys: pytest.CaptureFixture[str], monke
     with pytest.raises(VLLMNotInstalled, match="pip install vllm") as e:
         find_vllm()
     assert isinstance(e.value, DependencyNotInstalled)
-    assert main(["--model", "ckpt", "--backend", "vllm"]) == 1
+    assert main(["--model", "org/ckpt", "--backend", "vllm"]) == 1
     err = capsys.readouterr().err
     assert "vllm" in err and "--backend transformers" in err
 
@@ -56,9 +56,9 @@ def test_missing_vllm_is_a_clear_error(capsys: pytest.CaptureFixture[str], monke
 def test_cli_yaml_and_passthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DPPO_API_KEY", raising=False)
     p = tmp_path / "serve.yaml"
-    p.write_text("model: ckpt\nmax_batch_size: 2\nport: 9000\n")
+    p.write_text("model: org/ckpt\nmax_batch_size: 2\nport: 9000\n")
     cfg, verbose = config_from_args(["--config", str(p), "--port", "9001", "-v", "--", "--enforce-eager"])
-    assert (cfg.model, cfg.max_batch_size, cfg.port, verbose) == ("ckpt", 2, 9001, 1)
+    assert (cfg.model, cfg.max_batch_size, cfg.port, verbose) == ("org/ckpt", 2, 9001, 1)
     assert cfg.extra_args == ["--enforce-eager"] and cfg.api_key is None
     assert main([]) == 2
 
@@ -70,7 +70,7 @@ def test_busy_port_fails_before_loading(capsys: pytest.CaptureFixture[str]) -> N
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        assert main(["--model", "does/not/matter", "--port", str(port)]) == 1
+        assert main(["--model", "org/model", "--port", str(port)]) == 1
     assert "cannot bind" in capsys.readouterr().err
 
 

@@ -1,7 +1,8 @@
 """Region masks of the pointing benchmarks: one decoder for files, bytes, PIL images and arrays, with a cache.
 
 A mask is a read-only ``(H, W)`` uint8 array, 0 outside and 255 inside (soft values in between count
-proportionally in :func:`benchmarks.metrics.points_in_mask`). Re-exported by :mod:`benchmarks.metrics`.
+proportionally in :func:`dppo_embodied.metrics.points_in_mask`). Image masks are opened by the one image opener,
+:func:`dppo_embodied.images.load_image` (pixel budget, bomb guard), in their own mode.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from dppo_embodied.errors import MediaError
+from dppo_embodied.images import load_image
 
 
 def _mask_from_image(im: Any) -> np.ndarray:
@@ -36,19 +38,11 @@ def decode_mask(data: Any) -> np.ndarray:
     Raises:
         MediaError: the data is not a readable image.
     """
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
     if isinstance(data, np.ndarray):
         arr = data[..., 0] if data.ndim == 3 else data
         arr = arr.astype(np.uint8) * 255 if arr.dtype == bool else arr.astype(np.uint8, copy=False)
     elif isinstance(data, (bytes, bytearray)):
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                arr = _mask_from_image(im)
-        except (OSError, ValueError, UnidentifiedImageError) as e:
-            raise MediaError(f"cannot decode mask ({len(data)} bytes): {e}") from e
+        arr = _mask_from_image(load_image(bytes(data), mode=None))
     elif hasattr(data, "mode") and hasattr(data, "size"):
         arr = _mask_from_image(data)
     else:
@@ -62,16 +56,15 @@ def decode_mask(data: Any) -> np.ndarray:
 
 @lru_cache(maxsize=512)
 def _load_mask_cached(path: str, mtime_ns: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if path.endswith(".npy"):
+    if path.endswith(".npy"):
+        try:
             return decode_mask(np.load(path, allow_pickle=False))
-        with Image.open(path) as im:
-            arr = _mask_from_image(im)
-    except (OSError, ValueError, UnidentifiedImageError) as e:
+        except (OSError, ValueError) as e:
+            raise MediaError(f"cannot read mask {path}: {e}; expected a 2-D array (0 outside, 255 inside)") from e
+    try:
+        return decode_mask(_mask_from_image(load_image(path, mode=None)))
+    except MediaError as e:
         raise MediaError(f"cannot read mask {path}: {e}; expected a grayscale image (0 outside, 255 inside)") from e
-    return decode_mask(arr)
 
 
 def load_mask(path: str | os.PathLike[str]) -> np.ndarray:
