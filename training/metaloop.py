@@ -66,7 +66,7 @@ from training.algorithm.difficulty import (
     table_from_json,
     table_to_json,
 )
-from training.algorithm.evaluation import evaluate, heldout_episodes
+from training.algorithm.evaluation import evaluate, heldout_episodes, sampled_success
 from training.algorithm.rewards import SampleIndex
 from training.algorithm.rollout_engine import RolloutEngine
 from training.algorithm.sample_io import horizon_of, loadable, tokenizer_corpus
@@ -181,11 +181,13 @@ class Metaloop(CommittedRun):
         """Held-out (QA and closed-loop) and general replay through the benchmark runner, in process."""
         cfg, dc = self.cfg, self.cfg.data
         episodes = heldout_episodes(dc, cfg.grpo.max_completion_length)
+        sampled = self._sampled_eval(tag) if cfg.eval.sampled_k > 0 else None
         res = evaluate(self._engine().backend, self.model_dir, self.out / "data",
                        self.out / "eval" / tag.replace("/", "-"), tag=tag, seq=len(self.state.completed),
                        compute_s=self.state.compute_s, frames=dc.frames, max_new_tokens=cfg.eval.max_new_tokens,
                        episodes=episodes, with_general=bool(self._data()["general"]),
-                       step_prompt=dc.env_prompt, progress=self.progress, teacher_calls=self.state.teacher_calls)
+                       step_prompt=dc.env_prompt, progress=self.progress, teacher_calls=self.state.teacher_calls,
+                       sampled=sampled)
         held, gen = res["heldout"], res["general"]
         logger.info("eval %s: held-out %.1f (n=%d)%s", tag, held["overall"], held["n"],
                     f", general replay {gen['overall']:.1f}" if gen else "")
@@ -195,6 +197,22 @@ class Metaloop(CommittedRun):
                 "compute_s": self.state.compute_s}
 
     # ------------------------------------------------------------------ the run
+    def _sampled_eval(self, tag: str) -> dict[str, Any]:
+        """Held-out QA pass@1 averaged over ``eval.sampled_k`` sampled answers (the difficulty estimator's
+        rollouts; not counted as training compute)."""
+        ec = self.cfg.eval
+        qa = loadable([s for s in self._data()["heldout"] if not s.metadata.get("env_id")], self.loader)
+        engine = self._engine()
+        journal = self._journal(f"eval-{tag.replace('/', '-')}-sampled", temperature=ec.sampled_temperature,
+                                max_tokens=ec.max_new_tokens)
+        table = estimate_success_rates(qa, QARoller(engine, self.loader, ec.max_new_tokens, journal=journal),
+                                       ec.sampled_k, ec.sampled_temperature, progress=self.progress,
+                                       desc="sampled eval")
+        res = sampled_success(table, ec.sampled_k, ec.sampled_temperature)
+        logger.info("eval %s: held-out sampled pass@1 %.1f (k=%d, T=%.1f)", tag, res["overall"], ec.sampled_k,
+                    ec.sampled_temperature)
+        return res
+
     def run(self, until: str | None = None) -> dict[str, Any]:
         """Run (or resume) the whole metaloop; return the summary.
 

@@ -20,7 +20,7 @@ def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFi
     recipe.write_text("name: tiny\n")
     out = tmp_path / "cmp"
     args = ["--config", str(recipe), "--output-dir", str(out), "--no-progress", "--seeds", "2", "--axis", "teacher",
-            "--variants", "dppo,grpo_only,sft_only", *TINY_OVERRIDES]
+            "--variants", "dppo,grpo_only,sft_only", "--metric", "sampled", *TINY_OVERRIDES, "eval.sampled_k=2"]
     assert main(args) == 0
     assert "| dppo-sft_only |" in capsys.readouterr().out
     res = read_json(out / "compare.json")
@@ -33,13 +33,21 @@ def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFi
         assert v["final_mean"] == pytest.approx(m) and v["final_ci95"] == pytest.approx(ci)
         for s in ("0", "1"):  # every run starts from its seed's shared base and ends on its summary's number
             summary = read_json(out / f"seed{s}" / name / "summary.json")
-            assert summary["final"]["overall"] == v["per_seed"][s]
-            base = read_evals(out / f"seed{s}" / "base")[0]["heldout"]["overall"]
-            assert summary["curve"][0]["overall"] == base
+            # primary: pass@1 over k sampled answers; greedy rides along as the secondary metric
+            assert summary["sampled"]["final"] == v["per_seed"][s] and summary["sampled"]["k"] == 2
+            assert summary["final"]["overall"] == v["greedy"]["per_seed"][s]
+            assert 0 <= summary["sampled"]["final"] <= 100
+            (base,) = read_evals(out / f"seed{s}" / "base")
+            assert summary["curve"][0]["overall"] == base["heldout"]["overall"]
+            assert summary["curve"][0]["sampled"] == base["heldout_sampled"]["overall"]
     for key in ("dppo-grpo_only", "dppo-sft_only"):
         p = res["paired"][key]
         want = paired_difference(res["variants"]["dppo"]["per_seed"], res["variants"][key[5:]]["per_seed"])
         assert p["mean"] == pytest.approx(want["mean"]) and p["ci95"] == pytest.approx(want["ci95"])
+        g = res["paired_greedy"][key]
+        want = paired_difference(res["variants"]["dppo"]["greedy"]["per_seed"],
+                                 res["variants"][key[5:]]["greedy"]["per_seed"])
+        assert g["mean"] == pytest.approx(want["mean"])
     # budgets: the baselines got DPPO's teacher calls of their seed, and never spent more
     for s in ("0", "1"):
         b = res["budgets"][s]["teacher_calls"]
@@ -52,7 +60,7 @@ def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFi
     assert "build_tiny: null" in cfg1 and "seed0/base" in read_json(out / "seed1" / "base" / "state.json")[
         "model_path"]
     assert (out / "compare.png").stat().st_size > 1000
-    assert (out / "compare.md").read_text().count("| dppo-") == 2
+    assert (out / "compare.md").read_text().count("| dppo-") == 4  # sampled (primary) and greedy differences
     # a finished comparison refuses to restart; --resume returns the same numbers without training again
     assert main(args) == 1
     assert main([*args, "--resume"]) == 0

@@ -116,7 +116,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,
              frames: int, max_new_tokens: int, episodes: EpisodeSettings | None = None,
              with_general: bool = True, step_prompt: str | None = None, progress: bool = False,
-             teacher_calls: int = 0) -> dict[str, Any]:
+             teacher_calls: int = 0, sampled: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one evaluation into ``out`` (``<run>/eval/<tag>``) and return its ``"metaloop"`` figures (every rank).
 
     Args:
@@ -134,6 +134,7 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
         step_prompt: the closed-loop step prompt style of the policy.
         progress: progress bars.
         teacher_calls: teacher calls spent so far (the ablation's second budget axis, docs/ablation.md).
+        sampled: held-out sampled success (:func:`sampled_success`), recorded beside the greedy figures.
     """
     from training.runs.distributed import broadcast, is_main
 
@@ -155,8 +156,17 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
         held = summarize(records[HELDOUT_QA] + records.get(HELDOUT_EPISODES, []))
         general = summarize(records[GENERAL]) if with_general else None
         figures = {"tag": tag, "seq": seq, "compute_s": compute_s, "teacher_calls": teacher_calls, "heldout": held,
-                   "general": general}
+                   "general": general, **({"heldout_sampled": sampled} if sampled else {})}
         data = load_results(out)
         data["metaloop"] = figures
         save_results(out, data)
     return broadcast(figures)
+
+
+def sampled_success(table: dict[str, Any], k: int, temperature: float) -> dict[str, Any]:
+    """Held-out sampled success from an SR table of the held-out questions (``k`` answers each at ``temperature``):
+    ``overall`` = pass@1 averaged over the answers and questions, on the 0-100 scale, with ``n``, ``k`` and the
+    temperature."""
+    srs = [float(r.sr) for r in table.values()]
+    overall = round(100.0 * sum(srs) / len(srs), 2) if srs else 0.0
+    return {"overall": overall, "n": len(srs), "k": k, "temperature": temperature}

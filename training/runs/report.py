@@ -154,6 +154,7 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
     tags = [e["tag"] for e in evals]
     curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
               "teacher_calls": by_tag[t].get("teacher_calls", 0),
+              "sampled": (by_tag[t].get("heldout_sampled") or {}).get("overall"),
               "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
     base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
     summary = {"scale": "0-100", "base": flat(base), "final": flat(final), "n_heldout": final["n"],
@@ -161,6 +162,9 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
                "compute_s": run["compute_s"], "teacher_calls": run.get("teacher_calls", 0), "curve": curve,
                "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]},
                "checkpoint": run.get("checkpoint")}
+    if curve[-1]["sampled"] is not None:  # held-out pass@1 over sampled answers (eval.sampled_k)
+        summary["sampled"] = {"base": curve[0]["sampled"], "final": curve[-1]["sampled"],
+                              "k": by_tag[tags[-1]]["heldout_sampled"]["k"]}
     sessions = list(run.get("sessions") or [])
     started = datetime.fromisoformat(sessions[0]["started"]).timestamp() if sessions else None
     summary["provenance"] = {**environment(), **(timing(started) if started is not None else {}),

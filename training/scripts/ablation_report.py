@@ -19,22 +19,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dppo_embodied.errors import TrainingError
 from training.runs.state import read_json
 from training.scripts.ablation_stats import ci_excludes_zero, mean_ci95, paired_difference, summarize_variant
 
 
-def run_result(run: Path) -> dict[str, Any]:
-    """One run's numbers: final success, budgets spent, general replay, RL-phase facts, the curve."""
+def run_result(run: Path, metric: str = "greedy") -> dict[str, Any]:
+    """One run's numbers: final success (``metric``: ``greedy`` or ``sampled``; the greedy figures always ride
+    along as ``final_greedy``), budgets spent, general replay, RL-phase facts, the curve."""
     s = read_json(run / "summary.json")
     if s is None:
         raise FileNotFoundError(f"{run}/summary.json")
     state = read_json(run / "state.json", {}) or {}
     rl = [v for k, v in state.get("values", {}).items() if k.endswith("/rl")]
     evals = {k: v for k, v in state.get("values", {}).items() if k.endswith("/eval") or k.endswith("/eval_rl")}
+    sampled = s.get("sampled")
+    curve = s["curve"]
+    if metric == "sampled":  # the primary metric of docs/ablation.md: held-out pass@1 over sampled answers
+        if not sampled:
+            raise TrainingError(f"{run}/summary.json has no sampled success; run with eval.sampled_k > 0 or "
+                                "compare with --metric greedy")
+        curve = [{**p, "overall": p["sampled"], "greedy": p["overall"]} for p in curve]
+    final, base = (sampled["final"], sampled["base"]) if metric == "sampled" and sampled else \
+        (s["final"]["overall"], s["base"]["overall"])
     return {
-        "final": s["final"]["overall"], "base": s["base"]["overall"], "compute_s": s["compute_s"],
+        "final": final, "base": base, "final_greedy": s["final"]["overall"], "base_greedy": s["base"]["overall"],
+        "compute_s": s["compute_s"],
         "teacher_calls": s.get("teacher_calls", 0), "general": s["general_replay"]["final"],
-        "general_base": s["general_replay"]["base"], "curve": s["curve"], "loops": s["loops_done"],
+        "general_base": s["general_replay"]["base"], "curve": curve, "loops": s["loops_done"],
         "final_by_capability": {k: v for k, v in s["final"].items() if k != "overall"},
         "rl_phases": len(rl), "rl_stopped_early": sum(bool(v.get("stopped_early")) for v in rl),
         "frac_reward_zero_std": [v.get("frac_reward_zero_std") for v in rl], "evals": len(evals),
@@ -42,9 +54,10 @@ def run_result(run: Path) -> dict[str, Any]:
 
 
 def collect(out: Path, seeds: Sequence[int], names: Sequence[str], axis: str, preset: str | None,
-            wall_s: float | None = None) -> dict[str, Any]:
-    """Assemble ``compare.json`` from the finished runs under ``out``."""
-    results = {n: {s: run_result(out / f"seed{s}" / n) for s in seeds} for n in names}
+            wall_s: float | None = None, metric: str = "greedy") -> dict[str, Any]:
+    """Assemble ``compare.json`` from the finished runs under ``out`` (``final_*`` and ``paired`` on ``metric``;
+    with ``sampled`` the greedy figures are reported beside them as ``greedy`` and ``paired_greedy``)."""
+    results = {n: {s: run_result(out / f"seed{s}" / n, metric) for s in seeds} for n in names}
     variants: dict[str, Any] = {}
     for n in names:
         per = results[n]
@@ -55,13 +68,22 @@ def collect(out: Path, seeds: Sequence[int], names: Sequence[str], axis: str, pr
                    "stopped_early": sum(r["rl_stopped_early"] for r in per.values()),
                    "frac_reward_zero_std": _mean([z for r in per.values() for z in r["frac_reward_zero_std"]])}
         v["curves"] = {s: r["curve"] for s, r in per.items()}
+        if metric != "greedy":
+            g = summarize_variant({s: {"final": r["final_greedy"]} for s, r in per.items()})
+            v["greedy"] = {"final_mean": g["final_mean"], "final_ci95": g["final_ci95"], "per_seed": g["per_seed"],
+                           "base_mean": sum(r["base_greedy"] for r in per.values()) / len(per)}
         variants[n] = v
     paired = {f"dppo-{n}": paired_difference(variants["dppo"]["per_seed"], variants[n]["per_seed"])
               for n in names if n != "dppo"}
     budgets = {s: {"compute_s": results["dppo"][s]["compute_s"], "teacher_calls": results["dppo"][s]["teacher_calls"]}
                for s in seeds}
-    return {"axis": axis, "preset": preset, "seeds": list(seeds), "variants_order": list(names),
-            "variants": variants, "paired": paired, "budgets": budgets, "wall_s": wall_s}
+    res = {"axis": axis, "preset": preset, "metric": metric, "seeds": list(seeds), "variants_order": list(names),
+           "variants": variants, "paired": paired, "budgets": budgets, "wall_s": wall_s}
+    if metric != "greedy":
+        res["paired_greedy"] = {f"dppo-{n}": paired_difference(variants["dppo"]["greedy"]["per_seed"],
+                                                               variants[n]["greedy"]["per_seed"])
+                                for n in names if n != "dppo"}
+    return res
 
 
 def _mean(xs: Sequence[float | None]) -> float | None:
@@ -70,32 +92,45 @@ def _mean(xs: Sequence[float | None]) -> float | None:
 
 
 def _ci(ci: Sequence[float] | None) -> str:
-    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "n/a (1 seed)"
+    return f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "n/a (1 seed)"
+
+
+def _paired_rows(paired: dict[str, Any]) -> list[str]:
+    rows = []
+    for key, p in paired.items():
+        per = ", ".join(f"{x:+.1f}" for x in p["per_seed"].values())
+        rows.append(f"| {key} | {p['mean']:+.1f} | {_ci(p['ci95'])} | {per} | "
+                    f"{'yes' if ci_excludes_zero(p['ci95']) else 'no'} |")
+    return rows
 
 
 def markdown(res: dict[str, Any]) -> str:
     """compare.md: the per-variant table and the paired differences."""
     n = len(res["seeds"])
     preset = f" (preset {res['preset']})" if res["preset"] else ""
-    lines = [f"Comparison on the **{res['axis']}** axis{preset}, {n} seed(s) {res['seeds']}; held-out success after "
+    what = ("held-out pass@1 over sampled answers" if res.get("metric") == "sampled" else
+            "held-out greedy success")
+    lines = [f"Comparison on the **{res['axis']}** axis{preset}, {n} seed(s) {res['seeds']}; {what} (0-100) after "
              "the last phase, mean over seeds with the 95 % t-interval.", "",
              "| variant | final | 95 % CI | per seed | compute (CPU s) | teacher calls | general replay | RL stops |",
              "|---|---:|---|---|---:|---:|---:|---:|"]
     for name in res["variants_order"]:
         v = res["variants"][name]
         ci = v["final_ci95"]
-        ci_s = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "n/a"
-        per = ", ".join(f"{x:.3f}" for x in v["per_seed"].values())
-        gen = f"{v['general_mean']:.3f}" if v.get("general_mean") is not None else "-"
+        ci_s = f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "n/a"
+        per = ", ".join(f"{x:.1f}" for x in v["per_seed"].values())
+        gen = f"{v['general_mean']:.1f}" if v.get("general_mean") is not None else "-"
         stops = f"{v['rl']['stopped_early']}/{v['rl']['phases']}" if v["rl"]["phases"] else "-"
-        lines.append(f"| {name} | {v['final_mean']:.3f} | {ci_s} | {per} | {v['compute_s']:.0f} | "
+        lines.append(f"| {name} | {v['final_mean']:.1f} | {ci_s} | {per} | {v['compute_s']:.0f} | "
                      f"{v['teacher_calls']:.0f} | {gen} | {stops} |")
     lines += ["", "Paired differences (same seed: same data, base and held-out set):", "",
               "| difference | mean | 95 % CI | per seed | CI above 0 |", "|---|---:|---|---|---|"]
-    for key, p in res["paired"].items():
-        per = ", ".join(f"{x:+.3f}" for x in p["per_seed"].values())
-        lines.append(f"| {key} | {p['mean']:+.3f} | {_ci(p['ci95'])} | {per} | "
-                     f"{'yes' if ci_excludes_zero(p['ci95']) else 'no'} |")
+    lines += _paired_rows(res["paired"])
+    if res.get("paired_greedy"):
+        lines += ["", "Secondary metric, held-out greedy success (0-100): "
+                  + ", ".join(f"{k} {v['greedy']['final_mean']:.1f}" for k, v in res["variants"].items()) + ".", "",
+                  "| difference (greedy) | mean | 95 % CI | per seed | CI above 0 |", "|---|---:|---|---|---|"]
+        lines += _paired_rows(res["paired_greedy"])
     if res.get("wall_s"):
         lines += ["", f"Wall time of the whole comparison: {res['wall_s'] / 60:.1f} min."]
     return "\n".join(lines) + "\n"

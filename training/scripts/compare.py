@@ -44,6 +44,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="; ".join(f"{k}: {v.help}" for k, v in PRESETS.items()))
     p.add_argument("--variants", default=None,
                    help=f"comma-separated subset ({', '.join(VARIANTS)}; dppo always runs first)")
+    p.add_argument("--metric", choices=("greedy", "sampled"), default="greedy",
+                   help="the success compared: greedy, or pass@1 over sampled answers (needs eval.sampled_k > 0; "
+                        "greedy is then reported beside it)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses, one thread each)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -56,7 +59,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, preset: str | None = None,
             variants: list[str] | None = None, overrides: list[str] | None = None, jobs: int = 1,
-            resume: bool = False, progress: bool = True, dry_run: bool = False) -> dict[str, Any]:
+            resume: bool = False, progress: bool = True, dry_run: bool = False,
+            metric: str = "greedy") -> dict[str, Any]:
     """Run (or resume) the comparison and return ``compare.json``'s content (the plan with ``dry_run``)."""
     from dppo_embodied.io import atomic_write_json, atomic_write_text
     from training.metaloop_config import load_metaloop_config
@@ -70,7 +74,9 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
     for v in chosen:  # every variant's overrides must load too
         load_metaloop_config(config, [*overrides, *v.overrides], str(out / "plan"))
     plan_file = out / "compare_plan.json"
-    plan = {"config": str(config), "seeds": seeds, "axis": axis, "preset": preset,
+    if metric == "sampled" and cfg.eval.sampled_k < 1:
+        raise DppoError("--metric sampled needs eval.sampled_k >= 1 in the recipe (answers sampled per question)")
+    plan = {"config": str(config), "seeds": seeds, "axis": axis, "preset": preset, "metric": metric,
             "variants": [v.name for v in chosen], "overrides": overrides, "jobs": jobs}
     if dry_run:
         return {"plan": plan, "variants": {v.name: {"overrides": list(v.overrides), "matching": v.matching,
@@ -91,7 +97,8 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
     ablation.schedule(config, tasks, overrides, jobs, progress,
                       prepare=ablation.make_preparer(out, seeds, by_name, axis, cfg))
     # wall time of this invocation (a resumed comparison reports the part it ran)
-    res = ablation_report.collect(out, seeds, [v.name for v in chosen], axis, preset, wall_s=time.time() - t0)
+    res = ablation_report.collect(out, seeds, [v.name for v in chosen], axis, preset, wall_s=time.time() - t0,
+                                 metric=metric)
     atomic_write_json(out / "compare.json", res)
     atomic_write_text(out / "compare.md", ablation_report.markdown(res))
     ablation_report.plot(out / "compare.png", res)
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     try:
         res = compare(args.config, Path(args.output_dir), seeds, args.axis, args.preset, names, args.overrides,
-                      args.jobs, args.resume, not args.no_progress, args.dry_run)
+                      args.jobs, args.resume, not args.no_progress, args.dry_run, args.metric)
     except DppoError as e:
         print(f"dppo train compare: {e}", file=sys.stderr)
         return 1
