@@ -82,8 +82,9 @@ def run_task(config: str, task: Task, extra: list[str], progress: bool, jobs: in
         return None
     task.folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    # a variant resumes from its base's copied config.yaml and applies its own overrides (--override-config)
     cmd = [sys.executable, "-m", "training.scripts.run", "--config", config, "--output-dir", str(task.folder),
-           "--resume", "--no-progress", *overrides, "threads=1"]
+           "--resume", "--override-config", "--no-progress", *overrides, "threads=1"]
     if task.until:  # a base: stop after its evaluation; the first one (pre-training) runs alone, so it gets every core
         env["OMP_NUM_THREADS"] = str(jobs)
         cmd = [sys.executable, "-m", "training.scripts.ablation", config, str(task.folder), *overrides,
@@ -184,7 +185,8 @@ def make_preparer(out: Path, seeds: list[int], variants: dict[str, Variant], axi
             return
         extra = budget_overrides(variants[name], axis, cfg, *budgets_of(out / seed_name / "dppo")) \
             if name != "dppo" else []
-        task.overrides = [*task.overrides, *seed_overrides(s), *extra]
+        # the base's own overrides too: a variant resumes its base's config.yaml with --override-config
+        task.overrides = [*task.overrides, *base_overrides(out / f"seed{first}" / "base", s, first), *extra]
         atomic_write_json(task.folder.parent / f"{name}.overrides.json", {"overrides": task.overrides})
 
     return prepare
