@@ -95,3 +95,25 @@ def test_presets_and_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert plan["plan"]["variants"] == ["dppo", "teacher_noisy", "teacher_weak", "sft_only_weak"]
     assert not (tmp_path / "x" / "compare_plan.json").exists() and "estimated_time" in plan
     assert main(["--config", str(recipe), "--variants", "dppo,nope", "--dry-run", *TINY_OVERRIDES]) == 1
+
+
+def test_subprocess_variants_carry_their_bases_overrides(tmp_path: Path) -> None:
+    """A ``--jobs 2`` variant resumes its base's config.yaml with --override-config: a non-first seed's variant must
+    repeat its base's overrides (the shared pre-trained model, no pre-training), or resuming would undo them."""
+    from dppo_embodied.io import atomic_write_json
+    from training.metaloop_config import load_metaloop_config
+    from training.scripts.ablation import Task, make_preparer
+    from training.scripts.ablation_presets import resolve
+
+    out = tmp_path / "cmp"
+    (out / "seed0" / "base" / "base_model").mkdir(parents=True)
+    atomic_write_json(out / "seed0" / "base" / "state.json", {"model_path": "base_model"})  # run-relative
+    variants = {v.name: v for v in resolve(None, ["dppo", "sft_only"])[0]}
+    prepare = make_preparer(out, [0, 1], variants, "teacher", load_metaloop_config(None, []))
+    first, other = Task("seed0/dppo", out / "seed0" / "dppo", []), Task("seed1/dppo", out / "seed1" / "dppo", [])
+    prepare(first)
+    prepare(other)
+    model = f"model.path={(out / 'seed0' / 'base' / 'base_model').resolve()}"
+    assert model in other.overrides and "pretrain.steps=0" in other.overrides and "seed=1" in other.overrides
+    assert not any(o.startswith("model.path") for o in first.overrides) and "seed=0" in first.overrides
+    assert other.overrides == read_json(out / "seed1" / "dppo.overrides.json")["overrides"]
