@@ -23,10 +23,10 @@ Algorithm (one run; K loops, each RL then SFT, [TR] "RL-Refine -> Diagnose -> SF
       7 eval     held-out per capability and general replay (forgetting)
     final        summary.json, summary.md (before/after table), curve.png
 
-The steps of a run are planned once (:func:`training.plan.plan`): the ablation modes ``grpo_only`` / ``sft_only``
-drop the SFT / RL phases there. Every step commits its artifacts atomically and is then recorded in ``state.json``
-(:mod:`training.runs.committed_run`): after a crash or ``kill -9``, ``--resume`` restarts at the first unfinished
-step from the last committed checkpoint.
+The steps of a run are planned once (:func:`training.plan.plan`): the ablation modes (``grpo_only``, ``sft_only``,
+``sft_then_rl``, ``sft_pool``) change the steps there. Every step commits its artifacts atomically and is then
+recorded in ``state.json`` (:mod:`training.runs.committed_run`): after a crash or ``kill -9``, ``--resume``
+restarts at the first unfinished step from the last committed checkpoint.
 
 Every generation outside the GRPO trainer (difficulty, diagnosis, evaluation, closed-loop episodes, the RL phase's
 episode rows) runs on the rollout engine (``rollout:``, :mod:`training.algorithm.rollout_engine`): in process
@@ -66,7 +66,7 @@ from training.algorithm.difficulty import (
     table_from_json,
     table_to_json,
 )
-from training.algorithm.evaluation import evaluate, heldout_episodes
+from training.algorithm.evaluation import evaluate, heldout_episodes, sampled_success
 from training.algorithm.rewards import SampleIndex
 from training.algorithm.rollout_engine import RolloutEngine
 from training.algorithm.sample_io import horizon_of, loadable, tokenizer_corpus
@@ -170,8 +170,10 @@ class Metaloop(CommittedRun):
                 from training.algorithm.env_rollouts import episode_samples
 
                 d["train"] += episode_samples(self.cfg.data.env_tasks, self.cfg.data.env_seeds, self.cfg.data.seed)
+                offset = data_sources.VALIDATION_SEED_OFFSET if self.cfg.data.eval_split == "validation" else \
+                    data_sources.HELDOUT_SEED_OFFSET
                 d["heldout"] += episode_samples(self.cfg.data.env_tasks, self.cfg.data.env_heldout_seeds,
-                                                self.cfg.data.seed + data_sources.HELDOUT_SEED_OFFSET)
+                                                self.cfg.data.seed + offset)
             self._data_cache = d
         return self._data_cache
 
@@ -179,11 +181,13 @@ class Metaloop(CommittedRun):
         """Held-out (QA and closed-loop) and general replay through the benchmark runner, in process."""
         cfg, dc = self.cfg, self.cfg.data
         episodes = heldout_episodes(dc, cfg.grpo.max_completion_length)
+        sampled = self._sampled_eval(tag) if cfg.eval.sampled_k > 0 else None
         res = evaluate(self._engine().backend, self.model_dir, self.out / "data",
                        self.out / "eval" / tag.replace("/", "-"), tag=tag, seq=len(self.state.completed),
                        compute_s=self.state.compute_s, frames=dc.frames, max_new_tokens=cfg.eval.max_new_tokens,
                        episodes=episodes, with_general=bool(self._data()["general"]),
-                       step_prompt=dc.env_prompt, progress=self.progress)
+                       step_prompt=dc.env_prompt, progress=self.progress, teacher_calls=self.state.teacher_calls,
+                       sampled=sampled)
         held, gen = res["heldout"], res["general"]
         logger.info("eval %s: held-out %.1f (n=%d)%s", tag, held["overall"], held["n"],
                     f", general replay {gen['overall']:.1f}" if gen else "")
@@ -193,6 +197,22 @@ class Metaloop(CommittedRun):
                 "compute_s": self.state.compute_s}
 
     # ------------------------------------------------------------------ the run
+    def _sampled_eval(self, tag: str) -> dict[str, Any]:
+        """Held-out QA pass@1 averaged over ``eval.sampled_k`` sampled answers (the difficulty estimator's
+        rollouts; not counted as training compute)."""
+        ec = self.cfg.eval
+        qa = loadable([s for s in self._data()["heldout"] if not s.metadata.get("env_id")], self.loader)
+        engine = self._engine()
+        journal = self._journal(f"eval-{tag.replace('/', '-')}-sampled", temperature=ec.sampled_temperature,
+                                max_tokens=ec.max_new_tokens)
+        table = estimate_success_rates(qa, QARoller(engine, self.loader, ec.max_new_tokens, journal=journal),
+                                       ec.sampled_k, ec.sampled_temperature, progress=self.progress,
+                                       desc="sampled eval")
+        res = sampled_success(table, ec.sampled_k, ec.sampled_temperature)
+        logger.info("eval %s: held-out sampled pass@1 %.1f (k=%d, T=%.1f)", tag, res["overall"], ec.sampled_k,
+                    ec.sampled_temperature)
+        return res
+
     def run(self, until: str | None = None) -> dict[str, Any]:
         """Run (or resume) the whole metaloop; return the summary.
 
@@ -218,8 +238,9 @@ class Metaloop(CommittedRun):
             "difficulty": lambda s: self._difficulty(s.loop),    # 1-3: horizon, SR, buffer
             "rl": lambda s: self._rl(s.loop),                    # 4: GRPO + stop rule
             "diagnosis": lambda s: self._diagnosis(s.loop),      # 5: failures, weaknesses
-            "sft": lambda s: self._sft(s.loop),                  # 6: D_weak ∪ D_assoc ∪ D_gen
-            "sft_pool": lambda s: self._sft(s.loop, diagnosed=False),  # sft_only: the pool + replay
+            "sft": lambda s: self._sft(s.loop, "diagnosed"),     # 6: D_weak ∪ D_assoc ∪ D_gen
+            "sft_random": lambda s: self._sft(s.loop, "random"),  # sft_only / sft_then_rl: random teacher targets
+            "sft_pool": lambda s: self._sft(s.loop, "pool"),      # sft_pool: the whole labelled pool + replay
         }
         loop = 0
         try:
@@ -244,10 +265,8 @@ class Metaloop(CommittedRun):
         paths = data_sources.prepare_data(cfg.data, self.out / "data", progress=self.progress) if is_main() else {}
         barrier()
         if cfg.pretrain.steps > 0 and is_main():
-            pre = data_sources.generate(
-                cfg.data.generator if cfg.data.generator and ":" in cfg.data.generator else cfg.data.general_suite,
-                suite=cfg.data.general_suite, n=cfg.pretrain.n_samples, seed=cfg.data.seed + 13,
-                out_dir=self.out / "data" / "pretrain", image_size=cfg.data.image_size)
+            pre = data_sources.pretrain_data(cfg.data, cfg.pretrain.n_samples, cfg.pretrain.task_share,
+                                             self.out / "data")
             write_samples(pre, self.out / "data" / "pretrain.jsonl")
         barrier()
         if cfg.model.build_tiny:
@@ -347,10 +366,15 @@ class Metaloop(CommittedRun):
                                            max_new_tokens=cfg.grpo.max_completion_length, pool=pool,
                                            style=self.style)]
         self._load_model()
+        dyn: dict[str, Any] = {}
+        if cfg.grpo.dynamic_sampling.enabled:  # refills come from the QA candidates left out of the buffer
+            taken = set(buf.rl)
+            dyn = {"reserve": [s for s in self._candidates(k) if s.id not in taken and not s.metadata.get("env_id")],
+                   "sampling": cfg.sampling, "policy": self._policy()}
         res = run_grpo(self.model, self.processor, qa, cfg.grpo, initial, out_dir=self.out / "rl" / f"k{k}",
                        seed=cfg.seed + k, report_to=cfg.report_to, index=SampleIndex(data["train"]),
                        extra_rows=extra_rows, extra_rewards=extra_rewards, extra_tasks=extra_tasks,
-                       loader=self.loader, peft_config=self._peft(), budget_s=self._budget_left())
+                       loader=self.loader, peft_config=self._peft(), budget_s=self._budget_left(), **dyn)
         self.state.compute_s += res.compute_s
         self._checkpoint(f"k{k}-rl")
         if is_main():
@@ -360,7 +384,8 @@ class Metaloop(CommittedRun):
                                      "ts": [r["ts"] for r in res.reports]})
         return {"steps": res.steps, "stopped_early": res.stopped_early, "seconds": res.compute_s,
                 "frac_reward_zero_std": zero_std_fraction(res.log_history),
-                "final_ts": res.reports[-1]["ts"] if res.reports else None, "skipped_media": res.skipped}
+                "final_ts": res.reports[-1]["ts"] if res.reports else None, "skipped_media": res.skipped,
+                "dynamic_sampling": res.dynamic_sampling}
 
     def _diagnosis(self, k: int) -> dict[str, Any]:
         dc = self.cfg.difficulty
@@ -371,7 +396,7 @@ class Metaloop(CommittedRun):
         journal = self._journal(f"k{k}-diagnosis", temperature=dc.temperature, max_tokens=dc.max_new_tokens)
         with ComputeClock() as clock:
             d = diagnose(targets, QARoller(engine, self.loader, dc.max_new_tokens, journal=journal), dc.rollouts,
-                         dc.temperature, failure_sr=0.5, episode_roller=self._episode_roller(journal),
+                         dc.temperature, failure_sr=dc.failure_sr, episode_roller=self._episode_roller(journal),
                          progress=self.progress)
         self.state.compute_s += clock.seconds
         if is_main():
@@ -379,30 +404,22 @@ class Metaloop(CommittedRun):
         return {"failures": len(d.failures), "diagnosed": len(targets), "weak_capabilities": d.weak_capabilities,
                 "seconds": clock.seconds, "engine": self.engine.kind, **d.rollout_failures}
 
-    def _sft(self, k: int, diagnosed: bool = True) -> dict[str, Any]:
+    def _sft(self, k: int, source: str) -> dict[str, Any]:
+        """SFT on ``diagnosed`` failures (dppo), ``random`` teacher targets (sft_only, sft_then_rl) or the whole
+        labelled ``pool`` (sft_pool); every target is paid through the teacher ledger (docs/ablation.md)."""
+        from training.algorithm.sft_sources import dppo_sources, ledger_path, pool_sources, random_sources
+        from training.algorithm.teacher_budget import TeacherLedger
+
         cfg, sc = self.cfg, self.cfg.sft
         data = self._data()
         pool = [s for s in self._candidates(k) if not s.metadata.get("env_id")]
+        episodes = [s for s in data["train"] if s.metadata.get("env_id")]
         rng = random.Random(cfg.seed + 100 * k)
-        weak_items: list[tuple[EmbodiedSample, str]] = []
+        ledger = TeacherLedger.from_json(read_json(ledger_path(self.out), {}), budget=cfg.teacher.budget)
         synth: list[EmbodiedSample] = []
-        if diagnosed:
+        if source == "diagnosed":
             d = Diagnosis.from_json(read_json(self.out / "reports" / f"weakness_k{k}.json", {}))
-            by_id = {s.id: s for s in pool}
-            failures = [by_id[i] for i in d.failures if i in by_id]
-            # one process asks the teacher (a remote server must not get every request once per rank)
-            outputs = make_teacher(cfg.teacher, self.loader).fill(failures) if is_main() else None
-            outputs = broadcast(outputs)
-            weak_items = [(by_id[o.sample_id], o.target) for o in outputs if o.target]
-            ep_failures = [s for s in self._data()["train"] if s.id in set(d.failures) and s.metadata.get("env_id")]
-            if ep_failures:  # closed-loop failures: verified oracle demonstrations, step by step
-                from training.algorithm.env_rollouts import oracle_demos
-
-                weak_items += oracle_demos(ep_failures, cfg.data.env_max_steps, cfg.data.env_oracle,
-                                           style=self.style)
-            weak_caps = set(d.weak_capabilities)
-            failed = set(d.failures)
-            assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed]
+            failed, weak_caps = set(d.failures), set(d.weak_capabilities)
             if sc.synthesize_assoc and weak_caps and is_main():
                 synth = data_sources.synthesize(cfg.data, sorted(weak_caps), sc.synthesize_n, k,
                                                 self.out / "data" / f"synth_k{k}")
@@ -410,34 +427,43 @@ class Metaloop(CommittedRun):
             barrier()
             if sc.synthesize_assoc and weak_caps and (self.out / "data" / f"synth_k{k}.jsonl").is_file():
                 synth = load_samples(self.out / "data" / f"synth_k{k}.jsonl")[0]
-            assoc = assoc + synth
-            n_verified = len(weak_items)
-        else:  # sft_only: plain SFT on the candidate pool (and oracle demonstrations of every episode) + replay
-            assoc = list(pool)
-            episodes = [s for s in self._data()["train"] if s.metadata.get("env_id")]
-            if episodes:
-                from training.algorithm.env_rollouts import oracle_demos
-
-                weak_items = oracle_demos(episodes, cfg.data.env_max_steps, cfg.data.env_oracle, style=self.style)
-            n_verified = 0
-        items = mix(weak_items, loadable(assoc, self.loader), loadable(data["general"], self.loader), sc.ratios,
-                    sc.size, seed=rng.randrange(1 << 30), with_reasoning=cfg.teacher.with_reasoning)
+            assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
+            failures = [s for s in pool if s.id in failed]
+            ep_failures = [s for s in episodes if s.id in failed]
+        src = None
+        if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)
+            teacher = make_teacher(cfg.teacher, self.loader, seed=cfg.seed)
+            if source == "diagnosed":
+                src = dppo_sources(cfg.data, cfg.teacher, sc.weak_max, sc.assoc_max, failures, ep_failures, assoc,
+                                   teacher, ledger, self.loader, rng.randrange(1 << 30), sr=d.sr)
+            elif source == "pool":
+                src = pool_sources(cfg.data, cfg.teacher, pool, episodes, ledger, self.loader)
+            else:
+                src = random_sources(cfg.data, cfg.teacher, pool, episodes, teacher, ledger, self.loader,
+                                     rng.randrange(1 << 30), sc.teacher_samples)
+        src, ledger = broadcast((src, ledger))
+        # teacher targets carry reasoning when the teacher gives it; general replay keeps its own (answer) format
+        items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
+                    seed=rng.randrange(1 << 30))
         self._load_model()
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "sft" / f"k{k}", max_steps=sc.max_steps,
                       learning_rate=sc.learning_rate, batch_size=sc.batch_size, warmup_steps=sc.warmup_steps,
                       seed=cfg.seed + k, report_to=cfg.report_to, trainer_overrides=sc.trainer, loader=self.loader,
                       peft_config=self._peft(), budget_s=self._budget_left(), lr_scheduler=sc.lr_scheduler)
         self.state.compute_s += res.compute_s
+        self.state.teacher_calls = ledger.spent
+        if is_main():
+            atomic_write_json(ledger_path(self.out), ledger.to_json())
         self._checkpoint(f"k{k}-sft")
-        return {"steps": res.steps, "rows": res.rows, "d_weak": len(weak_items), "verified": n_verified,
-                "d_assoc": len(assoc), "synthesized": len(synth), "seconds": res.compute_s,
-                "skipped_media": res.skipped}
+        return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": len(synth),
+                "seconds": res.compute_s, "skipped_media": res.skipped}
 
     def _finish(self) -> dict[str, Any]:
         """summary.json, summary.md and curve.png from the committed evaluations (rank 0 writes)."""
         return report.summarize_run(self.out, self.cfg.name, {"mode": self.cfg.mode, "sampling": self.cfg.sampling,
                                                               "loops_done": self.state.loop,
                                                               "compute_s": self.state.compute_s,
+                                                              "teacher_calls": self.state.teacher_calls,
                                                               "checkpoint": self.state.model_path,
                                                               "sessions": self.state.sessions},
                                     write=is_main())

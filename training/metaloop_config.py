@@ -38,7 +38,7 @@ __all__ = [
     "StagnationSettings", "TeacherSettings", "load_metaloop_config",
 ]
 
-Mode = Literal["dppo", "grpo_only", "sft_only"]
+Mode = Literal["dppo", "grpo_only", "sft_only", "sft_then_rl", "sft_pool"]
 Sampling = Literal["difficulty", "random"]
 
 
@@ -103,7 +103,9 @@ class MetaloopConfig:
     Attributes:
         name: run name.
         output_dir: run folder (state, checkpoints, SR tables, buffers, reports, TensorBoard logs).
-        mode: ``dppo`` (RL -> diagnose -> SFT), ``grpo_only`` or ``sft_only`` (ablations).
+        mode: ``dppo`` (RL -> diagnose -> SFT), or an ablation: ``grpo_only`` (RL only), ``sft_only`` (SFT on teacher
+            targets of random candidates, ``sft.teacher_samples`` per phase), ``sft_then_rl`` (one such SFT phase,
+            then RL), ``sft_pool`` (answer SFT on the whole pool; a reference outside the teacher budget).
         sampling: ``difficulty`` (DPPO buffer) or ``random`` (ablation: same buffer size, drawn at random).
         loops: K, metaloop iterations ([TR] 3).
         seed: global seed.

@@ -6,8 +6,13 @@ differ only in the table :data:`LOOP_STEPS` below (tested per mode), not in test
 =============  ==========================================================================================
 ``dppo``       difficulty -> rl -> [eval_rl] -> diagnosis -> sft (diagnosed failures + retrieval) -> eval
 ``grpo_only``  difficulty -> rl -> eval
-``sft_only``   sft (plain SFT on the candidate pool and every episode's demonstrations) -> eval
+``sft_only``   sft (teacher targets of ``sft.teacher_samples`` random candidates per loop, all paid ones) -> eval
+``sft_then_rl`` loop 1: sft (as ``sft_only``) -> difficulty -> rl -> eval; later loops: difficulty -> rl -> eval
+``sft_pool``   sft (answer targets of the whole candidate pool and every episode's demonstrations) -> eval
 =============  ==========================================================================================
+
+The ReLIFT-style variant of ``dppo train compare`` is ``dppo`` with ``difficulty.failure_sr`` just above 0 (SFT only
+on never-solved prompts; :mod:`training.scripts.ablation_presets`).
 
 Every run starts with ``prepare``, ``pretrain`` (when ``pretrain.steps > 0``) and ``eval_base``. Step names are the
 keys of ``state.json`` (``k2/rl``), so a resumed run skips exactly the steps it committed.
@@ -20,7 +25,7 @@ from typing import Literal
 
 from training.metaloop_config import MetaloopConfig, Mode
 
-Kind = Literal["prepare", "pretrain", "eval", "difficulty", "rl", "diagnosis", "sft", "sft_pool"]
+Kind = Literal["prepare", "pretrain", "eval", "difficulty", "rl", "diagnosis", "sft", "sft_random", "sft_pool"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,8 @@ class Step:
 
     Attributes:
         name: its key in ``state.json`` (``prepare``, ``eval_base``, ``k1/difficulty``, ...).
-        kind: what the metaloop does (``sft`` trains on the diagnosed failures, ``sft_pool`` on the whole pool).
+        kind: what the metaloop does (``sft`` trains on the diagnosed failures, ``sft_random`` on teacher targets of
+            random candidates, ``sft_pool`` on the whole labelled pool).
         loop: metaloop iteration k (1-based; 0 before the metaloop).
         tag: evaluation tag (``base``, ``k1-rl``, ``k1``) for ``eval`` steps.
     """
@@ -40,11 +46,14 @@ class Step:
     tag: str = ""
 
 
-#: mode -> the steps of one metaloop iteration, in order (``eval_rl`` only with ``eval.every_phase``).
+#: mode -> the steps of one metaloop iteration, in order (``eval_rl`` only with ``eval.every_phase``; a kind ending
+#: in ``@1`` only in the first iteration).
 LOOP_STEPS: dict[Mode, tuple[str, ...]] = {
     "dppo": ("difficulty", "rl", "eval_rl", "diagnosis", "sft", "eval"),
     "grpo_only": ("difficulty", "rl", "eval"),
-    "sft_only": ("sft_pool", "eval"),
+    "sft_only": ("sft_random", "eval"),
+    "sft_then_rl": ("sft_random@1", "difficulty", "rl", "eval"),
+    "sft_pool": ("sft_pool", "eval"),
 }
 
 
@@ -52,13 +61,16 @@ def loop_steps(cfg: MetaloopConfig, k: int) -> list[Step]:
     """The steps of metaloop iteration ``k`` (1-based)."""
     steps = []
     for kind in LOOP_STEPS[cfg.mode]:
+        kind, _, only = kind.partition("@")
+        if only and int(only) != k:
+            continue
         if kind == "eval_rl":
             if cfg.eval.every_phase:
                 steps.append(Step(f"k{k}/eval_rl", "eval", k, tag=f"k{k}-rl"))
         elif kind == "eval":
             steps.append(Step(f"k{k}/eval", "eval", k, tag=f"k{k}"))
-        elif kind == "sft_pool":
-            steps.append(Step(f"k{k}/sft", "sft_pool", k))
+        elif kind in ("sft_random", "sft_pool"):
+            steps.append(Step(f"k{k}/sft", kind, k))  # type: ignore[arg-type]
         else:
             steps.append(Step(f"k{k}/{kind}", kind, k))  # type: ignore[arg-type]
     return steps

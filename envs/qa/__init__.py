@@ -80,9 +80,19 @@ REPLAY_TEMPLATES: dict[str, TemplateInfo] = {
     "flat_above": TemplateInfo(replay.flat_above, "spatial_geometric"),
     "flat_describe": TemplateInfo(replay.flat_describe, "perception_grounding"),
 }
+FLAT_TEMPLATES: dict[str, TemplateInfo] = {
+    "flat_point": TemplateInfo(replay.flat_point, "perception_grounding"),
+    "flat_count_color": TemplateInfo(replay.flat_count_color, "quantitative_numerical"),
+    "flat_left_of": TemplateInfo(replay.flat_left_of, "spatial_geometric"),
+    "flat_count_all": TemplateInfo(replay.flat_count_all, "quantitative_numerical"),
+    "flat_majority": TemplateInfo(replay.flat_majority, "perception_grounding"),
+    "flat_point_one": TemplateInfo(replay.flat_point_one, "perception_grounding"),
+}
 SUITES: dict[str, tuple[dict[str, TemplateInfo], str]] = {
     "tabletop-qa": (TABLETOP_TEMPLATES, "embodied QA over all 9 capabilities from the MuJoCo tabletop"),
     "replay": (REPLAY_TEMPLATES, "general perception on flat drawings (colour, count, size, position)"),
+    "flat-qa": (FLAT_TEMPLATES, "verifiable tasks on the replay drawings: pointing into a shape, counting a colour "
+                                "with reasoning, left/right (the CPU ablation regime)"),
 }
 
 
@@ -162,7 +172,7 @@ def generate(suite: str = "tabletop-qa", n: int = 100, seed: int = 0, capabiliti
     media = out / "media"
     suite_id = zlib.crc32(suite.encode())
     scene: Any
-    if suite == "replay":
+    if suite in ("replay", "flat-qa"):
         scene = _Canvas(image_size)
     else:
         from envs.scene import TabletopScene

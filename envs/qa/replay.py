@@ -37,12 +37,12 @@ class Flat:
         return f"{self.color} {self.shape}"
 
 
-def _draw(ctx: QAContext, lo: int = 1, hi: int = 4) -> tuple[list[Flat], str]:
+def _draw(ctx: QAContext, lo: int = 1, hi: int = 4, palette: tuple[str, ...] | None = None) -> tuple[list[Flat], str]:
     w, h = ctx.scene.width, ctx.scene.height
     rng = ctx.rng
     n = int(rng.integers(lo, hi + 1))
-    pairs = [(c, s) for c in FLAT_COLORS for s in FLAT_SHAPES]
-    chosen = [pairs[int(k)] for k in rng.choice(len(pairs), size=n, replace=False)]
+    pairs = [(c, s) for c in (palette or FLAT_COLORS) for s in FLAT_SHAPES]
+    chosen = [pairs[int(k)] for k in rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)]
     shapes: list[Flat] = []
     for c, s in chosen:
         for _ in range(100):
@@ -52,18 +52,23 @@ def _draw(ctx: QAContext, lo: int = 1, hi: int = 4) -> tuple[list[Flat], str]:
                 shapes.append(Flat(c, s, cx, cy, size))
                 break
     bg = tuple(int(v) for v in rng.integers(200, 246, size=3))
-    img = Image.new("RGB", (w, h), bg)
+    return shapes, ctx.save_image(np.asarray(_paint(Image.new("RGB", (w, h), bg), shapes)))
+
+
+def _paint(img: Image.Image, shapes: list[Flat], fill: int | None = None) -> Image.Image:
+    """Draw ``shapes`` on ``img`` in their colours (or all with ``fill``, e.g. 255 for a mask)."""
     dr = ImageDraw.Draw(img)
     for f in shapes:
+        col = FLAT_COLORS[f.color] if fill is None else fill
         box = (f.cx - f.size, f.cy - f.size, f.cx + f.size, f.cy + f.size)
         if f.shape == "square":
-            dr.rectangle(box, fill=FLAT_COLORS[f.color])
+            dr.rectangle(box, fill=col)
         elif f.shape == "circle":
-            dr.ellipse(box, fill=FLAT_COLORS[f.color])
+            dr.ellipse(box, fill=col)
         else:
             dr.polygon([(f.cx, f.cy - f.size), (f.cx - f.size, f.cy + f.size), (f.cx + f.size, f.cy + f.size)],
-                       fill=FLAT_COLORS[f.color])
-    return shapes, ctx.save_image(np.asarray(img))
+                       fill=col)
+    return img
 
 
 def _listing(shapes: list[Flat]) -> str:
@@ -132,3 +137,114 @@ def flat_describe(ctx: QAContext) -> EmbodiedSample | None:
     opts, ans = ctx.mcq(correct, dist)
     return ctx.sample("flat_describe", [PG], "Which description matches the image?", ans, AnswerType.MCQ, [img],
                       f"The image shows {correct}.", opts)
+
+
+# ----------------------------------------------------------------- "flat-qa": verifiable tasks on grid drawings
+#: colours of the flat-qa drawings (few, so that colour counts of 0-3 occur)
+GRID_PALETTE = ("red", "green", "blue", "yellow")
+#: cells per side of the flat-qa layout
+GRID = 3
+
+
+def _grid(ctx: QAContext, lo: int = 2, hi: int = 5, unique: bool = True) -> tuple[list[Flat], str]:
+    """``lo``..``hi`` shapes, one per cell of a 3 x 3 grid on grey (cells line up with the model's 9 visual tokens at
+    84-96 px; docs/lab/dppo-value.md).
+
+    Args:
+        unique: every colour at most once (so "the red shape" names one shape).
+    """
+    w, h = ctx.scene.width, ctx.scene.height
+    rng = ctx.rng
+    n = int(rng.integers(lo, hi + 1))
+    cells = [int(c) for c in rng.choice(GRID * GRID, size=n, replace=False)]
+    if unique:  # every colour at most once: "the red shape" names one shape
+        n = min(n, len(GRID_PALETTE))
+        cells = cells[:n]
+        colors = [GRID_PALETTE[int(k)] for k in rng.choice(len(GRID_PALETTE), size=n, replace=False)]
+    else:
+        colors = [GRID_PALETTE[int(rng.integers(len(GRID_PALETTE)))] for _ in range(n)]
+    kinds = [(c, FLAT_SHAPES[int(rng.integers(len(FLAT_SHAPES)))]) for c in colors]
+    cw, ch = w / GRID, h / GRID
+    shapes = [Flat(c, s, (cell % GRID + 0.5) * cw, (cell // GRID + 0.5) * ch, 0.36 * min(cw, ch))
+              for cell, (c, s) in zip(cells, kinds, strict=True)]
+    return shapes, ctx.save_image(np.asarray(_paint(Image.new("RGB", (w, h), (128, 128, 128)), shapes)))
+
+
+def _mask(ctx: QAContext, f: Flat) -> np.ndarray:
+    """Boolean pixel mask of one drawn shape (shapes never overlap)."""
+    return np.asarray(_paint(Image.new("L", (ctx.scene.width, ctx.scene.height), 0), [f], fill=255)) > 0
+
+
+def flat_point(ctx: QAContext) -> EmbodiedSample | None:
+    """Point to the <colour> shape. (points; any point inside the shape scores, so the target is not unique)"""
+    shapes, img = _grid(ctx, 1, 4)
+    f = ctx.pick(shapes)
+    mask = _mask(ctx, f)
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 12:
+        return None
+    w, h = ctx.scene.width, ctx.scene.height
+    x, y = round(float(xs.mean() + 0.5) / w, 3), round(float(ys.mean() + 0.5) / h, 3)
+    if not mask[min(h - 1, int(y * h)), min(w - 1, int(x * w))]:  # a triangle's centroid lies inside; be safe
+        return None
+    return ctx.sample("flat_point", [PG], f"Point to the {f.color} shape. Answer with normalized (x, y) coordinates.",
+                      [[x, y]], AnswerType.POINTS, [img], f"The {f.color} shape, a {f.shape}, is at about "
+                      f"({x:.2f}, {y:.2f}).",
+                      mask=ctx.save_mask(mask), mask_pixels=int(mask.sum()))
+
+
+def flat_count_color(ctx: QAContext) -> EmbodiedSample | None:
+    """How many <colour> shapes are in the image? (count; the reasoning lists them)"""
+    shapes, img = _grid(ctx, 1, 4, unique=False)
+    color = ctx.pick(list(GRID_PALETTE))
+    hits = [f.name for f in shapes if f.color == color]
+    why = f"The {color} shapes are: {', '.join(hits)}; that is {len(hits)}." if hits else f"No shape is {color}."
+    return ctx.sample("flat_count_color", [QN], f"How many {color} shapes are in the image?", len(hits),
+                      AnswerType.COUNT, [img], why)
+
+
+def flat_left_of(ctx: QAContext) -> EmbodiedSample | None:
+    """Is the <colour A> shape left of the <colour B> shape? (yes/no; different grid columns)"""
+    shapes, img = _grid(ctx, 2, 4)
+    a, b = ctx.pick(shapes, 2)
+    if abs(a.cx - b.cx) < 1:
+        return None
+    ans = "yes" if a.cx < b.cx else "no"
+    why = f"The {a.name} is {'further left' if a.cx < b.cx else 'further right'} in the image than the {b.name}."
+    return ctx.sample("flat_left_of", [SG], f"Is the {a.color} shape to the left of the {b.color} shape?", ans,
+                      AnswerType.YES_NO, [img], why)
+
+
+def flat_count_all(ctx: QAContext) -> EmbodiedSample | None:
+    """How many shapes are in the image? (count of 1-6 grid shapes; the reasoning lists them)"""
+    shapes, img = _grid(ctx, 1, 6, unique=False)
+    return ctx.sample("flat_count_all", [QN], "How many shapes are in the image?", len(shapes), AnswerType.COUNT,
+                      [img], f"The shapes are: {_listing(shapes)}; that is {len(shapes)}.")
+
+
+def flat_majority(ctx: QAContext) -> EmbodiedSample | None:
+    """Which colour do most shapes have? (mcq over the palette; 1-5 shapes, one colour strictly most frequent)"""
+    shapes, img = _grid(ctx, 1, 5, unique=False)
+    counts = {c: sum(f.color == c for f in shapes) for c in GRID_PALETTE}
+    top = max(counts.values())
+    best = [c for c, n in counts.items() if n == top]
+    if len(best) > 1:
+        return None
+    why = "; ".join(f"{n} {c}" for c, n in counts.items() if n) + f": most shapes are {best[0]}."
+    return ctx.sample("flat_majority", [PG], "Which colour do most shapes in the image have?",
+                      "ABCD"[GRID_PALETTE.index(best[0])], AnswerType.MCQ, [img], why, options=list(GRID_PALETTE))
+
+
+def flat_point_one(ctx: QAContext) -> EmbodiedSample | None:
+    """Point to the shape. (points; one shape in one of the 9 cells; any point inside it scores)"""
+    shapes, img = _grid(ctx, 1, 1)
+    f = shapes[0]
+    mask = _mask(ctx, f)
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    x, y = round(float(xs.mean() + 0.5) / w, 3), round(float(ys.mean() + 0.5) / h, 3)
+    if not mask[min(h - 1, int(y * h)), min(w - 1, int(x * w))]:
+        return None
+    return ctx.sample("flat_point_one", [PG], "Point to the shape. Answer with normalized (x, y) coordinates.",
+                      [[x, y]], AnswerType.POINTS, [img], f"The {f.name} is at about ({x:.2f}, {y:.2f}).",
+                      mask=ctx.save_mask(mask), mask_pixels=int(mask.sum()))

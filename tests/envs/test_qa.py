@@ -140,6 +140,28 @@ def test_replay_suite(tmp_path: Path) -> None:
             assert 1 <= s.answer <= 4
 
 
+def test_flat_qa_suite_answers_score_and_masks_match(tmp_path: Path) -> None:
+    from benchmarks.metrics import score_sample
+
+    samples = generate("flat-qa", 36, 0, out_dir=tmp_path, progress=False)
+    assert {s.metadata["template"] for s in samples} == {"flat_point", "flat_count_color", "flat_left_of",
+                                                         "flat_count_all", "flat_majority", "flat_point_one"}
+    assert generate("replay", 10, 0, out_dir=tmp_path / "r", progress=False)[0].question == \
+        generate("replay", 10, 0, out_dir=tmp_path / "r2", progress=False)[0].question  # replay draws unchanged
+    for s in samples:
+        assert score_sample(s, f"<answer>{format_answer(s)}</answer>").success
+        if s.answer_type is AnswerType.POINTS:  # the target is one point among many correct ones
+            mask = np.asarray(Image.open(s.metadata["mask"])) > 0
+            assert mask.sum() == s.metadata["mask_pixels"] >= 12
+            assert score_sample(s, "<answer>[(0.01, 0.01)]</answer>").success is bool(mask[0, 0])
+        if s.answer_type is AnswerType.COUNT:
+            assert 0 <= s.answer <= 6 and (s.reasoning.endswith(f"{s.answer}.") or s.answer == 0)
+        if s.metadata["template"] == "flat_majority":  # the named colour is strictly the most frequent one
+            counts = {c: int(n) for n, c in (x.split() for x in s.reasoning.split(":")[0].split("; "))}
+            best = s.options["ABCD".index(s.answer)]
+            assert all(n < counts[best] for c, n in counts.items() if c != best) and set(counts) <= set(s.options)
+
+
 @pytest.mark.parametrize(("kwargs", "err"), [
     ({"suite": "nope"}, UnknownNameError), ({"capabilities": ["flying"]}, Exception),
     ({"difficulty": {"speed": 3}}, ConfigError), ({"difficulty": {"n_objects": [0, 3]}}, ConfigError),

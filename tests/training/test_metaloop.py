@@ -71,11 +71,33 @@ def test_tiny_metaloop_end_to_end_through_the_cli(tmp_path: Path, capsys: pytest
 @pytest.mark.parametrize("mode,steps", [
     ("grpo_only", ["prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval"]),
     ("sft_only", ["prepare", "eval_base", "k1/sft", "k1/eval"]),
+    ("sft_pool", ["prepare", "eval_base", "k1/sft", "k1/eval"]),
+    ("sft_then_rl", ["prepare", "eval_base", "k1/sft", "k1/difficulty", "k1/rl", "k1/eval"]),
 ])
 def test_ablation_modes(tmp_path: Path, mode: str, steps: list[str]) -> None:
     out = tmp_path / mode
-    Metaloop(_cfg(out, f"mode={mode}"), progress=False).run()
-    assert read_json(out / "state.json")["completed"] == steps
+    summary = Metaloop(_cfg(out, f"mode={mode}", "sft.teacher_samples=5", "teacher.budget=4"), progress=False).run()
+    state = read_json(out / "state.json")
+    assert state["completed"] == steps
+    # teacher calls: none without SFT; the random-sample baselines stay within the budget; sft_pool pays per sample
+    expected = {"grpo_only": 0, "sft_only": 4, "sft_then_rl": 4, "sft_pool": 24}[mode]
+    assert summary["teacher_calls"] == state["teacher_calls"] == expected
+    if mode in ("sft_only", "sft_then_rl"):
+        ledger = read_json(out / "teacher_ledger.json")
+        assert ledger["spent"] == 4 and ledger["refused"] == 1 and len(ledger["targets"]) == 4
+
+
+def test_dppo_pays_the_teacher_for_every_sft_target(tmp_path: Path) -> None:
+    out = tmp_path / "paid"
+    summary = Metaloop(_cfg(out, "teacher.accuracy=0.5", "teacher.with_reasoning=true", "sft.assoc_max=3"),
+                       progress=False).run()
+    sft = read_json(out / "state.json")["values"]["k1/sft"]
+    ledger = read_json(out / "teacher_ledger.json")
+    # failures asked first, then at most 3 associated samples; a wrong (unverified) answer is paid but not trained on
+    assert summary["teacher_calls"] == ledger["spent"] == len(ledger["targets"]) <= sft["asked"] + 3
+    assert sft["verified"] == sum(1 for i, t in ledger["targets"].items() if t and i in set(
+        read_json(out / "reports" / "weakness_k1.json")["failures"]))
+    assert all(t is None or t.startswith("<think>") for t in ledger["targets"].values())
 
 
 def test_lora_phases_merge_back(tmp_path: Path) -> None:

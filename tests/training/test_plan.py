@@ -25,10 +25,18 @@ def test_grpo_only_drops_diagnosis_sft_and_the_extra_evaluation() -> None:
         "prepare", "eval_base", "k1/difficulty", "k1/rl", "k1/eval", "k2/difficulty", "k2/rl", "k2/eval"]
 
 
-def test_sft_only_trains_on_the_pool_without_rl_or_diagnosis() -> None:
-    steps = plan(load_metaloop_config(None, ["model.build_tiny=tiny", "loops=1", "mode=sft_only"]))
+@pytest.mark.parametrize(("mode", "kind"), [("sft_only", "sft_random"), ("sft_pool", "sft_pool")])
+def test_sft_modes_train_without_rl_or_diagnosis(mode: str, kind: str) -> None:
+    steps = plan(load_metaloop_config(None, ["model.build_tiny=tiny", "loops=1", f"mode={mode}"]))
     assert [(s.name, s.kind) for s in steps] == [
-        ("prepare", "prepare"), ("eval_base", "eval"), ("k1/sft", "sft_pool"), ("k1/eval", "eval")]
+        ("prepare", "prepare"), ("eval_base", "eval"), ("k1/sft", kind), ("k1/eval", "eval")]
+
+
+def test_sft_then_rl_spends_the_teacher_once_then_runs_rl() -> None:
+    steps = plan(load_metaloop_config(None, ["model.build_tiny=tiny", "loops=2", "mode=sft_then_rl"]))
+    assert [(s.name, s.kind) for s in steps][2:] == [
+        ("k1/sft", "sft_random"), ("k1/difficulty", "difficulty"), ("k1/rl", "rl"), ("k1/eval", "eval"),
+        ("k2/difficulty", "difficulty"), ("k2/rl", "rl"), ("k2/eval", "eval")]
 
 
 def test_pretraining_and_every_phase_evaluation_follow_the_recipe() -> None:

@@ -86,6 +86,21 @@ def test_completion_text_forms() -> None:
     assert completion_text(None) == ""
 
 
+def test_reward_noise_flips_the_learners_rewards_only() -> None:
+    from training.algorithm.reward_noise import NoisyReward
+
+    def fn(**_: object) -> list[float | None]:
+        return [1.0, 0.0, None, 0.25] * 50
+
+    assert NoisyReward(fn, 0.0)() == fn()
+    assert NoisyReward(fn, 1.0)() == [0.0, 1.0, None, 0.75] * 50
+    half = NoisyReward(fn, 0.5, seed=3)
+    out = half()
+    assert out[2::4] == [None] * 50 and 40 <= half.flipped <= 110
+    assert sum(a != b for a, b in zip(out, fn(), strict=True)) == half.flipped
+    assert NoisyReward(fn, 0.5, seed=3)() == out  # seeded: a rerun flips the same rewards
+
+
 def test_reward_equals_the_benchmark_score_for_every_answer_type(tmp_path: Path) -> None:
     """The GRPO task reward of a completion is the benchmark score (the tabletop_qa task's scorer on the docs its
     adapter builds) of the same response, for every answer type; the format reward is its format check."""

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 HELDOUT_SEED_OFFSET = 1_000_000
 SYNTH_SEED_OFFSET = 2_000_000
+VALIDATION_SEED_OFFSET = 3_000_000
+PRETRAIN_SEED_OFFSET = 4_000_000
 
 
 def resolve_generator(name: str) -> Callable[..., list[EmbodiedSample]]:
@@ -53,7 +55,7 @@ def _accepted(fn: Callable[..., Any]) -> set[str] | None:
 
 def generate(name: str, *, suite: str, n: int, seed: int, out_dir: Path, capabilities: Sequence[str] = (),
              templates: Sequence[str] = (), image_size: int = 96, split: str = "train",
-             progress: bool = False) -> list[EmbodiedSample]:
+             progress: bool = False, difficulty: dict[str, Any] | None = None) -> list[EmbodiedSample]:
     """Call a generator with the keywords it accepts; filter by template; top up until ``n`` samples.
 
     Raises:
@@ -78,6 +80,8 @@ def generate(name: str, *, suite: str, n: int, seed: int, out_dir: Path, capabil
                               "image_size": image_size, "progress": progress}
         if native:
             kw["templates"] = list(templates)
+        if difficulty:
+            kw["difficulty"] = dict(difficulty)
         if split != "train":
             if accepted is not None and "split" in accepted:
                 kw["split"] = split
@@ -114,15 +118,33 @@ def prepare_data(cfg: DataSettings, folder: Path, progress: bool = True) -> dict
             suite = cfg.general_suite if name == "general" else cfg.generator
             gen_name = cfg.generator if ":" in cfg.generator else suite
             n = {"train": cfg.n_train, "heldout": cfg.n_heldout, "general": cfg.n_general}[name]
-            samples = generate(gen_name, suite=suite, n=n, seed=cfg.seed + (7 if name == "general" else 0),
+            validation = name == "heldout" and cfg.eval_split == "validation"  # tuning: a third seed stream
+            seed = cfg.seed + (7 if name == "general" else VALIDATION_SEED_OFFSET if validation else 0)
+            samples = generate(gen_name, suite=suite, n=n, seed=seed,
                                out_dir=folder / name, capabilities=[] if name == "general" else cfg.capabilities,
                                templates=[] if name == "general" else cfg.templates, image_size=cfg.image_size,
-                               split="heldout" if name == "heldout" else "train", progress=progress)
+                               split="heldout" if name == "heldout" and not validation else "train",
+                               progress=progress, difficulty=None if name == "general" else cfg.difficulty)
         else:
             samples = []
         write_samples(samples, paths[name])
         logger.info("data: %d %s samples", len(samples), name)
     return paths
+
+
+def pretrain_data(cfg: DataSettings, n: int, task_share: float, folder: Path) -> list[EmbodiedSample]:
+    """Pre-training samples: ``n`` in all, ``task_share`` of them from the task generator (its own disjoint seed
+    stream, so the base is partly competent on the task family, like a pretrained VLM), the rest general-suite.
+    """
+    n_task = round(n * task_share) if cfg.generator else 0
+    general = cfg.generator if cfg.generator and ":" in cfg.generator else cfg.general_suite
+    out = generate(general, suite=cfg.general_suite, n=n - n_task, seed=cfg.seed + 13, out_dir=folder / "pretrain",
+                   image_size=cfg.image_size)
+    if n_task and cfg.generator:
+        out += generate(cfg.generator, suite=cfg.generator, n=n_task, seed=cfg.seed + PRETRAIN_SEED_OFFSET,
+                        out_dir=folder / "pretrain_tasks", templates=cfg.templates, image_size=cfg.image_size,
+                        difficulty=cfg.difficulty)
+    return out
 
 
 def read_data(folder: Path) -> dict[str, list[EmbodiedSample]]:
@@ -143,4 +165,5 @@ def synthesize(cfg: DataSettings, capabilities: Sequence[str], n: int, loop: int
     if not cfg.generator or not capabilities or n == 0:
         return []
     return generate(cfg.generator, suite=cfg.generator, n=n, seed=cfg.seed + SYNTH_SEED_OFFSET + 10_000 * loop,
-                    out_dir=folder, capabilities=capabilities, templates=cfg.templates, image_size=cfg.image_size)
+                    out_dir=folder, capabilities=capabilities, templates=cfg.templates, image_size=cfg.image_size,
+                    difficulty=cfg.difficulty)

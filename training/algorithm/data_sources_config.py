@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from dppo_embodied.config import check
 from dppo_embodied.taxonomy import SLUGS
@@ -65,6 +65,10 @@ class DataSettings:
             action-envelope system prompt, for real VLMs) or ``compact`` (a one-line system prompt, for tiny models
             that learn the envelope from demonstrations). Recorded beside every checkpoint's weights
             (``dppo_step_prompt.json``), where ``dppo eval`` and ``dppo bridge --step-prompt`` find it.
+        difficulty: generator difficulty knobs for every generated split (``envs.qa`` ``Difficulty``, e.g.
+            ``{n_objects: [1, 3]}``; passed when the generator accepts ``difficulty``).
+        eval_split: what the run evaluates on: ``heldout`` (reported numbers) or ``validation`` (a third disjoint
+            seed stream, for tuning; docs/ablation.md: tune only on validation).
     """
 
     generator: str | None = "tabletop-qa"
@@ -86,6 +90,8 @@ class DataSettings:
     env_max_steps: int = 6
     env_oracle: Literal["expert", "skills"] = "expert"
     env_prompt: Literal["full", "compact"] = "full"
+    difficulty: dict[str, Any] = field(default_factory=dict)
+    eval_split: Literal["heldout", "validation"] = "heldout"
 
     def __post_init__(self) -> None:
         check(self.generator is not None or self.train is not None, "data.train",

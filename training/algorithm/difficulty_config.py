@@ -21,6 +21,8 @@ class DifficultySettings:
         max_task_share: cap on any one task's share of the RL buffer.
         max_capability_share: cap on any one capability's share of the RL buffer.
         buffer_size: maximum RL buffer size.
+        failure_sr: diagnosis: a sample whose post-RL SR is below this is a failure (D_weak); a value just above 0
+            keeps only never-solved samples (the ReLIFT-style variant).
     """
 
     rollouts: int = 4
@@ -31,8 +33,10 @@ class DifficultySettings:
     max_task_share: float = 0.35
     max_capability_share: float = 0.35
     buffer_size: int = 256
+    failure_sr: float = 0.5
 
     def __post_init__(self) -> None:
+        check(0 < self.failure_sr <= 1, "difficulty.failure_sr", f"must be in (0, 1], got {self.failure_sr}")
         check(self.rollouts >= 1, "difficulty.rollouts", f"must be >= 1, got {self.rollouts}")
         check(self.temperature >= 0, "difficulty.temperature",
               f"must be > 0 for sampled rollouts (0 = greedy), got {self.temperature}")

@@ -70,10 +70,11 @@ def heldout_episodes(data: DataSettings, max_new_tokens: int) -> EpisodeSettings
     episode_samples` gives the held-out split), or ``None`` without ``data.env_tasks``."""
     if not data.env_tasks:
         return None
-    from training.algorithm.data_sources import HELDOUT_SEED_OFFSET
+    from training.algorithm.data_sources import HELDOUT_SEED_OFFSET, VALIDATION_SEED_OFFSET
     from training.algorithm.env_rollouts import episode_samples
 
-    first = episode_samples(data.env_tasks[:1], 1, data.seed + HELDOUT_SEED_OFFSET)[0]
+    offset = VALIDATION_SEED_OFFSET if data.eval_split == "validation" else HELDOUT_SEED_OFFSET
+    first = episode_samples(data.env_tasks[:1], 1, data.seed + offset)[0]
     return EpisodeSettings(tuple(data.env_tasks), data.env_heldout_seeds, int(first.metadata["seed"]),
                            data.env_max_steps, max_new_tokens)
 
@@ -114,7 +115,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,
              frames: int, max_new_tokens: int, episodes: EpisodeSettings | None = None,
-             with_general: bool = True, step_prompt: str | None = None, progress: bool = False) -> dict[str, Any]:
+             with_general: bool = True, step_prompt: str | None = None, progress: bool = False,
+             teacher_calls: int = 0, sampled: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one evaluation into ``out`` (``<run>/eval/<tag>``) and return its ``"metaloop"`` figures (every rank).
 
     Args:
@@ -131,6 +133,8 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
         with_general: evaluate general replay too.
         step_prompt: the closed-loop step prompt style of the policy.
         progress: progress bars.
+        teacher_calls: teacher calls spent so far (the ablation's second budget axis, docs/ablation.md).
+        sampled: held-out sampled success (:func:`sampled_success`), recorded beside the greedy figures.
     """
     from training.runs.distributed import broadcast, is_main
 
@@ -151,8 +155,18 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
         records = {s.spec.task: list(read_records(out / s.spec.task / "samples.jsonl").values()) for s in selections}
         held = summarize(records[HELDOUT_QA] + records.get(HELDOUT_EPISODES, []))
         general = summarize(records[GENERAL]) if with_general else None
-        figures = {"tag": tag, "seq": seq, "compute_s": compute_s, "heldout": held, "general": general}
+        figures = {"tag": tag, "seq": seq, "compute_s": compute_s, "teacher_calls": teacher_calls, "heldout": held,
+                   "general": general, **({"heldout_sampled": sampled} if sampled else {})}
         data = load_results(out)
         data["metaloop"] = figures
         save_results(out, data)
     return broadcast(figures)
+
+
+def sampled_success(table: dict[str, Any], k: int, temperature: float) -> dict[str, Any]:
+    """Held-out sampled success from an SR table of the held-out questions (``k`` answers each at ``temperature``):
+    ``overall`` = pass@1 averaged over the answers and questions, on the 0-100 scale, with ``n``, ``k`` and the
+    temperature."""
+    srs = [float(r.sr) for r in table.values()]
+    overall = round(100.0 * sum(srs) / len(srs), 2) if srs else 0.0
+    return {"overall": overall, "n": len(srs), "k": k, "temperature": temperature}

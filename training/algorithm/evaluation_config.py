@@ -13,8 +13,13 @@ class EvalSettings:
         max_new_tokens: generation cap.
         batch_size: requests per generation batch.
         every_phase: evaluate after each RL and SFT phase (else only after each loop).
+        sampled_k: also report held-out *sampled* success: pass@1 averaged over this many answers per question at
+            ``sampled_temperature`` (the quantity GRPO optimises; docs/ablation.md's primary metric); 0 = greedy only.
+        sampled_temperature: sampling temperature of that estimate.
     """
 
     max_new_tokens: int = 24
     batch_size: int = 64
     every_phase: bool = True
+    sampled_k: int = 0
+    sampled_temperature: float = 1.0

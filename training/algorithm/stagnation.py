@@ -98,3 +98,18 @@ class SaturationTracker:
     def current_sr(self) -> dict[str, float]:
         """Latest SR per sample."""
         return {i: h[-1] for i, h in self.history.items()}
+
+    def add(self, sample_id: str, sr: float, task: str) -> None:
+        """Start tracking a sample that joined the buffer mid-phase (dynamic sampling refilled it)."""
+        if sample_id not in self.history:
+            self.history[sample_id] = [float(sr)]
+            self.status[sample_id] = "moving"
+            self.tasks[sample_id] = task
+
+    def mark(self, sample_id: str, status: str) -> None:
+        """Set a sample's status from outside (dynamic sampling dropped it: ``saturated`` / ``stuck``...).
+
+        Any status other than ``saturated`` or ``stuck`` counts as ``plateau`` (settled: no learning signal left).
+        """
+        if sample_id in self.status:
+            self.status[sample_id] = status if status in ("saturated", "stuck") else "plateau"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from dppo_embodied.config import check
@@ -25,6 +25,11 @@ class TeacherSettings:
         timeout_s: per-request timeout.
         max_retries: retries per request before giving up.
         concurrency: parallel requests.
+        budget: teacher calls the run may spend (every SFT target = one call, ``k_vote`` with voting; 0 =
+            unlimited; :mod:`training.algorithm.teacher_budget`).
+        accuracy: ``oracle`` only: below 1, a simulated imperfect teacher that is right with this probability
+            (:mod:`training.algorithm.teacher`; its wrong answers are caught by verification).
+        capability_accuracy: per-capability accuracy of the simulated teacher (overrides ``accuracy``).
     """
 
     kind: Literal["oracle", "openai", "local"] = "oracle"
@@ -38,8 +43,15 @@ class TeacherSettings:
     timeout_s: float = 60.0
     max_retries: int = 3
     concurrency: int = 8
+    budget: int = 0
+    accuracy: float = 1.0
+    capability_accuracy: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check(self.budget >= 0, "teacher.budget", f"must be >= 0 (0 = unlimited), got {self.budget}")
+        for key, acc in [("accuracy", self.accuracy), *((f"capability_accuracy.{c}", a)
+                                                        for c, a in self.capability_accuracy.items())]:
+            check(0 <= acc <= 1, f"teacher.{key}", f"must be in [0, 1], got {acc}")
         if self.kind == "openai":
             check(self.base_url.startswith(("http://", "https://")), "teacher.base_url",
                   f"an openai teacher needs an http(s) URL such as http://127.0.0.1:8000/v1, got {self.base_url!r}")

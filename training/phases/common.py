@@ -24,6 +24,8 @@ class PhaseResult:
         reports: RL only: the stop-rule evaluations.
         skipped: samples skipped for bad media, with reasons.
         rows: training rows used.
+        dynamic_sampling: RL only: what dynamic sampling did
+            (:class:`training.phases.dynamic_sampling.SamplerStats`).
     """
 
     steps: int
@@ -33,6 +35,7 @@ class PhaseResult:
     reports: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     rows: int = 0
+    dynamic_sampling: dict[str, Any] | None = None
 
 
 class ComputeClock:

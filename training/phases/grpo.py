@@ -104,6 +104,9 @@ def build_grpo_trainer(
     max_steps: int | None = None,
     budget_s: float = float("inf"),
     progress: bool = False,
+    reserve: Sequence[EmbodiedSample] = (),
+    sampling: str = "difficulty",
+    policy: Any = None,
 ) -> tuple[Any, StagnationCallback, list[dict[str, str]]] | None:
     """The GRPOTrainer of one RL phase with the DPPO machinery attached (see :func:`run_grpo` for the arguments).
 
@@ -132,6 +135,11 @@ def build_grpo_trainer(
             fn.recorder = recorder
         reward_funcs.append(fn)
         weights.append(cfg.lambda_task)
+    if cfg.reward_noise > 0:  # robustness preset: flip task/episode rewards (never the format reward)
+        from training.algorithm.reward_noise import NoisyReward
+
+        reward_funcs = [reward_funcs[0], *(NoisyReward(f, cfg.reward_noise, seed + i)
+                                           for i, f in enumerate(reward_funcs[1:], start=1))]
     args = grpo_args(cfg, out_dir, report_to, seed, steps, progress)
     args.reward_weights = weights
     tasks = {s.id: task_of(s) for s in samples}
@@ -141,12 +149,19 @@ def build_grpo_trainer(
     tracker = SaturationTracker({i: initial_sr.get(i, 0.0) for i in row_ids}, {i: tasks.get(i, "") for i in row_ids},
                                 cfg.stagnation)
     stagnation = StagnationCallback(tracker, recorder)
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=Dataset.from_list(rows),
-                          processing_class=processor,
-                          callbacks=[stagnation, NaNGuard("RL"), BudgetCallback(budget_s),
-                                     PhaseProgress("RL", ts=lambda: stagnation.reports[-1].ts if stagnation.reports
-                                                   else None)],
-                          peft_config=peft_config)
+    callbacks: list[Any] = [stagnation, NaNGuard("RL"), BudgetCallback(budget_s),
+                            PhaseProgress("RL", ts=lambda: stagnation.reports[-1].ts if stagnation.reports else None)]
+    dataset: Any = Dataset.from_list(rows)
+    if cfg.dynamic_sampling.enabled:
+        from training.phases.dynamic_sampling import dynamic_dataset
+
+        dataset, ds_callback = dynamic_dataset(rows, reserve, tracker, initial_sr, recorder, cfg,
+                                               lambda xs: grpo_rows(xs, loader, skipped), index,
+                                               sampling=sampling, seed=seed, policy=policy)
+        callbacks.append(ds_callback)
+        args.shuffle_dataset = False  # a shuffle buffer would read the live stream ahead
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
+                          processing_class=processor, callbacks=callbacks, peft_config=peft_config)
     quiet(trainer)
     return trainer, stagnation, skipped
 
@@ -171,7 +186,9 @@ def run_grpo(
             (sample index for rewards), ``extra_rows`` (closed-loop decision states), ``extra_rewards`` (the
             episode reward, weight ``lambda_task``), ``extra_tasks`` (episode sample id -> task), ``loader``,
             ``peft_config`` (LoRA), ``max_steps`` (``cfg.max_steps`` when None), ``budget_s`` (compute budget of
-            the phase), ``progress``.
+            the phase), ``progress``; with ``cfg.dynamic_sampling.enabled``: ``reserve`` (candidates that may refill
+            dropped prompts), ``sampling`` (refill order) and ``policy`` (a :class:`inference.policy.VLMPolicy` on
+            the same model, for probe rollouts).
 
     Returns:
         A :class:`PhaseResult` with the stop-rule reports.
@@ -196,10 +213,13 @@ def run_grpo(
         model.eval()
     if kwargs.get("peft_config") is not None:
         trainer.model = trainer.model.merge_and_unload()
+    sampler = next((getattr(c, "sampler", None) for c in trainer.callback_handler.callbacks
+                    if getattr(c, "sampler", None) is not None), None)
     return PhaseResult(steps=int(trainer.state.global_step), compute_s=clock.seconds,
                        log_history=list(trainer.state.log_history), stopped_early=stagnation.stopped_at is not None,
                        reports=[asdict(r) for r in stagnation.reports], skipped=skipped,
-                       rows=len(trainer.train_dataset))
+                       rows=len(sampler.rows) if sampler else len(trainer.train_dataset),
+                       dynamic_sampling=sampler.stats.to_json() if sampler else None)
 
 
 def zero_std_fraction(log_history: Sequence[dict[str, Any]]) -> float | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from dppo_embodied.config import check
 from training.algorithm.stagnation_config import StagnationSettings
+from training.phases.dynamic_sampling_config import DynamicSamplingSettings
 
 
 @dataclass
@@ -24,6 +25,8 @@ class GRPOSettings:
         lambda_format: λ_f, weight of the format reward.
         lambda_task: λ_t, weight of the task reward.
         stagnation: the stop rule.
+        dynamic_sampling: DAPO-style dynamic sampling (off by default).
+        reward_noise: fraction of RL task rewards flipped (robustness preset; :mod:`training.algorithm.reward_noise`).
         trainer: extra ``trl.GRPOConfig`` fields (checked by name).
     """
 
@@ -37,6 +40,8 @@ class GRPOSettings:
     lambda_format: float = 0.1
     lambda_task: float = 1.0
     stagnation: StagnationSettings = field(default_factory=StagnationSettings)
+    dynamic_sampling: DynamicSamplingSettings = field(default_factory=DynamicSamplingSettings)
+    reward_noise: float = 0.0
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,5 +54,6 @@ class GRPOSettings:
               f"must be >= 1, got {self.max_completion_length}")
         check(self.temperature > 0, "grpo.temperature", f"must be > 0, got {self.temperature}")
         check(self.beta >= 0, "grpo.beta", f"must be >= 0, got {self.beta}")
+        check(0 <= self.reward_noise <= 1, "grpo.reward_noise", f"must be in [0, 1], got {self.reward_noise}")
         check(self.lambda_format >= 0 and self.lambda_task > 0, "grpo.lambda_task",
               f"need lambda_format >= 0 and lambda_task > 0, got {self.lambda_format}, {self.lambda_task}")

@@ -54,13 +54,13 @@ def sft_rows(items: Sequence[tuple[EmbodiedSample | dict[str, Any], str]], loade
     return rows
 
 
-def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[EmbodiedSample], general: Sequence[EmbodiedSample],
+def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[Any], general: Sequence[EmbodiedSample],
         ratios: Sequence[float], size: int, seed: int, with_reasoning: bool = False) -> list[tuple[Any, str]]:
     """D_weak ∪ D_assoc ∪ D_gen by ``ratios`` (with replacement; an empty source's share goes to the others).
 
     Args:
         weak: (sample or ready row, verified target) pairs from the teacher / closed-loop oracle.
-        assoc: associated samples (oracle targets).
+        assoc: associated samples (oracle targets), or verified (sample, target) pairs.
         general: general replay samples (oracle targets).
         ratios: weights [weak, assoc, gen].
         size: rows in the mix.
@@ -69,7 +69,9 @@ def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[EmbodiedSample], genera
     """
     rng = random.Random(seed)
 
-    def oracle(s: EmbodiedSample) -> tuple[EmbodiedSample, str]:
+    def oracle(s: EmbodiedSample | tuple[Any, str]) -> tuple[Any, str]:
+        if isinstance(s, tuple):  # an already verified (sample, target) pair
+            return s
         return s, oracle_target(s, with_reasoning)
 
     sources = [list(weak), [oracle(s) for s in assoc], [oracle(s) for s in general]]

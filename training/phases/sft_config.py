@@ -24,6 +24,11 @@ class SFTSettings:
         synthesize_n: fresh samples synthesised per SFT phase.
         lr_scheduler: ``constant`` (after warm-up) or ``cosine`` / ``linear`` decay to 0 over the phase (SFT phases
             always run their full step budget, so a decaying schedule is safe here, unlike in RL).
+        assoc_max: at most this many D_assoc samples per phase, drawn at random (0 = all); each costs a teacher call.
+        weak_max: at most this many question failures per phase go to the teacher, lowest SR first, tasks in turn
+            (0 = all).
+        teacher_samples: ``sft_only`` / ``sft_then_rl``: new randomly chosen candidates sent to the teacher per SFT
+            phase (the ablation's equal-teacher-budget baseline).
         trainer: extra ``trl.SFTConfig`` fields (checked by name).
     """
 
@@ -36,9 +41,15 @@ class SFTSettings:
     synthesize_assoc: bool = True
     synthesize_n: int = 512
     lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
+    assoc_max: int = 0
+    weak_max: int = 0
+    teacher_samples: int = 64
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check(self.assoc_max >= 0, "sft.assoc_max", f"must be >= 0 (0 = all), got {self.assoc_max}")
+        check(self.weak_max >= 0, "sft.weak_max", f"must be >= 0 (0 = all), got {self.weak_max}")
+        check(self.teacher_samples >= 0, "sft.teacher_samples", f"must be >= 0, got {self.teacher_samples}")
         check(self.max_steps >= 0, "sft.max_steps", f"must be >= 0, got {self.max_steps}")
         check(0 < self.learning_rate <= 1e-2, "sft.learning_rate", f"must be in (0, 1e-2], got {self.learning_rate}")
         check(self.batch_size >= 1, "sft.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -57,6 +68,8 @@ class PretrainSettings:
         batch_size: samples per step.
         n_samples: general-suite samples generated for pre-training.
         lr_scheduler: ``constant``, ``cosine`` or ``linear`` (after warm-up).
+        task_share: share of pre-training samples drawn from the task generator (``data.generator``, a disjoint
+            seed stream), so that the base is partly competent on the task family, like a pretrained VLM.
     """
 
     steps: int = 0
@@ -64,6 +77,8 @@ class PretrainSettings:
     batch_size: int = 32
     n_samples: int = 2000
     lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
+    task_share: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.steps >= 0, "pretrain.steps", f"must be >= 0, got {self.steps}")
+        check(0 <= self.task_share <= 1, "pretrain.task_share", f"must be in [0, 1], got {self.task_share}")

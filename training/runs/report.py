@@ -141,8 +141,9 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
     Args:
         out: the run folder.
         name: the run name (titles).
-        run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``; optional
-            ``checkpoint``, the final model relative to the run folder, and ``sessions``, each start or resume).
+        run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``,
+            ``teacher_calls``; optional ``checkpoint``, the final model relative to the run folder, and ``sessions``,
+            each start or resume).
         write: write the files (rank 0 only).
     """
     from datetime import datetime
@@ -154,13 +155,18 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
     by_tag = {e["tag"]: e for e in evals}
     tags = [e["tag"] for e in evals]
     curve = [{"step": t, "compute_s": by_tag[t]["compute_s"], "overall": by_tag[t]["heldout"]["overall"],
+              "teacher_calls": by_tag[t].get("teacher_calls", 0),
+              "sampled": (by_tag[t].get("heldout_sampled") or {}).get("overall"),
               "general": (by_tag[t]["general"] or {}).get("overall")} for t in tags]
     base, final = by_tag["base"]["heldout"], by_tag[tags[-1]]["heldout"]
     summary = {"scale": "0-100", "base": flat(base), "final": flat(final), "n_heldout": final["n"],
                "mode": run["mode"], "sampling": run["sampling"], "loops_done": run["loops_done"],
-               "compute_s": run["compute_s"], "curve": curve,
+               "compute_s": run["compute_s"], "teacher_calls": run.get("teacher_calls", 0), "curve": curve,
                "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]},
                "checkpoint": run.get("checkpoint")}
+    if curve[-1]["sampled"] is not None:  # held-out pass@1 over sampled answers (eval.sampled_k)
+        summary["sampled"] = {"base": curve[0]["sampled"], "final": curve[-1]["sampled"],
+                              "k": by_tag[tags[-1]]["heldout_sampled"]["k"]}
     sessions = list(run.get("sessions") or [])
     started = datetime.fromisoformat(sessions[0]["started"]).timestamp() if sessions else None
     summary["provenance"] = {**environment(), **(timing(started) if started is not None else {}),

@@ -82,6 +82,8 @@ class RunState:
         loop: current loop k (0 before the first loop).
         phase: name of the last completed step.
         compute_s: training compute spent so far (CPU seconds).
+        teacher_calls: teacher (and expert-demonstration) calls spent so far
+            (:mod:`training.algorithm.teacher_budget`).
         values: small per-step results (SR table paths, stop decisions, eval scores...).
         version: state format version.
         sessions: one entry per start or resume of the run: ``{"started": ISO time, "command": command line}``.
@@ -93,6 +95,7 @@ class RunState:
     loop: int = 0
     phase: str = ""
     compute_s: float = 0.0
+    teacher_calls: int = 0
     values: dict[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
     sessions: list[dict[str, Any]] = field(default_factory=list)

@@ -1,155 +1,122 @@
-"""``dppo train compare``: ablations at equal compute — DPPO against GRPO-only and SFT-only (and random sampling).
+"""``dppo train compare``: the pre-registered ablation (docs/ablation.md) over seeds, on two budget axes.
 
-    dppo train compare --config training/recipes/demo.yaml --output-dir outputs/compare [--target 0.45]
-        [--variants dppo,dppo_random,grpo_only,sft_only] [key=value ...]
+    dppo train compare --config training/recipes/ablation.yaml --seeds 3 [--axis compute|teacher]
+        --output-dir DIR [--preset main|sampling|loops|stagnation|reward_noise|teacher] [--variants a,b,...]
+        [--jobs 2] [--resume] [--no-progress] [--dry-run] [key=value ...]
 
-1. One shared start: data, model and (optional) pre-training are prepared once and evaluated (``base/``).
-2. ``dppo`` runs its ``loops`` from that start; its training compute (CPU seconds of rollouts, SR estimation,
-   diagnosis, GRPO and SFT; evaluation excluded) becomes the budget C.
-3. Every other variant starts from a copy of the same base and runs until it has spent C (``compute_budget_s``;
-   ``loops`` is raised so that the budget, not the loop count, ends it).
-4. Held-out success is recorded after every phase; the table reports final and best success, and the compute each
-   variant needed to reach the target (default: base + 3/4 of DPPO's gain), with the ratio to DPPO's.
-
-Writes ``compare.json``, ``compare.md`` and ``compare.png`` (held-out success against compute).
+Per seed, DPPO runs first from a shared base; its training compute (CPU seconds of everything but evaluation) and
+teacher calls (one per SFT target) become the budgets of the other variants: on the ``teacher`` axis both budgets
+are DPPO's, on the ``compute`` axis only the compute. Writes ``compare.json`` (per variant ``final_mean``,
+``final_ci95``, ``per_seed``, ``compute_s``, ``teacher_calls``; ``paired`` ``dppo-<variant>`` ``mean`` / ``ci95``),
+``compare.md`` and ``compare.png`` (success against compute and against teacher calls, a band per variant).
+Variants and presets: :mod:`training.scripts.ablation_presets`; scheduling: :mod:`training.scripts.ablation`;
+statistics: :mod:`training.scripts.ablation_stats`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from dppo_embodied.errors import DppoError
-from training.runs import report
 
 logger = logging.getLogger(__name__)
-
-#: variant -> recipe overrides
-VARIANTS: dict[str, list[str]] = {
-    "dppo": ["mode=dppo", "sampling=difficulty"],
-    "dppo_random": ["mode=dppo", "sampling=random"],
-    "grpo_only": ["mode=grpo_only", "sampling=difficulty"],
-    "sft_only": ["mode=sft_only"],
-}
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of ``dppo train compare``."""
+    from training.scripts.ablation_presets import PRESETS, VARIANTS
+
     p = argparse.ArgumentParser(prog="dppo train compare", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="recipe YAML")
+    p.add_argument("--config", required=True, help="recipe YAML (training/recipes/ablation.yaml)")
     p.add_argument("--output-dir", default="outputs/compare", help="folder of the comparison")
-    p.add_argument("--variants", default="dppo,dppo_random,grpo_only,sft_only",
-                   help=f"comma-separated subset of {', '.join(VARIANTS)} (dppo always runs first)")
-    p.add_argument("--target", type=float, default=None, help="held-out success target (default: base + 3/4 gain)")
+    p.add_argument("--seeds", type=int, default=3, help="replications (seeds 0..N-1; default 3)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--axis", choices=("compute", "teacher"), default=None,
+                   help="budget matching: DPPO's compute, or DPPO's compute and teacher calls (default: the "
+                        "preset's, else teacher)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="; ".join(f"{k}: {v.help}" for k, v in PRESETS.items()))
+    p.add_argument("--variants", default=None,
+                   help=f"comma-separated subset ({', '.join(VARIANTS)}; dppo always runs first)")
+    p.add_argument("--metric", choices=("greedy", "sampled"), default="greedy",
+                   help="the success compared: greedy, or pass@1 over sampled answers (needs eval.sampled_k > 0; "
+                        "greedy is then reported beside it)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses, one thread each)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the recipe and every variant, print what would run and its estimated time; run "
                         "nothing")
-    p.add_argument("overrides", nargs="*", help="key=value recipe overrides for every variant")
+    p.add_argument("overrides", nargs="*", help="key=value recipe overrides for every run")
     return p
 
 
-def compare(config: str, out: Path, variants: list[str], overrides: list[str], target: float | None = None,
-            resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run the comparison and return ``{"target", "budget_s", "variants": {name: {...}}}``."""
+def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, preset: str | None = None,
+            variants: list[str] | None = None, overrides: list[str] | None = None, jobs: int = 1,
+            resume: bool = False, progress: bool = True, dry_run: bool = False,
+            metric: str = "greedy") -> dict[str, Any]:
+    """Run (or resume) the comparison and return ``compare.json``'s content (the plan with ``dry_run``)."""
     from dppo_embodied.io import atomic_write_json, atomic_write_text
-    from training.metaloop import Metaloop
     from training.metaloop_config import load_metaloop_config
+    from training.scripts import ablation, ablation_report
+    from training.scripts.ablation_presets import resolve
 
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise DppoError(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
-    variants = ["dppo"] + [v for v in variants if v != "dppo"]
-    base_dir = out / "base"
-    base_cfg = load_metaloop_config(config, overrides, str(base_dir))
-    Metaloop(base_cfg, resume=resume or (base_dir / "state.json").is_file(), progress=progress).run(until="eval_base")
-
-    results: dict[str, Any] = {}
-    budget = 0.0
-    for name in variants:
-        run_dir = out / name
-        extra = list(VARIANTS[name])
-        if name != "dppo":
-            extra += [f"compute_budget_s={budget}", f"loops={max(base_cfg.loops * 4, 40)}"]
-        cfg = load_metaloop_config(config, [*overrides, *extra], str(run_dir))
-        if not (run_dir / "state.json").is_file():
-            shutil.copytree(base_dir, run_dir, ignore=shutil.ignore_patterns("summary*", "curve.png", "runs"))
-        logger.info("compare: running %s%s", name, f" (budget {budget:.0f} s)" if name != "dppo" else "")
-        summary = Metaloop(cfg, resume=True, progress=progress).run()
-        if name == "dppo":
-            budget = float(summary["compute_s"])
-        results[name] = summary
-    base_overall = results["dppo"]["base"]["overall"]
-    if target is None:
-        target = round(base_overall + 0.75 * (results["dppo"]["final"]["overall"] - base_overall), 3)
-    dppo_reach = report.compute_to_reach(results["dppo"]["curve"], target)
-    table: dict[str, Any] = {}
-    for name, s in results.items():
-        reach = report.compute_to_reach(s["curve"], target)
-        table[name] = {
-            "final": s["final"]["overall"], "best": max(p["overall"] for p in s["curve"]),
-            "compute_s": s["compute_s"], "loops": s["loops_done"], "compute_to_target_s": reach,
-            "ratio_to_dppo": (reach / dppo_reach) if reach and dppo_reach else None,
-            "general_final": s["general_replay"]["final"], "curve": s["curve"],
-            "frac_reward_zero_std": _zero_std(out / name),
-        }
-    res = {"target": target, "budget_s": budget, "base": base_overall, "n_heldout": results["dppo"]["n_heldout"],
-           "variants": table}
+    overrides = list(overrides or [])
+    chosen, preset_axis = resolve(preset, variants)
+    axis = axis or preset_axis or "teacher"
+    cfg = load_metaloop_config(config, overrides, str(out / "plan"))  # validates the recipe and overrides
+    for v in chosen:  # every variant's overrides must load too
+        load_metaloop_config(config, [*overrides, *v.overrides], str(out / "plan"))
+    plan_file = out / "compare_plan.json"
+    if metric == "sampled" and cfg.eval.sampled_k < 1:
+        raise DppoError("--metric sampled needs eval.sampled_k >= 1 in the recipe (answers sampled per question)")
+    plan = {"config": str(config), "seeds": seeds, "axis": axis, "preset": preset, "metric": metric,
+            "variants": [v.name for v in chosen], "overrides": overrides, "jobs": jobs}
+    if dry_run:
+        return {"plan": plan, "variants": {v.name: {"overrides": list(v.overrides), "matching": v.matching,
+                                                     "help": v.help} for v in chosen},
+                **estimated_time(cfg, len(seeds), len(chosen), jobs)}
+    old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    if old is not None and not resume:
+        raise DppoError(f"{out} already holds a comparison; pass --resume to continue it or choose another "
+                        "--output-dir")
+    if old is not None and {k: v for k, v in old.items() if k != "jobs"} != {k: v for k, v in plan.items()
+                                                                              if k != "jobs"}:
+        raise DppoError(f"{plan_file} was made with other settings ({old}); use a new --output-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(plan_file, plan)
+    t0 = time.time()
+    tasks = ablation.plan(out, seeds, chosen)
+    by_name = {v.name: v for v in chosen}
+    ablation.schedule(config, tasks, overrides, jobs, progress,
+                      prepare=ablation.make_preparer(out, seeds, by_name, axis, cfg))
+    # wall time of this invocation (a resumed comparison reports the part it ran)
+    res = ablation_report.collect(out, seeds, [v.name for v in chosen], axis, preset, wall_s=time.time() - t0,
+                                 metric=metric)
     atomic_write_json(out / "compare.json", res)
-    atomic_write_text(out / "compare.md", markdown(res))
-    report.plot_compare(out / "compare.png", {n: t["curve"] for n, t in table.items()}, target)
+    atomic_write_text(out / "compare.md", ablation_report.markdown(res))
+    ablation_report.plot(out / "compare.png", res)
     return res
 
 
-def _zero_std(run_dir: Path) -> float | None:
-    from dppo_embodied.io import read_json
-
-    vals = [v.get("frac_reward_zero_std") for k, v in (read_json(run_dir / "state.json", {}) or {}).get(
-        "values", {}).items() if k.endswith("/rl") and v.get("frac_reward_zero_std") is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
-def markdown(res: dict[str, Any]) -> str:
-    """The comparison table in Markdown."""
-    lines = [f"Held-out success (0-100, n = {res['n_heldout']}), base {res['base']:.1f}; equal compute budget "
-             f"{res['budget_s']:.0f} CPU s; target {res['target']:.1f}.", "",
-             "| variant | loops | compute (s) | final | best | compute to target (s) | vs DPPO | zero-std groups |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, t in res["variants"].items():
-        reach = f"{t['compute_to_target_s']:.0f}" if t["compute_to_target_s"] is not None else "not reached"
-        ratio = f"{t['ratio_to_dppo']:.2f}x" if t["ratio_to_dppo"] is not None else "-"
-        zs = f"{t['frac_reward_zero_std']:.2f}" if t["frac_reward_zero_std"] is not None else "-"
-        lines.append(f"| {name} | {t['loops']} | {t['compute_s']:.0f} | {t['final']:.1f} | {t['best']:.1f} | "
-                     f"{reach} | {ratio} | {zs} |")
-    return "\n".join(lines) + "\n"
-
-
-def plan_comparison(config: str, out: Path, variants: list[str], overrides: list[str]) -> dict[str, Any]:
-    """What :func:`compare` would run (every variant's recipe loaded and checked) and its estimated time."""
-    from training.metaloop_config import load_metaloop_config
+def estimated_time(cfg: Any, seeds: int, variants: int, jobs: int) -> dict[str, Any]:
+    """The comparison's estimated wall time (:mod:`training.scripts.estimate`): per seed one shared start (prepare,
+    pretrain, base evaluation) and one DPPO-sized run per variant (the baselines spend DPPO's budget), over
+    ``jobs``."""
     from training.scripts.estimate import estimate, minutes
 
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise DppoError(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
-    variants = ["dppo"] + [v for v in variants if v != "dppo"]
-    base_cfg = load_metaloop_config(config, overrides, str(out / "base"))
-    shared = estimate(base_cfg, loops=0)
-    dppo = estimate(load_metaloop_config(config, [*overrides, *VARIANTS["dppo"]], str(out / "dppo")))
-    runs: dict[str, Any] = {}
-    for name in variants:
-        load_metaloop_config(config, [*overrides, *VARIANTS[name]], str(out / name))  # every variant must load
-        runs[name] = {"overrides": VARIANTS[name], "runs": f"{base_cfg.loops} loops" if name == "dppo" else
-                      "until it has spent DPPO's training compute"}
-    loop_s = None if dppo["total_s"] is None else dppo["total_s"] - shared["total_s"]
-    total = None if loop_s is None else round(shared["total_s"] + len(variants) * loop_s, 1)
-    return {"config": config, "output_dir": str(out), "shared_start": "prepare, pretrain, eval_base (once)",
-            "variants": runs, "estimated_time_s": total, "estimated_time": minutes(total), "basis": dppo["basis"]}
+    shared, full = estimate(cfg, loops=0), estimate(cfg)
+    if shared["total_s"] is None or full["total_s"] is None:
+        return {"estimated_time_s": None, "estimated_time": minutes(None), "basis": full["basis"]}
+    loop_s = full["total_s"] - shared["total_s"]
+    total = round(seeds * (shared["total_s"] + variants * loop_s) / max(1, jobs), 1)
+    return {"estimated_time_s": total, "estimated_time": minutes(total), "basis": full["basis"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,25 +125,25 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     from dppo_embodied.logs import setup_logging
+    from training.scripts.ablation_report import markdown
 
     args = make_parser().parse_args(argv)
     setup_logging()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    if args.dry_run:
-        try:
-            res = plan_comparison(args.config, Path(args.output_dir),
-                                  [v.strip() for v in args.variants.split(",") if v.strip()], args.overrides)
-        except DppoError as e:
-            print(f"dppo train compare: {e}", file=sys.stderr)
-            return 1
-        print(json.dumps(res, indent=2))
-        return 0
+    if args.seeds < 1 or args.jobs < 1:
+        print("dppo train compare: --seeds and --jobs must be >= 1", file=sys.stderr)
+        return 2
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    names = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     try:
-        res = compare(args.config, Path(args.output_dir), [v.strip() for v in args.variants.split(",") if v.strip()],
-                      args.overrides, args.target, args.resume, not args.no_progress)
+        res = compare(args.config, Path(args.output_dir), seeds, args.axis, args.preset, names, args.overrides,
+                      args.jobs, args.resume, not args.no_progress, args.dry_run, args.metric)
     except DppoError as e:
         print(f"dppo train compare: {e}", file=sys.stderr)
         return 1
+    if args.dry_run:
+        print(json.dumps(res, indent=2))
+        return 0
     print(markdown(res))
     print(f"wrote {args.output_dir}/compare.json, compare.md, compare.png")
     return 0

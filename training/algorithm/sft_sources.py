@@ -1,0 +1,157 @@
+"""What each SFT phase trains on, per run mode, with every SFT target paid through the teacher ledger.
+
+* ``dppo`` (and the ReLIFT-style preset): D_weak = verified teacher targets for the diagnosed failures (closed-loop
+  failures: verified expert demonstrations); D_assoc = pool samples of the weak capabilities plus freshly
+  synthesised ones (at most ``sft.assoc_max``), also teacher-filled and verified; D_gen = general replay.
+* ``sft_only`` / ``sft_then_rl``: the same teacher, spent on ``sft.teacher_samples`` *randomly chosen* candidates per
+  SFT phase (questions and closed-loop seeds alike), within the run's teacher budget; every target paid so far is
+  trained on again in later phases (it costs nothing more); plus D_gen.
+* ``sft_pool`` (reference outside the budget, the old ``sft_only``): answer targets for the whole candidate pool and
+  expert demonstrations of every closed-loop seed, plus D_gen. Its calls are counted too (one per sample).
+
+General replay is pre-existing data shared by every variant and is never charged. See
+:mod:`training.algorithm.teacher_budget` for the accounting and docs/ablation.md for why the axes are drawn this way.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dppo_embodied.types import EmbodiedSample
+from training.algorithm.data_sources_config import DataSettings
+from training.algorithm.sample_io import MediaLoader, loadable, target_text, task_of
+from training.algorithm.teacher import Teacher
+from training.algorithm.teacher_budget import TeacherLedger
+from training.algorithm.teacher_config import TeacherSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTSources:
+    """The three sources of one SFT phase and what they cost.
+
+    Attributes:
+        weak: (sample or ready closed-loop row, verified target) pairs.
+        assoc: (sample, verified target) pairs.
+        info: counts for ``state.json``.
+    """
+
+    weak: list[tuple[Any, str]]
+    assoc: list[tuple[Any, str]]
+    info: dict[str, Any]
+
+
+def _demos(episodes: Sequence[EmbodiedSample], data: DataSettings, ledger: TeacherLedger) -> list[tuple[Any, str]]:
+    """Verified expert demonstrations of closed-loop seeds, one call per demonstrated step (within budget).
+
+    A seed demonstrated before is reused free of charge (its id is kept in the ledger).
+    """
+    if not episodes:
+        return []
+    from training.algorithm.env_rollouts import oracle_demos
+
+    out: list[tuple[Any, str]] = []
+    for s in episodes:
+        steps = oracle_demos([s], data.env_max_steps, data.env_oracle, style=data.env_prompt)
+        if s.id not in ledger.targets:
+            if ledger.charge(len(steps)) < len(steps):
+                break
+            ledger.targets[s.id] = "demo" if steps else None
+        out += steps
+    return out
+
+
+def _verified(ledger: TeacherLedger, teacher: Teacher, samples: Sequence[EmbodiedSample],
+              votes: int) -> list[tuple[EmbodiedSample, str]]:
+    outs = ledger.fill(teacher, samples, votes)
+    by_id = {s.id: s for s in samples}
+    return [(by_id[o.sample_id], o.target) for o in outs if o.target]
+
+
+def select_failures(failures: Sequence[EmbodiedSample], sr: dict[str, float], limit: int,
+                    seed: int = 0) -> list[EmbodiedSample]:
+    """At most ``limit`` failures (0 = all): lowest post-RL SR first, taking the tasks in turn (round robin).
+
+    The teacher budget goes to the hardest failures, spread over every weak task rather than the largest one.
+    """
+    if not limit or len(failures) <= limit:
+        return list(failures)
+    rng = random.Random(seed)
+    tie = {s.id: rng.random() for s in failures}
+    by_task: dict[str, list[EmbodiedSample]] = {}
+    for s in sorted(failures, key=lambda s: (sr.get(s.id, 0.0), tie[s.id])):
+        by_task.setdefault(task_of(s), []).append(s)
+    queues = [by_task[t] for t in sorted(by_task)]
+    out: list[EmbodiedSample] = []
+    while len(out) < limit:
+        for q in queues:
+            if q and len(out) < limit:
+                out.append(q.pop(0))
+    return out
+
+
+def dppo_sources(data: DataSettings, tc: TeacherSettings, weak_max: int, assoc_max: int,
+                 failures: Sequence[EmbodiedSample], ep_failures: Sequence[EmbodiedSample],
+                 assoc: Sequence[EmbodiedSample], teacher: Teacher, ledger: TeacherLedger,
+                 loader: MediaLoader, seed: int, sr: dict[str, float] | None = None) -> SFTSources:
+    """D_weak and D_assoc of a DPPO SFT phase (failures first: they get the budget before D_assoc).
+
+    ``weak_max`` (``sft.weak_max``) caps the question failures sent to the teacher (:func:`select_failures`, by
+    post-RL ``sr``); ``assoc_max`` (``sft.assoc_max``) the D_assoc samples, drawn at random (0 = no cap).
+    """
+    votes = tc.k_vote
+    failures = select_failures(failures, sr or {}, weak_max, seed)
+    weak = _verified(ledger, teacher, failures, votes)
+    n_weak_q = len(weak)
+    weak += _demos(ep_failures, data, ledger)
+    assoc = loadable(assoc, loader)
+    if assoc_max and len(assoc) > assoc_max:
+        assoc = random.Random(seed).sample(list(assoc), assoc_max)
+    assoc_items = _verified(ledger, teacher, assoc, votes)
+    return SFTSources(weak, assoc_items, {"d_weak": len(weak), "verified": n_weak_q, "asked": len(failures),
+                                          "d_assoc": len(assoc_items), "teacher_calls": ledger.spent})
+
+
+def random_sources(data: DataSettings, tc: TeacherSettings, pool: Sequence[EmbodiedSample],
+                   episodes: Sequence[EmbodiedSample],
+                   teacher: Teacher, ledger: TeacherLedger, loader: MediaLoader, seed: int,
+                   n_new: int) -> SFTSources:
+    """``sft_only`` / ``sft_then_rl``: teacher targets for ``n_new`` random unpaid candidates + all paid so far."""
+    rng = random.Random(seed)
+    unpaid = [s for s in [*pool, *episodes] if s.id not in ledger.targets]
+    chosen = rng.sample(unpaid, min(n_new, len(unpaid)))
+    q = loadable([s for s in chosen if not s.metadata.get("env_id")], loader)
+    _verified(ledger, teacher, q, tc.k_vote)
+    _demos([s for s in chosen if s.metadata.get("env_id")], data, ledger)
+    paid = ledger.verified()
+    by_id = {s.id: s for s in pool}
+    weak: list[tuple[Any, str]] = [(by_id[i], t) for i, t in paid.items() if i in by_id]
+    weak += _demos([s for s in episodes if paid.get(s.id) == "demo"], data, ledger)  # already paid: free
+    return SFTSources(weak, [], {"d_weak": len(weak), "new_requests": len(chosen), "teacher_calls": ledger.spent})
+
+
+def pool_sources(data: DataSettings, tc: TeacherSettings, pool: Sequence[EmbodiedSample],
+                 episodes: Sequence[EmbodiedSample],
+                 ledger: TeacherLedger, loader: MediaLoader) -> SFTSources:
+    """``sft_pool`` reference: oracle targets for the whole pool (+ every seed's demonstration), one call each."""
+    items: list[tuple[Any, str]] = []
+    for s in loadable(pool, loader):
+        if s.id not in ledger.targets:
+            ledger.spent += 1
+            ledger.targets[s.id] = target_text(s, s.reasoning if tc.with_reasoning else None)
+        items.append((s, ledger.targets[s.id] or ""))
+    unlimited = TeacherLedger(spent=ledger.spent, targets=ledger.targets)
+    items += _demos(episodes, data, unlimited)
+    ledger.spent = unlimited.spent
+    return SFTSources(items, [], {"d_weak": len(items), "teacher_calls": ledger.spent})
+
+
+def ledger_path(out: Path) -> Path:
+    """Where a run keeps its teacher ledger."""
+    return out / "teacher_ledger.json"
