@@ -141,7 +141,7 @@ def test_replay_suite(tmp_path: Path) -> None:
 
 
 def test_flat_qa_suite_answers_score_and_masks_match(tmp_path: Path) -> None:
-    from benchmarks.metrics import score_sample
+    from dppo_embodied.metrics.sample import score_sample
 
     samples = generate("flat-qa", 36, 0, out_dir=tmp_path, progress=False)
     assert {s.metadata["template"] for s in samples} == {"flat_point", "flat_count_color", "flat_left_of",
