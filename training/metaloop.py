@@ -374,7 +374,8 @@ class Metaloop(CommittedRun):
         res = run_grpo(self.model, self.processor, qa, cfg.grpo, initial, out_dir=self.out / "rl" / f"k{k}",
                        seed=cfg.seed + k, report_to=cfg.report_to, index=SampleIndex(data["train"]),
                        extra_rows=extra_rows, extra_rewards=extra_rewards, extra_tasks=extra_tasks,
-                       loader=self.loader, peft_config=self._peft(), budget_s=self._budget_left(), **dyn)
+                       loader=self.loader, peft_config=self._peft(), budget_s=self._budget_left(),
+                       initial_rollouts=cfg.difficulty.rollouts, **dyn)
         self.state.compute_s += res.compute_s
         self._checkpoint(f"k{k}-rl")
         if is_main():

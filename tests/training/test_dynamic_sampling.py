@@ -68,11 +68,16 @@ def test_reserve_order_and_tracker_hooks() -> None:
     assert sorted(reserve_order(list(sr), sr, "random", seed=3)) == sorted(sr)
     from training.metaloop_config import StagnationSettings
 
-    tr = SaturationTracker({"a": 0.5}, {"a": "t"}, StagnationSettings(min_windows=1, threshold=0.5))
+    tr = SaturationTracker({"a": 0.5}, {"a": "t"}, StagnationSettings(min_windows=1, threshold=0.5,
+                                                                       count_unvisited=True))
     tr.add("b", 0.25, "t")
     tr.mark("a", "stuck")
     rep = tr.update([], step=1)
     assert rep.ts == pytest.approx(0.5) and rep.stop  # a settled (dropped as stuck), b still moving
+    tr = SaturationTracker({"a": 0.5}, {"a": "t"}, StagnationSettings(min_windows=1, threshold=0.5))
+    tr.add("b", 0.25, "t")
+    tr.mark("a", "stuck")  # a dropped sample was rolled out (probed): it counts; b not yet
+    assert tr.update([], step=1).ts == pytest.approx(1.0)
 
 
 def test_metaloop_rl_phase_with_dynamic_sampling(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def _recs(step: int, outcomes: dict[str, list[bool]]) -> list[RewardRecord]:
 
 
 def test_statuses_and_per_task_score() -> None:
-    cfg = StagnationSettings(threshold=0.7, window=4, epsilon=0.1, min_windows=1)
+    cfg = StagnationSettings(threshold=0.7, window=4, epsilon=0.1, min_windows=1, plateau_z=0)
     tr = SaturationTracker({"a": 0.5, "b": 0.5, "c": 0.0, "d": 0.5}, {"a": "t1", "b": "t1", "c": "t2", "d": "t2"}, cfg)
     rep = tr.update(_recs(0, {"a": [True] * 4, "b": [True, False, True, False], "c": [False] * 4,
                               "d": [True, True, True, False]}), step=4)
@@ -30,7 +30,7 @@ def test_statuses_and_per_task_score() -> None:
 
 
 def test_min_windows_threshold_and_unseen_samples() -> None:
-    cfg = StagnationSettings(threshold=0.7, window=2, epsilon=0.1, min_windows=2)
+    cfg = StagnationSettings(threshold=0.7, window=2, epsilon=0.1, min_windows=2, count_unvisited=True)
     tr = SaturationTracker({"a": 0.5, "b": 0.5}, {"a": "t", "b": "t"}, cfg)
     r1 = tr.update(_recs(0, {"a": [True, True]}), step=2)  # a saturated, b unseen (moving)
     assert r1.ts == 0.5 and not r1.stop
@@ -43,10 +43,42 @@ def test_min_windows_threshold_and_unseen_samples() -> None:
 
 
 def test_below_threshold_keeps_training() -> None:
-    cfg = StagnationSettings(threshold=0.7, epsilon=0.05, min_windows=1)
+    cfg = StagnationSettings(threshold=0.7, epsilon=0.05, min_windows=1, plateau_z=0)
     tr = SaturationTracker({f"s{i}": 0.25 for i in range(10)}, {f"s{i}": "t" for i in range(10)}, cfg)
     rep = tr.update(_recs(0, {f"s{i}": [True, False] for i in range(10)}), 8)  # 0.25 -> 0.5: all moving
     assert rep.ts == 0.0 and not rep.stop
+
+
+def test_noise_band_reads_a_change_of_a_few_rollouts_as_a_plateau() -> None:
+    """|dSR| < z * se of a binomial difference is a plateau; a change far beyond it is movement; z = 0 is ε alone."""
+    cfg = StagnationSettings(threshold=0.7, epsilon=0.1, min_windows=1, plateau_z=1.0)
+    tr = SaturationTracker({"a": 0.5, "b": 0.25}, {"a": "t", "b": "t"}, cfg, initial_rollouts=4)
+    # se(0.5 vs 0.625 | 4 and 8 rollouts) ~ 0.30 -> plateau; 0.25 -> 1.0 is saturated, not moving
+    assert tr.band(0.5, 4, 0.625, 8) == pytest.approx((0.5833 * 0.4167 * (1 / 4 + 1 / 8)) ** 0.5, abs=1e-3)
+    rep = tr.update(_recs(0, {"a": [True] * 5 + [False] * 3, "b": [True] * 8}), 8)
+    assert tr.status == {"a": "plateau", "b": "saturated"} and rep.stop
+    big = SaturationTracker({"a": 0.0, "b": 0.25}, {"a": "t", "b": "t"}, cfg, initial_rollouts=64)
+    big.update(_recs(0, {"a": [True] * 48 + [False] * 16, "b": [True] * 16 + [False] * 48}), 8)
+    assert big.status == {"a": "moving", "b": "plateau"}  # 0 -> 0.75 over 64 rollouts each is movement
+    eps_only = SaturationTracker({"a": 0.5}, {"a": "t"}, StagnationSettings(min_windows=1, plateau_z=0),
+                                 initial_rollouts=4)
+    eps_only.update(_recs(0, {"a": [True] * 5 + [False] * 3}), 8)
+    assert eps_only.status == {"a": "moving"}
+
+
+def test_unvisited_samples_count_only_when_asked() -> None:
+    """By default TS_i is over the samples the phase rolled out (a phase that visits each sample once can still stop);
+    with count_unvisited the others count as moving; no sample seen yet is TS 0, an empty buffer TS 1."""
+    ids = {f"s{i}": "t" for i in range(4)}
+    visited = SaturationTracker(dict.fromkeys(ids, 0.5), ids, StagnationSettings(min_windows=1))
+    rep = visited.update(_recs(0, {"s0": [True] * 4 + [False] * 4}), 8)
+    assert rep.ts == 1.0 and rep.stop
+    assert visited.update([], 16).ts == 1.0
+    unvisited = SaturationTracker(dict.fromkeys(ids, 0.5), ids, StagnationSettings(min_windows=1,
+                                                                                   count_unvisited=True))
+    assert unvisited.update(_recs(0, {"s0": [True] * 4 + [False] * 4}), 8).ts == 0.25
+    assert SaturationTracker(dict.fromkeys(ids, 0.5), ids, StagnationSettings()).update([], 8).ts == 0.0
+    assert SaturationTracker({}, {}, StagnationSettings(min_windows=1)).update([], 8).stop
 
 
 def test_callback_stops_on_window_boundary() -> None:

@@ -107,6 +107,7 @@ def build_grpo_trainer(
     reserve: Sequence[EmbodiedSample] = (),
     sampling: str = "difficulty",
     policy: Any = None,
+    initial_rollouts: int = 4,
 ) -> tuple[Any, StagnationCallback, list[dict[str, str]]] | None:
     """The GRPOTrainer of one RL phase with the DPPO machinery attached (see :func:`run_grpo` for the arguments).
 
@@ -147,7 +148,7 @@ def build_grpo_trainer(
     row_ids = {r["sample_id"] for r in rows if r["sample_id"] in tasks and "@" not in r["sample_id"]}
     row_ids |= set(extra_tasks or {})
     tracker = SaturationTracker({i: initial_sr.get(i, 0.0) for i in row_ids}, {i: tasks.get(i, "") for i in row_ids},
-                                cfg.stagnation)
+                                cfg.stagnation, initial_rollouts=initial_rollouts)
     stagnation = StagnationCallback(tracker, recorder)
     callbacks: list[Any] = [stagnation, NaNGuard("RL"), BudgetCallback(budget_s),
                             PhaseProgress("RL", ts=lambda: stagnation.reports[-1].ts if stagnation.reports else None)]
@@ -188,7 +189,8 @@ def run_grpo(
             ``peft_config`` (LoRA), ``max_steps`` (``cfg.max_steps`` when None), ``budget_s`` (compute budget of
             the phase), ``progress``; with ``cfg.dynamic_sampling.enabled``: ``reserve`` (candidates that may refill
             dropped prompts), ``sampling`` (refill order) and ``policy`` (a :class:`inference.policy.VLMPolicy` on
-            the same model, for probe rollouts).
+            the same model, for probe rollouts); ``initial_rollouts`` (T of the difficulty estimation behind
+            ``initial_sr``: the stop rule's noise band).
 
     Returns:
         A :class:`PhaseResult` with the stop-rule reports.
