@@ -96,9 +96,10 @@ def _av() -> Any:
     return require("av", extra="video")
 
 
-def write_h264(path: str | os.PathLike[str], frames: Sequence[np.ndarray], fps: int) -> Path:
+def write_h264(path: str | os.PathLike[str], frames: Sequence[np.ndarray], fps: float | Fraction) -> Path:
     """Encode ``frames`` (``(H, W, 3)`` uint8, one size, even sides) as H.264 in MP4 (yuv420p, every other frame a
     keyframe, CRF 18) with frame ``i`` at ``i / fps`` s; written to a temporary file, then renamed into place.
+    ``fps`` may be fractional (a clip of n frames over d seconds: (n - 1) / d); the file's timestamps keep it.
 
     Raises:
         MediaError: no frames, or frames of another shape.
@@ -111,20 +112,23 @@ def write_h264(path: str | os.PathLike[str], frames: Sequence[np.ndarray], fps: 
     if any(f.shape != (h, w, 3) for f in frames) or h % 2 or w % 2:
         raise MediaError(f"{path}: frames must share one (H, W, 3) shape with even H and W (yuv420p); first is "
                          f"{frames[0].shape}")
+    rate = Fraction(fps).limit_denominator(1001)
+    if rate <= 0:
+        raise MediaError(f"{path}: fps must be > 0, got {fps!r}")
     av = _av()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.time_base = Fraction(1, fps)
+        stream.time_base = 1 / rate
         stream.codec_context.gop_size = 2
         stream.codec_context.max_b_frames = 0
         stream.options = {"crf": "18", "preset": "veryfast"}
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img, dtype=np.uint8), format="rgb24")
             frame.pts = i
-            frame.time_base = Fraction(1, fps)
+            frame.time_base = 1 / rate
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from dppo_embodied.errors import ConfigError
+from dppo_embodied.media import write_h264
 from dppo_embodied.types import AnswerType, EmbodiedSample, VideoRef
 from envs.scene import TabletopScene
 from envs.spec import MAX_OBJECTS, SceneSpec, sample_scene
@@ -222,14 +223,9 @@ class QAContext:
         return paths, video, meta
 
     def _write_video(self, frames: list[np.ndarray], fps: float) -> str:
-        import imageio.v2 as imageio
-
-        p = self._path("clip", "mp4")
-        with imageio.get_writer(p, fps=max(fps, 1.0), codec="libx264", macro_block_size=1,
-                                ffmpeg_log_level="error") as w:
-            for f in frames:
-                w.append_data(f)
-        return str(p.resolve())
+        """The clip as H.264 MP4 through the one video writer (:func:`dppo_embodied.media.write_h264`), at the
+        clip's own (fractional) fps so the file's timestamps match the VideoRef."""
+        return str(write_h264(self._path("clip", "mp4"), frames, fps).resolve())
 
     # ------------------------------------------------------------------------------------------------- samples
     def sample(self, template: str, capabilities: list[str], question: str, answer: Any, answer_type: AnswerType,

@@ -101,6 +101,13 @@ def test_longer_clips_have_more_events(tmp_path: Path) -> None:
     assert all(s.metadata["template"] == "push_sequence" and len(s.answer) == 3 for s in long)
     assert min(s.metadata["horizon_s"] for s in long) > max(s.metadata["horizon_s"] for s in short)
     assert all(s.video is not None and Path(s.video.path).is_file() for s in long)
+    import av  # the clip is written at its own fractional fps: its timestamps match the VideoRef
+
+    for s in long:
+        with av.open(s.video.path) as c:
+            times = [float(f.time) for f in c.decode(video=0)]
+        assert len(times) == s.video.num_frames
+        assert times[-1] == pytest.approx(s.video.end, abs=0.02)
 
 
 def test_generation_is_deterministic_and_splits_differ(tmp_path: Path) -> None:
