@@ -20,3 +20,12 @@ def test_both_plots_write_a_png_into_new_folders(tmp_path: Path) -> None:
                plot_compare(tmp_path / "b" / "c" / "compare.png", {"dppo": CURVE, "sft": CURVE[:1]}, target=30.0)]
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curve_table_shows_each_phase_change_and_the_sampled_column_only_when_measured() -> None:
+    from training.runs.report import curve_table
+
+    md = curve_table([{**CURVE[0], "general": 30.0}, {**CURVE[1], "general": 35.0}])
+    assert "| k1 | 40.0 (+30.0) | 35.0 | 5 |" in md and "sampled" not in md
+    md = curve_table([{**CURVE[0], "sampled": 8.0}, {**CURVE[1], "sampled": 6.5}])
+    assert "| k1 | 40.0 (+30.0) | 6.5 (-1.5) | – | 5 |" in md

@@ -47,6 +47,27 @@ def before_after_table(base: dict[str, Any], final: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def curve_table(curve: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of held-out success after each evaluated phase, with the change each phase made."""
+    def cell(row: dict[str, Any], prev: dict[str, Any] | None, key: str) -> str:
+        v = row.get(key)
+        if v is None:
+            return "–"
+        p = prev.get(key) if prev else None
+        return f"{v:.1f}" + (f" ({v - p:+.1f})" if p is not None else "")
+
+    sampled = any(r.get("sampled") is not None for r in curve)
+    head = "| after | held-out greedy (change) |" + (" held-out sampled (change) |" if sampled else "") + \
+        " general replay | compute (s) |\n|---|---:|" + ("---:|" if sampled else "") + "---:|---:|\n"
+    rows = []
+    for i, r in enumerate(curve):
+        prev = curve[i - 1] if i else None
+        rows.append(f"| {r['step']} | {cell(r, prev, 'overall')} |" + (f" {cell(r, prev, 'sampled')} |" if sampled
+                                                                        else "")
+                    + f" {cell(r, None, 'general')} | {r['compute_s']:.0f} |")
+    return head + "\n".join(rows) + "\n"
+
+
 def plot_run(path: str | Path, base: dict[str, Any], final: dict[str, Any], curve: Sequence[dict[str, Any]],
              title: str = "DPPO metaloop") -> Path:
     """PNG with per-capability bars (base vs final) and held-out success against training compute."""
@@ -175,6 +196,7 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
     if write:
         atomic_write_json(out / "summary.json", summary)
         atomic_write_text(out / "summary.md",
-                          f"# {name}: held-out success (0-100)\n\n{before_after_table(base, final)}\n")
+                          f"# {name}: held-out success (0-100)\n\n{before_after_table(base, final)}\n"
+                          f"## After each phase\n\n{curve_table(curve)}")
         plot_run(out / "curve.png", base, final, curve, title=f"{name} ({run['mode']})")
     return summary
