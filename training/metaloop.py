@@ -54,7 +54,7 @@ from dppo_embodied.media import MediaLoader
 from dppo_embodied.prompts import STEP_PROMPT_FILE, read_prompt_style, write_prompt_style
 from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
 from training.algorithm import data_sources
-from training.algorithm.diagnosis import Diagnosis, diagnose, write_report
+from training.algorithm.diagnosis import diagnose, write_report
 from training.algorithm.difficulty import (
     Buffer,
     QARoller,
@@ -66,11 +66,10 @@ from training.algorithm.difficulty import (
     table_from_json,
     table_to_json,
 )
-from training.algorithm.evaluation import evaluate, heldout_episodes, sampled_success
+from training.algorithm.evaluation import evaluate, heldout_episodes, sampled_eval
 from training.algorithm.rewards import SampleIndex
 from training.algorithm.rollout_engine import RolloutEngine
 from training.algorithm.sample_io import horizon_of, loadable, tokenizer_corpus
-from training.algorithm.teacher import make_teacher
 from training.metaloop_config import MetaloopConfig
 from training.phases.common import ComputeClock
 from training.phases.grpo import run_grpo, zero_std_fraction
@@ -78,7 +77,7 @@ from training.phases.sft import mix, run_sft
 from training.plan import Step, plan
 from training.runs import report
 from training.runs.committed_run import CommittedRun
-from training.runs.distributed import barrier, broadcast, is_main
+from training.runs.distributed import barrier, is_main
 from training.runs.state import commit_checkpoint
 from training.runs.tensorboard import log_evaluation
 
@@ -198,20 +197,13 @@ class Metaloop(CommittedRun):
 
     # ------------------------------------------------------------------ the run
     def _sampled_eval(self, tag: str) -> dict[str, Any]:
-        """Held-out QA pass@1 averaged over ``eval.sampled_k`` sampled answers (the difficulty estimator's
-        rollouts; not counted as training compute)."""
+        """Held-out QA pass@1 over ``eval.sampled_k`` sampled answers, on the rollout engine."""
         ec = self.cfg.eval
-        qa = loadable([s for s in self._data()["heldout"] if not s.metadata.get("env_id")], self.loader)
-        engine = self._engine()
         journal = self._journal(f"eval-{tag.replace('/', '-')}-sampled", temperature=ec.sampled_temperature,
                                 max_tokens=ec.max_new_tokens)
-        table = estimate_success_rates(qa, QARoller(engine, self.loader, ec.max_new_tokens, journal=journal),
-                                       ec.sampled_k, ec.sampled_temperature, progress=self.progress,
-                                       desc="sampled eval")
-        res = sampled_success(table, ec.sampled_k, ec.sampled_temperature)
-        logger.info("eval %s: held-out sampled pass@1 %.1f (k=%d, T=%.1f)", tag, res["overall"], ec.sampled_k,
-                    ec.sampled_temperature)
-        return res
+        qa = loadable([s for s in self._data()["heldout"] if not s.metadata.get("env_id")], self.loader)
+        return sampled_eval(QARoller(self._engine(), self.loader, ec.max_new_tokens, journal=journal), qa,
+                            ec.sampled_k, ec.sampled_temperature, tag, self.progress)
 
     def run(self, until: str | None = None) -> dict[str, Any]:
         """Run (or resume) the whole metaloop; return the summary.
@@ -408,7 +400,7 @@ class Metaloop(CommittedRun):
     def _sft(self, k: int, source: str) -> dict[str, Any]:
         """SFT on ``diagnosed`` failures (dppo), ``random`` teacher targets (sft_only, sft_then_rl) or the whole
         labelled ``pool`` (sft_pool); every target is paid through the teacher ledger (docs/ablation.md)."""
-        from training.algorithm.sft_sources import dppo_sources, ledger_path, pool_sources, random_sources
+        from training.algorithm.sft_sources import gather, ledger_path
         from training.algorithm.teacher_budget import TeacherLedger
 
         cfg, sc = self.cfg, self.cfg.sft
@@ -416,33 +408,10 @@ class Metaloop(CommittedRun):
         pool = [s for s in self._candidates(k) if not s.metadata.get("env_id")]
         episodes = [s for s in data["train"] if s.metadata.get("env_id")]
         rng = random.Random(cfg.seed + 100 * k)
+        src_seed = rng.randrange(1 << 30) if source != "pool" else 0  # drawn on every rank: the mix seed agrees
         ledger = TeacherLedger.from_json(read_json(ledger_path(self.out), {}), budget=cfg.teacher.budget)
-        synth: list[EmbodiedSample] = []
-        if source == "diagnosed":
-            d = Diagnosis.from_json(read_json(self.out / "reports" / f"weakness_k{k}.json", {}))
-            failed, weak_caps = set(d.failures), set(d.weak_capabilities)
-            if sc.synthesize_assoc and weak_caps and is_main():
-                synth = data_sources.synthesize(cfg.data, sorted(weak_caps), sc.synthesize_n, k,
-                                                self.out / "data" / f"synth_k{k}")
-                write_samples(synth, self.out / "data" / f"synth_k{k}.jsonl")
-            barrier()
-            if sc.synthesize_assoc and weak_caps and (self.out / "data" / f"synth_k{k}.jsonl").is_file():
-                synth = load_samples(self.out / "data" / f"synth_k{k}.jsonl")[0]
-            assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
-            failures = [s for s in pool if s.id in failed]
-            ep_failures = [s for s in episodes if s.id in failed]
-        src = None
-        if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)
-            teacher = make_teacher(cfg.teacher, self.loader, seed=cfg.seed)
-            if source == "diagnosed":
-                src = dppo_sources(cfg.data, cfg.teacher, sc.weak_max, sc.assoc_max, failures, ep_failures, assoc,
-                                   teacher, ledger, self.loader, rng.randrange(1 << 30), sr=d.sr)
-            elif source == "pool":
-                src = pool_sources(cfg.data, cfg.teacher, pool, episodes, ledger, self.loader)
-            else:
-                src = random_sources(cfg.data, cfg.teacher, pool, episodes, teacher, ledger, self.loader,
-                                     rng.randrange(1 << 30), sc.teacher_samples)
-        src, ledger = broadcast((src, ledger))
+        src, ledger, n_synth = gather(source, k, self.out, cfg.data, cfg.teacher, sc, pool, episodes, self.loader,
+                                      ledger, seed=cfg.seed, src_seed=src_seed)
         # teacher targets carry reasoning when the teacher gives it; general replay keeps its own (answer) format
         items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
                     seed=rng.randrange(1 << 30))
@@ -456,7 +425,7 @@ class Metaloop(CommittedRun):
         if is_main():
             atomic_write_json(ledger_path(self.out), ledger.to_json())
         self._checkpoint(f"k{k}-sft")
-        return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": len(synth),
+        return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": n_synth,
                 "seconds": res.compute_s, "skipped_media": res.skipped}
 
     def _finish(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,19 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
         data["metaloop"] = figures
         save_results(out, data)
     return broadcast(figures)
+
+
+def sampled_eval(roller: Any, questions: Sequence[Any], k: int, temperature: float, tag: str,
+                 progress: bool = False) -> dict[str, Any]:
+    """Held-out QA pass@1 averaged over ``k`` answers per question at ``temperature``, rolled by ``roller`` (a
+    :class:`training.algorithm.difficulty.QARoller` on the rollout engine; the difficulty estimator's rollouts, not
+    counted as training compute)."""
+    from training.algorithm.difficulty import estimate_success_rates
+
+    table = estimate_success_rates(questions, roller, k, temperature, progress=progress, desc="sampled eval")
+    res = sampled_success(table, k, temperature)
+    logger.info("eval %s: held-out sampled pass@1 %.1f (k=%d, T=%.1f)", tag, res["overall"], k, temperature)
+    return res
 
 
 def sampled_success(table: dict[str, Any], k: int, temperature: float) -> dict[str, Any]:

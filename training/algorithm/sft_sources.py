@@ -22,12 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dppo_embodied.types import EmbodiedSample
+from dppo_embodied.io import read_json
+from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
+from training.algorithm import data_sources
 from training.algorithm.data_sources_config import DataSettings
+from training.algorithm.diagnosis import Diagnosis
 from training.algorithm.sample_io import MediaLoader, loadable, target_text, task_of
-from training.algorithm.teacher import Teacher
+from training.algorithm.teacher import Teacher, make_teacher
 from training.algorithm.teacher_budget import TeacherLedger
 from training.algorithm.teacher_config import TeacherSettings
+from training.runs.distributed import barrier, broadcast, is_main
 
 logger = logging.getLogger(__name__)
 
@@ -155,3 +159,53 @@ def pool_sources(data: DataSettings, tc: TeacherSettings, pool: Sequence[Embodie
 def ledger_path(out: Path) -> Path:
     """Where a run keeps its teacher ledger."""
     return out / "teacher_ledger.json"
+
+
+def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettings, sc: Any,
+           pool: Sequence[EmbodiedSample], episodes: Sequence[EmbodiedSample], loader: MediaLoader,
+           ledger: TeacherLedger, *, seed: int, src_seed: int) -> tuple[SFTSources, TeacherLedger, int]:
+    """The weak and associated sources of loop ``k``'s SFT phase for ``source`` (``diagnosed``: the weakness
+    report's failures and weak capabilities, plus ``sc.synthesize_n`` fresh samples of those capabilities when
+    ``sc.synthesize_assoc``; ``random``; ``pool``). Rank 0 asks the teacher and synthesises; every rank gets the
+    same sources and ledger.
+
+    Args:
+        sc: the SFT settings (``weak_max``, ``assoc_max``, ``teacher_samples``, ``synthesize_assoc``,
+            ``synthesize_n``).
+        pool: the loop's QA candidates; ``episodes``: its closed-loop samples.
+        seed: the run seed (the teacher's); ``src_seed``: the draw of which failures / candidates get targets.
+
+    Returns:
+        ``(sources, ledger after paying for them, number of synthesised samples)``.
+    """
+    synth: list[EmbodiedSample] = []
+    failures: list[EmbodiedSample] = []
+    ep_failures: list[EmbodiedSample] = []
+    assoc: list[EmbodiedSample] = []
+    sr: dict[str, float] = {}
+    if source == "diagnosed":
+        diag = Diagnosis.from_json(read_json(out / "reports" / f"weakness_k{k}.json", {}))
+        sr = diag.sr
+        failed, weak_caps = set(diag.failures), set(diag.weak_capabilities)
+        synth_file = out / "data" / f"synth_k{k}.jsonl"
+        if sc.synthesize_assoc and weak_caps and is_main():
+            synth = data_sources.synthesize(data, sorted(weak_caps), sc.synthesize_n, k, out / "data" / f"synth_k{k}")
+            write_samples(synth, synth_file)
+        barrier()
+        if sc.synthesize_assoc and weak_caps and synth_file.is_file():
+            synth = load_samples(synth_file)[0]
+        assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
+        failures = [s for s in pool if s.id in failed]
+        ep_failures = [s for s in episodes if s.id in failed]
+    src = None
+    if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)
+        teacher = make_teacher(tc, loader, seed=seed)
+        if source == "diagnosed":
+            src = dppo_sources(data, tc, sc.weak_max, sc.assoc_max, failures, ep_failures, assoc, teacher, ledger,
+                               loader, src_seed, sr=sr)
+        elif source == "pool":
+            src = pool_sources(data, tc, pool, episodes, ledger, loader)
+        else:
+            src = random_sources(data, tc, pool, episodes, teacher, ledger, loader, src_seed, sc.teacher_samples)
+    src, ledger = broadcast((src, ledger))
+    return src, ledger, len(synth)
