@@ -64,17 +64,17 @@ class ServeConfig:
     served_model_name: str | None = None
     max_batch_size: int = 8
     batch_window_ms: float = 5.0
-    default_max_tokens: int = 256
-    max_tokens_cap: int = 4096
-    max_images: int = 8
-    max_image_pixels: int = 4096 * 4096
-    max_request_pixels: int = 4096 * 4096
+    default_max_tokens: int = Limits.default_max_tokens  # the request limits' defaults are the protocol's
+    max_tokens_cap: int = Limits.max_tokens_cap
+    max_images: int = Limits.max_images
+    max_image_pixels: int = Limits.max_image_pixels
+    max_request_pixels: int = Limits.max_request_pixels
     max_queued_mpixels: float = 256.0
     decode_slots: int = 2
-    max_work_tokens: int = 8192
+    max_work_tokens: int = Limits.max_work_tokens
     max_model_len: int | None = None
-    request_timeout_s: float = 60.0
-    max_request_timeout_s: float = 600.0
+    request_timeout_s: float = Limits.default_timeout_s
+    max_request_timeout_s: float = Limits.max_timeout_s
     saturation_wait_s: float = 5.0
     allowed_origins: list[str] = field(default_factory=list)
     max_body_mb: float = 32.0
