@@ -1,4 +1,4 @@
-"""``dppo demo`` (``make demo``): the main job — the whole DPPO metaloop on a 2-core CPU in about 8 minutes.
+"""``dppo demo`` (``make demo``): the main job — the whole DPPO metaloop on a 2-core CPU in about 13 minutes.
 
 Steps: build a ~1.2 M-parameter Qwen2.5-VL offline; generate tabletop QA (held-out split from a disjoint seed
 stream), the general replay suite and a closed-loop pick task; pre-train briefly on the replay suite (that is the
