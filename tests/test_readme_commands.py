@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import queue
 import re
 import shlex
 import shutil
@@ -32,13 +31,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.serve_process import wait_for_banner
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -259,18 +258,9 @@ class Background:
         proc = subprocess.Popen(_argv(tokens), cwd=cwd, env=_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         self.procs.append(proc)
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or []], daemon=True).start()
-        seen, t_end = [], time.monotonic() + 180
-        while time.monotonic() < t_end and proc.poll() is None:
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            if line.startswith("dppo serve:") and "http://" in line:
-                return
-        pytest.fail(f"{cmd}: the server did not start\n{''.join(seen)}")
+        banner, seen = wait_for_banner(proc, 180)
+        if banner is None:
+            pytest.fail(f"{cmd}: the server did not start\n{''.join(seen)}")
 
     def stop(self) -> None:
         for proc in self.procs:

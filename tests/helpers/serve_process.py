@@ -35,6 +35,23 @@ def _read_lines(stream: Any, q: queue.Queue[str]) -> None:
         q.put(line)
 
 
+def wait_for_banner(proc: subprocess.Popen[str], startup_s: float) -> tuple[str | None, list[str]]:
+    """Read ``proc``'s output until ``dppo serve`` prints its address line: ``(that line or None, lines seen)``.
+    ``None`` when the process exits or ``startup_s`` passes first."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    t_end, seen = time.monotonic() + startup_s, []
+    while time.monotonic() < t_end and proc.poll() is None:
+        try:
+            line = lines.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if line.startswith("dppo serve:") and "http://" in line:
+            return line, seen
+    return None, seen
+
+
 @contextmanager
 def dppo_serve(args: Sequence[str], env: Mapping[str, str], startup_s: float = 120.0) -> Iterator[ServeProcess]:
     """Run ``python -m dppo_embodied.cli serve *args`` (pass ``--port 0``) until the context ends.
@@ -46,18 +63,9 @@ def dppo_serve(args: Sequence[str], env: Mapping[str, str], startup_s: float = 1
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     served: ServeProcess | None = None
     try:
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-        t_end, seen = time.monotonic() + startup_s, []
-        while served is None and time.monotonic() < t_end and proc.poll() is None:
-            try:
-                line = lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            if line.startswith("dppo serve:") and "http://" in line:
-                served = ServeProcess(line.split(" on ", 1)[1].split(" ", 1)[0], line, proc)
-        assert served is not None, f"dppo serve {' '.join(args)} did not start:\n" + "".join(seen)
+        banner, seen = wait_for_banner(proc, startup_s)
+        assert banner is not None, f"dppo serve {' '.join(args)} did not start:\n" + "".join(seen)
+        served = ServeProcess(banner.split(" on ", 1)[1].split(" ", 1)[0], banner, proc)
         yield served
     finally:
         rc: int | None = proc.poll()
