@@ -195,7 +195,6 @@ class Metaloop(CommittedRun):
         return {"overall": held["overall"], "general": gen["overall"] if gen else None,
                 "compute_s": self.state.compute_s}
 
-    # ------------------------------------------------------------------ the run
     def _sampled_eval(self, tag: str) -> dict[str, Any]:
         """Held-out QA pass@1 over ``eval.sampled_k`` sampled answers, on the rollout engine."""
         ec = self.cfg.eval
@@ -205,6 +204,7 @@ class Metaloop(CommittedRun):
         return sampled_eval(QARoller(self._engine(), self.loader, ec.max_new_tokens, journal=journal), qa,
                             ec.sampled_k, ec.sampled_temperature, tag, self.progress)
 
+    # ------------------------------------------------------------------ the run
     def run(self, until: str | None = None) -> dict[str, Any]:
         """Run (or resume) the whole metaloop; return the summary.
 
