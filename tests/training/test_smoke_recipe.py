@@ -60,3 +60,16 @@ def test_smoke_recipe_runs_the_whole_metaloop(tmp_path: Path, capsys: pytest.Cap
     assert state["completed"] == [s.name for s in plan(load_metaloop_config(SMOKE))]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scale"] == "0-100" and (out / summary["checkpoint"] / "config.json").is_file()
+
+
+def test_compare_estimate_counts_pre_training_once() -> None:
+    from training.scripts.compare import estimated_time
+
+    cfg = load_metaloop_config(RECIPES / "ablation.yaml")
+    shared, full = estimate(cfg, loops=0), estimate(cfg)
+    pre = shared["steps"]["pretrain"]
+    assert pre > 0  # the recipe pre-trains its base
+    one, three = (estimated_time(cfg, n, variants=2, jobs=1)["estimated_time_s"] for n in (1, 3))
+    per_seed = full["total_s"] + (full["total_s"] - shared["total_s"]) - pre
+    assert one == pytest.approx(pre + per_seed, abs=0.2)
+    assert three - one == pytest.approx(2 * per_seed, abs=0.2)  # later seeds load the base, they do not pre-train

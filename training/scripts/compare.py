@@ -107,15 +107,17 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
 
 def estimated_time(cfg: Any, seeds: int, variants: int, jobs: int) -> dict[str, Any]:
     """The comparison's estimated wall time (:mod:`training.scripts.estimate`): per seed one shared start (prepare,
-    pretrain, base evaluation) and one DPPO-sized run per variant (the baselines spend DPPO's budget), over
-    ``jobs``."""
+    base evaluation) and one DPPO-sized run per variant (the baselines spend DPPO's budget), over ``jobs``; the
+    base model is pre-trained once, by the first seed, alone."""
     from training.scripts.estimate import estimate, minutes
 
     shared, full = estimate(cfg, loops=0), estimate(cfg)
     if shared["total_s"] is None or full["total_s"] is None:
         return {"estimated_time_s": None, "estimated_time": minutes(None), "basis": full["basis"]}
+    pretrain_s = shared["steps"].get("pretrain", 0.0)
     loop_s = full["total_s"] - shared["total_s"]
-    total = round(seeds * (shared["total_s"] + variants * loop_s) / max(1, jobs), 1)
+    per_seed = shared["total_s"] - pretrain_s + variants * loop_s
+    total = round(pretrain_s + seeds * per_seed / max(1, jobs), 1)
     return {"estimated_time_s": total, "estimated_time": minutes(total), "basis": full["basis"]}
 
 
