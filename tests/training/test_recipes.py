@@ -23,16 +23,12 @@ def test_ablation_v2_recipe_differs_from_v1_only_as_registered() -> None:
     """docs/ablation.md section 12 lists what protocol v2 changes; nothing else may differ."""
     from dataclasses import asdict
 
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
+    from training.runs.run_config import config_diff
 
-    v1, v2 = (flat(asdict(load_metaloop_config(RECIPES / n))) for n in ("ablation.yaml", "ablation_v2.yaml"))
-    changed = {k for k in v1 if v1[k] != v2[k]}
+    v1, v2 = (asdict(load_metaloop_config(RECIPES / n)) for n in ("ablation.yaml", "ablation_v2.yaml"))
+    changed = {key for key, _, _ in config_diff(v1, v2)}  # where a run lives (output_dir) is not compared
     assert changed == {
-        "name", "output_dir", "pretrain.task_share", "difficulty.temperature", "grpo.temperature",
+        "name", "pretrain.task_share", "difficulty.temperature", "grpo.temperature",
         "eval.sampled_temperature", "grpo.max_steps", "grpo.stagnation.epsilon", "grpo.stagnation.plateau_z",
         "grpo.stagnation.count_unvisited", "sft.max_steps", "sft.size", "sft.ratios", "sft.weak_max",
         "sft.assoc_max", "sft.teacher_samples"}, changed
