@@ -388,14 +388,15 @@ class Metaloop(CommittedRun):
         engine = self._engine()
         journal = self._journal(f"k{k}-diagnosis", temperature=dc.temperature, max_tokens=dc.max_new_tokens)
         with ComputeClock() as clock:
-            d = diagnose(targets, QARoller(engine, self.loader, dc.max_new_tokens, journal=journal), dc.rollouts,
-                         dc.temperature, failure_sr=dc.failure_sr, episode_roller=self._episode_roller(journal),
-                         progress=self.progress)
+            roller = QARoller(engine, self.loader, dc.max_new_tokens, return_texts=True, journal=journal)
+            d = diagnose(targets, roller, dc.rollouts, dc.temperature, failure_sr=dc.failure_sr,
+                         episode_roller=self._episode_roller(journal), progress=self.progress)
         self.state.compute_s += clock.seconds
         if is_main():
             write_report(d, self.out / "reports", k)
-        return {"failures": len(d.failures), "diagnosed": len(targets), "weak_capabilities": d.weak_capabilities,
-                "seconds": clock.seconds, "engine": self.engine.kind, **d.rollout_failures}
+        return {"failures": len(d.failures), "diagnosed": len(targets), "verified": len(d.verified),
+                "weak_capabilities": d.weak_capabilities, "seconds": clock.seconds, "engine": self.engine.kind,
+                **d.rollout_failures}
 
     def _sft(self, k: int, source: str) -> dict[str, Any]:
         """SFT on ``diagnosed`` failures (dppo), ``random`` teacher targets (sft_only, sft_then_rl) or the whole
@@ -414,7 +415,7 @@ class Metaloop(CommittedRun):
                                       ledger, seed=cfg.seed, src_seed=src_seed)
         # teacher targets carry reasoning when the teacher gives it; general replay keeps its own (answer) format
         items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
-                    seed=rng.randrange(1 << 30))
+                    seed=rng.randrange(1 << 30), own=src.own, own_weight=sc.self_weight)
         self._load_model()
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "sft" / f"k{k}", max_steps=sc.max_steps,
                       learning_rate=sc.learning_rate, batch_size=sc.batch_size, warmup_steps=sc.warmup_steps,

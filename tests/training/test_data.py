@@ -52,6 +52,10 @@ def test_mix_ratios_and_empty_sources(samples: list) -> None:
     assert c == {"weak": 100, "assoc": 200, "gen": 100}
     only = mix([], samples[1:4], [], [1, 2, 1], size=30, seed=0)  # empty sources give their share away
     assert len(only) == 30 and mix([], [], [], [1, 1, 1], 10, 0) == []
+    own = [(samples[6], "<answer>mine</answer>")]  # D_self: a weight next to the three ratios; 0 leaves it out
+    with_own = Counter(t for _, t in mix(weak, [], samples[4:6], [1, 0, 1], size=300, seed=0, own=own, own_weight=1))
+    assert with_own["<answer>mine</answer>"] == with_own["<answer>A</answer>"] == 100
+    assert all(t != "<answer>mine</answer>" for _, t in mix(weak, [], samples[4:6], [1, 0, 1], 30, 0, own=own))
 
 
 def test_generate_keywords_templates_and_heldout(tmp_path: Path) -> None:

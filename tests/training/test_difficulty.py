@@ -113,3 +113,33 @@ def test_qa_roller_scores_with_the_metric(samples: list, tmp_path) -> None:
     out = QARoller(engine, MediaLoader())(samples[:2], 3, 1.0)
     assert out[0] == [(1.0, True)] * 3
     assert all(not ok for _, ok in out[1])
+
+
+def test_the_first_successful_text_is_kept_when_the_roller_keeps_texts(samples: list) -> None:
+    class Roller:
+        def __init__(self) -> None:
+            self.last_texts: dict[str, list[str]] = {}
+
+        def __call__(self, batch, n, temperature):
+            self.last_texts.update({s.id: [f"{s.id}-{r}" for r in range(n)] for s in batch})
+            return [[(0.0, False), (1.0, True), (1.0, True)] if i % 2 else [(0.0, False)] * n
+                    for i, _ in enumerate(batch)]
+
+    table = estimate_success_rates(samples[:4], Roller(), rollouts=3, temperature=1.0, progress=False)
+    assert [table[s.id].success_text for s in samples[:4]] == ["", f"{samples[1].id}-1", "", f"{samples[3].id}-1"]
+    plain = estimate_success_rates(samples[:2], lambda b, n, t: [[(1.0, True)] * n for _ in b], rollouts=2,
+                                   temperature=1.0, progress=False)  # a roller without texts: nothing kept
+    assert all(r.success_text == "" for r in plain.values())
+
+
+def test_diagnosis_keeps_the_verified_rollouts_of_solved_samples() -> None:
+    from training.algorithm.diagnosis import Diagnosis, summarize
+
+    samples = [_sample(i, "t", "spatial_geometric") for i in range(3)]
+    table = {"s0": SRRecord(0.0, 4, 0.0, "t", "spatial_geometric"),
+             "s1": SRRecord(0.25, 4, 0.25, "t", "spatial_geometric", success_text="<answer>yes</answer>"),
+             "s2": SRRecord(1.0, 4, 1.0, "t", "spatial_geometric", success_text="<answer>no</answer>")}
+    d = summarize(samples, table, failure_sr=0.5)
+    assert d.failures == ["s0", "s1"] and d.verified == {"s1": "<answer>yes</answer>", "s2": "<answer>no</answer>"}
+    assert Diagnosis.from_json(d.to_json()) == d
+    assert Diagnosis.from_json({k: v for k, v in d.to_json().items() if k != "verified"}).verified == {}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dppo_embodied.errors import TrainingError
 from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
+from training.algorithm.data_sources import read_data
+from training.algorithm.rewards import success_of
 from training.metaloop import Metaloop
 from training.metaloop_config import load_metaloop_config
 
@@ -101,6 +104,45 @@ def test_dppo_pays_the_teacher_for_every_sft_target(tmp_path: Path) -> None:
     assert sft["verified"] == sum(1 for i, t in ledger["targets"].items() if t and i in set(
         read_json(out / "reports" / "weakness_k1.json")["failures"]))
     assert all(t is None or t.startswith("<think>") for t in ledger["targets"].values())
+
+
+class _HalfRight:
+    """A rollout engine that answers every other sample right (the tiny model never does): the rest it passes on."""
+
+    def __init__(self, engine: Any, right: dict[str, str]) -> None:
+        self._engine, self._right = engine, right
+
+    def generate(self, requests: list, keys: list, journal: Any = None) -> list:
+        out = self._engine.generate(requests, keys, journal)
+        return [f"<answer>{self._right[r.id]}</answer>" if r.id in self._right else t
+                for r, t in zip(requests, out, strict=True)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+def test_dppo_trains_on_its_own_verified_rollouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "self"
+    loop = Metaloop(_cfg(out, "sft.self_weight=1", "sft.weak_max=2", "sft.assoc_max=1", "sft.synthesize_assoc=false"),
+                    progress=False)
+    real = Metaloop._engine
+
+    def engine(self: Metaloop) -> Any:
+        data = self._data()["train"]
+        return _HalfRight(real(self), {s.id: s.answer for s in data[::2]})
+
+    monkeypatch.setattr(Metaloop, "_engine", engine)
+    summary = loop.run()
+    state = read_json(out / "state.json")
+    report = read_json(out / "reports" / "weakness_k1.json")
+    train = {s.id: s for s in read_data(out / "data")["train"]}
+    # the diagnosis keeps one rollout per solved sample, each passing the reward; the SFT phase trains on them free
+    solved = {i for i, sr in report["sr"].items() if sr > 0}
+    assert solved and set(report["verified"]) == solved
+    assert all(success_of(train[i], t)[1] for i, t in report["verified"].items())
+    assert state["values"]["k1/diagnosis"]["verified"] == len(solved)
+    assert state["values"]["k1/sft"]["d_self"] == len(solved)
+    assert summary["teacher_calls"] <= 3  # D_self pays nothing: two failures and one D_assoc sample were paid
 
 
 def test_lora_phases_merge_back(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ def test_ablation_v2_recipe_differs_from_v1_only_as_registered() -> None:
     ("data.templates=['']", "data.templates[0]"),
     ("data.image_size=1000000000", "data.image_size: must be an integer number of pixels in 32..1024"),
     ("data.image_size=8", "data.image_size"),
+    ("sft.self_weight=-1", "sft.self_weight: must be >= 0"),
 ])
 def test_bad_values_name_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError) as e:

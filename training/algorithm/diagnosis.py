@@ -3,6 +3,8 @@
 [TR]: 4 rollouts per RL sample, rule-based filtering, then injection into the next SFT stage. Here the RL buffer
 and the weakness pool are re-rolled with the post-RL policy (T sampled rollouts each, scored by ``score_sample``);
 a sample is a *failure* when its new SR is below ``failure_sr`` (default 1/2: it fails more often than not).
+The rollouts that pass the rule-based reward are kept too (one text per solved sample): they are
+D_RL^{k+1/2} of the paper's SFT objective, verified targets that cost no teacher call (``sft.self_weight``).
 The weakness report groups samples by capability tag (multi-label: a sample counts for each of its tags) with
 failure counts and rates; the *weak capabilities* are those with failures, most failures first — they drive
 D_assoc retrieval and synthesis.
@@ -49,6 +51,8 @@ class Diagnosis:
         by_capability: per-capability statistics.
         weak_capabilities: capabilities with failures, most failures first.
         rollout_failures: rollouts that failed for good on the engine (``failed_rollouts``, ``failure_reasons``).
+        verified: ``sample id -> text`` of the first rollout that passed the reward, for every solved sample whose
+            rollouts kept their texts (question samples).
     """
 
     failures: list[str] = field(default_factory=list)
@@ -56,6 +60,7 @@ class Diagnosis:
     by_capability: dict[str, CapabilityStats] = field(default_factory=dict)
     weak_capabilities: list[str] = field(default_factory=list)
     rollout_failures: dict[str, Any] = field(default_factory=dict)
+    verified: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -65,6 +70,7 @@ class Diagnosis:
             "by_capability": {k: {**asdict(v), "fail_rate": v.fail_rate} for k, v in self.by_capability.items()},
             "weak_capabilities": self.weak_capabilities,
             "rollout_failures": self.rollout_failures,
+            "verified": self.verified,
         }
 
     @classmethod
@@ -73,7 +79,7 @@ class Diagnosis:
         caps = {k: CapabilityStats(n=v["n"], failures=v["failures"], mean_sr=v["mean_sr"])
                 for k, v in d.get("by_capability", {}).items()}
         return cls(list(d.get("failures", [])), dict(d.get("sr", {})), caps, list(d.get("weak_capabilities", [])),
-                   dict(d.get("rollout_failures", {})))
+                   dict(d.get("rollout_failures", {})), dict(d.get("verified", {})))
 
 
 def summarize(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], failure_sr: float) -> Diagnosis:
@@ -93,7 +99,8 @@ def summarize(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], fai
     for cap, st in stats.items():
         st.mean_sr = sum(srs[cap]) / len(srs[cap])
     weak = sorted((c for c, st in stats.items() if st.failures and c), key=lambda c: (-stats[c].failures, c))
-    return Diagnosis(failures, {i: table[i].sr for i in table}, dict(sorted(stats.items())), weak)
+    verified = {s.id: table[s.id].success_text for s in samples if s.id in table and table[s.id].success_text}
+    return Diagnosis(failures, {i: table[i].sr for i in table}, dict(sorted(stats.items())), weak, verified=verified)
 
 
 def diagnose(samples: Sequence[EmbodiedSample], qa_roller: Roller | None, rollouts: int, temperature: float,

@@ -52,6 +52,9 @@ class SRRecord:
         capability: its primary capability ("" when untagged).
         failed: rollouts that failed for good (no answer from the engine; counted as failures in ``sr``).
         failure: the first failure's reason ("" when none failed).
+        success_text: the first successful rollout's text, when the roller keeps its texts (``QARoller(...,
+            return_texts=True)``, as the diagnosis does); ``""`` otherwise. A verified target that costs no teacher
+            call: D_self of the next SFT phase (``sft.self_weight``).
     """
 
     sr: float
@@ -61,6 +64,7 @@ class SRRecord:
     capability: str
     failed: int = 0
     failure: str = ""
+    success_text: str = ""
 
     @property
     def difficulty(self) -> float:
@@ -173,14 +177,16 @@ def estimate_success_rates(
             part = group[i:i + chunk]
             outcomes = roller(part, rollouts, temperature) if roller else []
             failures = getattr(roller, "failures", {})
+            texts = getattr(roller, "last_texts", {})
             for s, outs in zip(part, outcomes, strict=False):
                 n = len(outs)
                 reasons = failures.get(s.id, [])
+                won = [t for t, (_, ok) in zip(texts.get(s.id, []), outs, strict=False) if ok and t]
                 local[s.id] = asdict(SRRecord(
                     sr=sum(ok for _, ok in outs) / n if n else 0.0, n=n,
                     mean_reward=sum(r for r, _ in outs) / n if n else 0.0,
                     task=task_of(s), capability=primary_capability(s), failed=len(reasons),
-                    failure=reasons[0] if reasons else ""))
+                    failure=reasons[0] if reasons else "", success_text=won[0] if won else ""))
             bar.update(len(part))
     bar.close()
     return {k: SRRecord(**v) for k, v in gather_dict(local).items()}

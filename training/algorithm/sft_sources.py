@@ -2,7 +2,8 @@
 
 * ``dppo`` (and the ReLIFT-style preset): D_weak = verified teacher targets for the diagnosed failures (closed-loop
   failures: verified expert demonstrations); D_assoc = pool samples of the weak capabilities plus freshly
-  synthesised ones (at most ``sft.assoc_max``), also teacher-filled and verified; D_gen = general replay.
+  synthesised ones (at most ``sft.assoc_max``), also teacher-filled and verified; D_gen = general replay; D_self =
+  the diagnosis's own rollouts that passed the reward (free: no teacher call; used when ``sft.self_weight`` > 0).
 * ``sft_only`` / ``sft_then_rl``: the same teacher, spent on ``sft.teacher_samples`` *randomly chosen* candidates per
   SFT phase (questions and closed-loop seeds alike), within the run's teacher budget; every target paid so far is
   trained on again in later phases (it costs nothing more); plus D_gen.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,13 @@ class SFTSources:
         weak: (sample or ready closed-loop row, verified target) pairs.
         assoc: (sample, verified target) pairs.
         info: counts for ``state.json``.
+        own: D_self, (sample, the policy's own verified rollout) pairs (diagnosed sources only).
     """
 
     weak: list[tuple[Any, str]]
     assoc: list[tuple[Any, str]]
     info: dict[str, Any]
+    own: list[tuple[Any, str]] = field(default_factory=list)
 
 
 def _demos(episodes: Sequence[EmbodiedSample], data: DataSettings, ledger: TeacherLedger) -> list[tuple[Any, str]]:
@@ -183,6 +186,7 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
     ep_failures: list[EmbodiedSample] = []
     assoc: list[EmbodiedSample] = []
     sr: dict[str, float] = {}
+    own: list[tuple[Any, str]] = []
     if source == "diagnosed":
         diag = Diagnosis.from_json(read_json(out / "reports" / f"weakness_k{k}.json", {}))
         sr = diag.sr
@@ -196,6 +200,8 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
             synth = load_samples(synth_file)[0]
         assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
         failures = [s for s in pool if s.id in failed]
+        if sc.self_weight > 0:
+            own = [(s, diag.verified[s.id]) for s in loadable(pool, loader) if s.id in diag.verified]
         ep_failures = [s for s in episodes if s.id in failed]
     src = None
     if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)
@@ -207,5 +213,7 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
             src = pool_sources(data, tc, pool, episodes, ledger, loader)
         else:
             src = random_sources(data, tc, pool, episodes, teacher, ledger, loader, src_seed, sc.teacher_samples)
+    if src is not None and own:
+        src.own, src.info["d_self"] = own, len(own)
     src, ledger = broadcast((src, ledger))
     return src, ledger, len(synth)

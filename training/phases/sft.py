@@ -55,8 +55,10 @@ def sft_rows(items: Sequence[tuple[EmbodiedSample | dict[str, Any], str]], loade
 
 
 def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[Any], general: Sequence[EmbodiedSample],
-        ratios: Sequence[float], size: int, seed: int, with_reasoning: bool = False) -> list[tuple[Any, str]]:
-    """D_weak ∪ D_assoc ∪ D_gen by ``ratios`` (with replacement; an empty source's share goes to the others).
+        ratios: Sequence[float], size: int, seed: int, with_reasoning: bool = False,
+        own: Sequence[tuple[Any, str]] = (), own_weight: float = 0.0) -> list[tuple[Any, str]]:
+    """D_weak ∪ D_assoc ∪ D_gen (∪ D_self) by ``ratios`` (with replacement; an empty source's share goes to the
+    others).
 
     Args:
         weak: (sample or ready row, verified target) pairs from the teacher / closed-loop oracle.
@@ -66,6 +68,8 @@ def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[Any], general: Sequence
         size: rows in the mix.
         seed: sampling seed.
         with_reasoning: oracle targets carry the sample's reasoning in ``<think>``.
+        own: D_self, (sample, the policy's own rollout that passed the reward) pairs from the diagnosis.
+        own_weight: D_self's weight next to ``ratios`` (0 = D_self left out).
     """
     rng = random.Random(seed)
 
@@ -74,8 +78,8 @@ def mix(weak: Sequence[tuple[Any, str]], assoc: Sequence[Any], general: Sequence
             return s
         return s, oracle_target(s, with_reasoning)
 
-    sources = [list(weak), [oracle(s) for s in assoc], [oracle(s) for s in general]]
-    weights = [w if src else 0.0 for w, src in zip(ratios, sources, strict=False)]
+    sources = [list(weak), [oracle(s) for s in assoc], [oracle(s) for s in general], list(own)]
+    weights = [w if src else 0.0 for w, src in zip([*ratios, own_weight], sources, strict=True)]
     if sum(weights) == 0:
         return []
     counts = [round(size * w / sum(weights)) for w in weights]

@@ -29,6 +29,10 @@ class SFTSettings:
             (0 = all).
         teacher_samples: ``sft_only`` / ``sft_then_rl``: new randomly chosen candidates sent to the teacher per SFT
             phase (the ablation's equal-teacher-budget baseline).
+        self_weight: ``dppo`` / ``dppo_random``: weight of D_self next to ``ratios``: the post-RL policy's own
+            rollouts that passed the reward in the diagnosis (one per solved sample; D_RL^{k+1/2} of the paper's SFT
+            objective). They cost no teacher call and keep the answers the policy already gets right in the mix, so
+            a few teacher targets do not skew its answer prior (docs/ablation.md, section 13). 0 = left out.
         trainer: extra ``trl.SFTConfig`` fields (checked by name).
     """
 
@@ -44,11 +48,13 @@ class SFTSettings:
     assoc_max: int = 0
     weak_max: int = 0
     teacher_samples: int = 64
+    self_weight: float = 0.0
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check(self.assoc_max >= 0, "sft.assoc_max", f"must be >= 0 (0 = all), got {self.assoc_max}")
         check(self.weak_max >= 0, "sft.weak_max", f"must be >= 0 (0 = all), got {self.weak_max}")
+        check(self.self_weight >= 0, "sft.self_weight", f"must be >= 0 (0 = no D_self), got {self.self_weight}")
         check(self.teacher_samples >= 0, "sft.teacher_samples", f"must be >= 0, got {self.teacher_samples}")
         check(self.max_steps >= 0, "sft.max_steps", f"must be >= 0, got {self.max_steps}")
         check(0 < self.learning_rate <= 1e-2, "sft.learning_rate", f"must be in (0, 1e-2], got {self.learning_rate}")
