@@ -315,7 +315,8 @@ class Metaloop(CommittedRun):
         journal = self._journal(f"k{k}-difficulty", temperature=dc.temperature, max_tokens=dc.max_new_tokens)
         with ComputeClock() as clock:
             table = estimate_success_rates(
-                cands, QARoller(engine, self.loader, dc.max_new_tokens, journal=journal), dc.rollouts, dc.temperature,
+                cands, QARoller(engine, self.loader, dc.max_new_tokens, return_texts=True, journal=journal),
+                dc.rollouts, dc.temperature,
                 episode_roller=self._episode_roller(journal), progress=self.progress,
                 chunk=max(64, engine.backend.chunk_size // dc.rollouts))
         self.state.compute_s += clock.seconds

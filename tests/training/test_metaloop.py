@@ -141,7 +141,11 @@ def test_dppo_trains_on_its_own_verified_rollouts(tmp_path: Path, monkeypatch: p
     assert solved and set(report["verified"]) == solved
     assert all(success_of(train[i], t)[1] for i, t in report["verified"].items())
     assert state["values"]["k1/diagnosis"]["verified"] == len(solved)
-    assert state["values"]["k1/sft"]["d_self"] == len(solved)
+    # ... and the difficulty step's rollouts add the candidates left out of RL as trivial (solved every time)
+    table, buf = read_json(out / "sr" / "k1.json"), read_json(out / "buffers" / "k1.json")
+    assert buf["trivial"] and all(success_of(train[i], table[i]["success_text"])[1] for i in buf["trivial"])
+    pre_rl = {i for i, r in table.items() if r["success_text"]}
+    assert set(buf["trivial"]) <= pre_rl and state["values"]["k1/sft"]["d_self"] == len(solved | pre_rl)
     assert summary["teacher_calls"] <= 3  # D_self pays nothing: two failures and one D_assoc sample were paid
 
 

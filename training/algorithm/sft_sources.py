@@ -3,7 +3,8 @@
 * ``dppo`` (and the ReLIFT-style preset): D_weak = verified teacher targets for the diagnosed failures (closed-loop
   failures: verified expert demonstrations); D_assoc = pool samples of the weak capabilities plus freshly
   synthesised ones (at most ``sft.assoc_max``), also teacher-filled and verified; D_gen = general replay; D_self =
-  the diagnosis's own rollouts that passed the reward (free: no teacher call; used when ``sft.self_weight`` > 0).
+  the loop's own rollouts that passed the reward (:func:`own_rollouts`; free: no teacher call; used when
+  ``sft.self_weight`` > 0).
 * ``sft_only`` / ``sft_then_rl``: the same teacher, spent on ``sft.teacher_samples`` *randomly chosen* candidates per
   SFT phase (questions and closed-loop seeds alike), within the run's teacher budget; every target paid so far is
   trained on again in later phases (it costs nothing more); plus D_gen.
@@ -28,6 +29,7 @@ from dppo_embodied.types import EmbodiedSample, load_samples, write_samples
 from training.algorithm import data_sources
 from training.algorithm.data_sources_config import DataSettings
 from training.algorithm.diagnosis import Diagnosis
+from training.algorithm.difficulty import table_from_json
 from training.algorithm.sample_io import MediaLoader, loadable, target_text, task_of
 from training.algorithm.teacher import Teacher, make_teacher
 from training.algorithm.teacher_budget import TeacherLedger
@@ -159,6 +161,18 @@ def pool_sources(data: DataSettings, tc: TeacherSettings, pool: Sequence[Embodie
     return SFTSources(items, [], {"d_weak": len(items), "teacher_calls": ledger.spent})
 
 
+def own_rollouts(out: Path, k: int, diag: Diagnosis, pool: Sequence[EmbodiedSample],
+                 loader: MediaLoader) -> list[tuple[EmbodiedSample, str]]:
+    """D_self of loop ``k``: one verified rollout of the policy's own for every candidate it solved this loop.
+
+    The diagnosis's (post-RL) rollout where it re-rolled the sample, else the difficulty step's (pre-RL) one, so the
+    candidates the buffer left out as trivial (solved every time) count too. Free: the reward verified them.
+    """
+    table = table_from_json(read_json(out / "sr" / f"k{k}.json", {}) or {})
+    texts = {i: r.success_text for i, r in table.items() if r.success_text} | diag.verified
+    return [(s, texts[s.id]) for s in loadable(pool, loader) if s.id in texts]
+
+
 def ledger_path(out: Path) -> Path:
     """Where a run keeps its teacher ledger."""
     return out / "teacher_ledger.json"
@@ -201,7 +215,7 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
         assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
         failures = [s for s in pool if s.id in failed]
         if sc.self_weight > 0:
-            own = [(s, diag.verified[s.id]) for s in loadable(pool, loader) if s.id in diag.verified]
+            own = own_rollouts(out, k, diag, pool, loader)
         ep_failures = [s for s in episodes if s.id in failed]
     src = None
     if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)

@@ -29,10 +29,11 @@ class SFTSettings:
             (0 = all).
         teacher_samples: ``sft_only`` / ``sft_then_rl``: new randomly chosen candidates sent to the teacher per SFT
             phase (the ablation's equal-teacher-budget baseline).
-        self_weight: ``dppo`` / ``dppo_random``: weight of D_self next to ``ratios``: the post-RL policy's own
-            rollouts that passed the reward in the diagnosis (one per solved sample; D_RL^{k+1/2} of the paper's SFT
-            objective). They cost no teacher call and keep the answers the policy already gets right in the mix, so
-            a few teacher targets do not skew its answer prior (docs/ablation.md, section 13). 0 = left out.
+        self_weight: ``dppo`` / ``dppo_random``: weight of D_self next to ``ratios``: the policy's own rollouts of
+            the loop that passed the reward, one per solved candidate (the diagnosis's post-RL rollout, else the
+            difficulty step's; D_RL^{k+1/2} of the paper's SFT objective). They cost no teacher call and keep the
+            answers the policy already gets right in the mix, so a few teacher targets do not skew its answer prior
+            (docs/ablation.md, section 13). 0 = left out.
         trainer: extra ``trl.SFTConfig`` fields (checked by name).
     """
 
