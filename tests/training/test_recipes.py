@@ -34,6 +34,16 @@ def test_ablation_v2_recipe_differs_from_v1_only_as_registered() -> None:
         "sft.assoc_max", "sft.teacher_samples"}, changed
 
 
+def test_ablation_v3_recipe_differs_from_v2_only_as_registered() -> None:
+    """docs/ablation.md section 13 lists what protocol v3 changes; nothing else may differ."""
+    from dataclasses import asdict
+
+    from training.runs.run_config import config_diff
+
+    v2, v3 = (asdict(load_metaloop_config(RECIPES / n)) for n in ("ablation_v2.yaml", "ablation_v3.yaml"))
+    assert {key for key, _, _ in config_diff(v2, v3)} == {"name", "data.general_suite", "sft.self_weight"}
+
+
 @pytest.mark.parametrize("override,key", [
     ("grpo.learning_rate=abc", "grpo.learning_rate"),
     ("grpo.num_generations=1", "grpo.num_generations"),
