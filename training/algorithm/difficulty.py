@@ -53,8 +53,8 @@ class SRRecord:
         failed: rollouts that failed for good (no answer from the engine; counted as failures in ``sr``).
         failure: the first failure's reason ("" when none failed).
         success_text: the first successful rollout's text, when the roller keeps its texts (``QARoller(...,
-            return_texts=True)``, as the diagnosis does); ``""`` otherwise. A verified target that costs no teacher
-            call: D_self of the next SFT phase (``sft.self_weight``).
+            return_texts=True)``, as the metaloop's difficulty step and diagnosis do); ``""`` otherwise. A verified
+            target that costs no teacher call: D_self of the loop's SFT phase (``sft.self_weight``).
     """
 
     sr: float
