@@ -170,7 +170,7 @@ def own_rollouts(out: Path, k: int, diag: Diagnosis, pool: Sequence[EmbodiedSamp
     """
     table = table_from_json(read_json(out / "sr" / f"k{k}.json", {}) or {})
     texts = {i: r.success_text for i, r in table.items() if r.success_text} | diag.verified
-    return [(s, texts[s.id]) for s in loadable(pool, loader) if s.id in texts]
+    return [(s, texts[s.id]) for s in loadable([s for s in pool if s.id in texts], loader)]
 
 
 def ledger_path(out: Path) -> Path:
@@ -200,7 +200,6 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
     ep_failures: list[EmbodiedSample] = []
     assoc: list[EmbodiedSample] = []
     sr: dict[str, float] = {}
-    own: list[tuple[Any, str]] = []
     if source == "diagnosed":
         diag = Diagnosis.from_json(read_json(out / "reports" / f"weakness_k{k}.json", {}))
         sr = diag.sr
@@ -214,8 +213,6 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
             synth = load_samples(synth_file)[0]
         assoc = [s for s in pool if weak_caps & set(s.capabilities) and s.id not in failed] + synth
         failures = [s for s in pool if s.id in failed]
-        if sc.self_weight > 0:
-            own = own_rollouts(out, k, diag, pool, loader)
         ep_failures = [s for s in episodes if s.id in failed]
     src = None
     if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)
@@ -223,11 +220,12 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
         if source == "diagnosed":
             src = dppo_sources(data, tc, sc.weak_max, sc.assoc_max, failures, ep_failures, assoc, teacher, ledger,
                                loader, src_seed, sr=sr)
+            if sc.self_weight > 0:  # D_self: free, so after the teacher's sources
+                src.own = own_rollouts(out, k, diag, pool, loader)
+                src.info["d_self"] = len(src.own)
         elif source == "pool":
             src = pool_sources(data, tc, pool, episodes, ledger, loader)
         else:
             src = random_sources(data, tc, pool, episodes, teacher, ledger, loader, src_seed, sc.teacher_samples)
-    if src is not None and own:
-        src.own, src.info["d_self"] = own, len(own)
     src, ledger = broadcast((src, ledger))
     return src, ledger, len(synth)
