@@ -108,6 +108,9 @@ class MetaloopConfig:
             then RL), ``sft_pool`` (answer SFT on the whole pool; a reference outside the teacher budget).
         sampling: ``difficulty`` (DPPO buffer) or ``random`` (ablation: same buffer size, drawn at random).
         loops: K, metaloop iterations ([TR] 3).
+        final_rl: close a ``dppo`` run with one more RL half-step after the K-th SFT phase (steps ``k{K+1}/difficulty``,
+            ``k{K+1}/rl``, ``k{K+1}/eval``; a design choice [D], not the paper's: RL sharpens the answer distribution
+            the last SFT phase leaves broad). Other modes ignore it.
         seed: global seed.
         threads: torch CPU threads (``torch.set_num_threads``).
         horizon_schedule: per-loop maximum clip length (``horizon_unit``); shorter lists repeat the last value;
@@ -136,6 +139,7 @@ class MetaloopConfig:
     mode: Mode = "dppo"
     sampling: Sampling = "difficulty"
     loops: int = 3
+    final_rl: bool = False
     seed: int = 0
     threads: int = 2
     horizon_schedule: list[float] = field(default_factory=list)

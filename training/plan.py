@@ -14,6 +14,8 @@ differ only in the table :data:`LOOP_STEPS` below (tested per mode), not in test
 The ReLIFT-style variant of ``dppo train compare`` is ``dppo`` with ``difficulty.failure_sr`` just above 0 (SFT only
 on never-solved prompts; :mod:`training.scripts.ablation_presets`).
 
+With ``final_rl`` a ``dppo`` run ends with one more RL half-step: ``k{K+1}/difficulty -> rl -> eval``.
+
 Every run starts with ``prepare``, ``pretrain`` (when ``pretrain.steps > 0``) and ``eval_base``. Step names are the
 keys of ``state.json`` (``k2/rl``), so a resumed run skips exactly the steps it committed.
 """
@@ -84,4 +86,8 @@ def plan(cfg: MetaloopConfig) -> list[Step]:
     steps.append(Step("eval_base", "eval", tag="base"))
     for k in range(1, cfg.loops + 1):
         steps += loop_steps(cfg, k)
+    if cfg.final_rl and cfg.mode == "dppo":  # the closing RL half-step (MetaloopConfig.final_rl)
+        k = cfg.loops + 1
+        steps += [Step(f"k{k}/difficulty", "difficulty", k), Step(f"k{k}/rl", "rl", k),
+                  Step(f"k{k}/eval", "eval", k, tag=f"k{k}")]
     return steps

@@ -56,3 +56,12 @@ def test_steps_carry_their_loop_and_evaluation_tag() -> None:
 def test_every_mode_has_a_plan_with_unique_step_names(mode: str) -> None:
     names = _names("loops=3", f"mode={mode}")
     assert len(names) == len(set(names)) and names[-1] == "k3/eval"
+
+
+@pytest.mark.parametrize("mode", sorted(LOOP_STEPS))
+def test_final_rl_closes_only_a_dppo_run_with_an_rl_half_step(mode: str) -> None:
+    names = _names("loops=2", f"mode={mode}", "final_rl=true")
+    if mode == "dppo":
+        assert names == _names("loops=2") + ["k3/difficulty", "k3/rl", "k3/eval"]
+    else:
+        assert names == _names("loops=2", f"mode={mode}")
