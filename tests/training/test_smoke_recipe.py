@@ -26,6 +26,13 @@ def test_smoke_recipe_covers_every_step_of_the_metaloop() -> None:
     assert est["total_s"] < estimate(load_metaloop_config(RECIPES / "demo.yaml"))["total_s"]
 
 
+def test_the_estimate_counts_the_closing_rl_half_step() -> None:
+    plain, closed = (estimate(load_metaloop_config(SMOKE, [f"final_rl={v}"]))["steps"] for v in ("false", "true"))
+    assert closed["rl"] == pytest.approx(2 * plain["rl"], abs=0.2)
+    assert closed["difficulty"] == pytest.approx(2 * plain["difficulty"], abs=0.2)
+    assert closed["sft"] == plain["sft"]
+
+
 def test_dry_run_prints_the_estimated_time(capsys: pytest.CaptureFixture[str]) -> None:
     from training.scripts.run import main
 

@@ -59,8 +59,9 @@ def estimate(cfg: MetaloopConfig, loops: int | None = None) -> dict[str, Any]:
         c["generate_sample"] * (cfg.sft.synthesize_n if cfg.sft.synthesize_assoc else 0)
     per_kind = {"eval": eval_s, "difficulty": difficulty_s, "rl": rl_s, "diagnosis": diagnosis_s, "sft": sft_s,
                 "sft_pool": sft_s}
-    n_loops = cfg.loops if loops is None else loops
-    for step in plan(cfg):
+    steps = plan(cfg)
+    n_loops = max(s.loop for s in steps) if loops is None else loops  # final_rl adds a half-loop k = K + 1
+    for step in steps:
         if step.loop > n_loops or step.kind in ("prepare", "pretrain"):
             continue
         parts[step.kind] = parts.get(step.kind, 0.0) + per_kind[step.kind]
