@@ -233,6 +233,7 @@ class Metaloop(CommittedRun):
             "sft": lambda s: self._sft(s.loop, "diagnosed"),     # 6: D_weak ∪ D_assoc ∪ D_gen
             "sft_random": lambda s: self._sft(s.loop, "random"),  # sft_only / sft_then_rl: random teacher targets
             "sft_pool": lambda s: self._sft(s.loop, "pool"),      # sft_pool: the whole labelled pool + replay
+            "sft_self": lambda s: self._sft(s.loop, "self"),      # rft: own verified rollouts + replay
         }
         loop = 0
         try:
@@ -400,8 +401,9 @@ class Metaloop(CommittedRun):
                 **d.rollout_failures}
 
     def _sft(self, k: int, source: str) -> dict[str, Any]:
-        """SFT on ``diagnosed`` failures (dppo), ``random`` teacher targets (sft_only, sft_then_rl) or the whole
-        labelled ``pool`` (sft_pool); every target is paid through the teacher ledger (docs/ablation.md)."""
+        """SFT on ``diagnosed`` failures (dppo), ``random`` teacher targets (sft_only, sft_then_rl), the whole
+        labelled ``pool`` (sft_pool) or the policy's own verified rollouts (``self``: rft); every teacher target is
+        paid through the teacher ledger (docs/ablation.md)."""
         from training.algorithm.sft_sources import gather, ledger_path
         from training.algorithm.teacher_budget import TeacherLedger
 

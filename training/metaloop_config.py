@@ -38,7 +38,7 @@ __all__ = [
     "StagnationSettings", "TeacherSettings", "load_metaloop_config",
 ]
 
-Mode = Literal["dppo", "grpo_only", "sft_only", "sft_then_rl", "sft_pool"]
+Mode = Literal["dppo", "grpo_only", "sft_only", "sft_then_rl", "sft_pool", "rft"]
 Sampling = Literal["difficulty", "random"]
 
 
@@ -105,12 +105,14 @@ class MetaloopConfig:
         output_dir: run folder (state, checkpoints, SR tables, buffers, reports, TensorBoard logs).
         mode: ``dppo`` (RL -> diagnose -> SFT), or an ablation: ``grpo_only`` (RL only), ``sft_only`` (SFT on teacher
             targets of random candidates, ``sft.teacher_samples`` per phase), ``sft_then_rl`` (one such SFT phase,
-            then RL), ``sft_pool`` (answer SFT on the whole pool; a reference outside the teacher budget).
+            then RL), ``sft_pool`` (answer SFT on the whole pool; a reference outside the teacher budget), ``rft``
+            (rejection-sampling fine-tuning: SFT on the policy's own verified rollouts of the difficulty step plus
+            general replay; no RL update, no teacher call; needs ``sft.self_weight`` > 0).
         sampling: ``difficulty`` (DPPO buffer) or ``random`` (ablation: same buffer size, drawn at random).
         loops: K, metaloop iterations ([TR] 3).
-        final_rl: close a ``dppo`` run with one more RL half-step after the K-th SFT phase (steps ``k{K+1}/difficulty``,
-            ``k{K+1}/rl``, ``k{K+1}/eval``; a design choice [D], not the paper's: RL sharpens the answer distribution
-            the last SFT phase leaves broad). Other modes ignore it.
+        final_rl: close a ``dppo`` run with one more RL half-step after the K-th SFT phase (steps
+            ``k{K+1}/difficulty``, ``k{K+1}/rl``, ``k{K+1}/eval``; a design choice [D], not the paper's: RL
+            sharpens the answer distribution the last SFT phase leaves broad). Other modes ignore it.
         seed: global seed.
         threads: torch CPU threads (``torch.set_num_threads``).
         horizon_schedule: per-loop maximum clip length (``horizon_unit``); shorter lists repeat the last value;
@@ -160,6 +162,8 @@ class MetaloopConfig:
     def __post_init__(self) -> None:
         check(self.loops >= 1, "loops", f"must be >= 1, got {self.loops}")
         check(self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
+        check(self.mode != "rft" or self.sft.self_weight > 0, "sft.self_weight",
+              "mode rft trains on the policy's own verified rollouts (D_self): set sft.self_weight > 0, e.g. 4")
         check(all(h > 0 for h in self.horizon_schedule), "horizon_schedule",
               f"values must be > 0, got {self.horizon_schedule}")
         check(self.compute_budget_s >= 0, "compute_budget_s", f"must be >= 0, got {self.compute_budget_s}")

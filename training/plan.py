@@ -9,6 +9,7 @@ differ only in the table :data:`LOOP_STEPS` below (tested per mode), not in test
 ``sft_only``   sft (teacher targets of ``sft.teacher_samples`` random candidates per loop, all paid ones) -> eval
 ``sft_then_rl`` loop 1: sft (as ``sft_only``) -> difficulty -> rl -> eval; later loops: difficulty -> rl -> eval
 ``sft_pool``   sft (answer targets of the whole candidate pool and every episode's demonstrations) -> eval
+``rft``        difficulty -> sft (the policy's own verified rollouts, D_self, + general replay; no teacher) -> eval
 =============  ==========================================================================================
 
 The ReLIFT-style variant of ``dppo train compare`` is ``dppo`` with ``difficulty.failure_sr`` just above 0 (SFT only
@@ -27,7 +28,8 @@ from typing import Literal
 
 from training.metaloop_config import MetaloopConfig, Mode
 
-Kind = Literal["prepare", "pretrain", "eval", "difficulty", "rl", "diagnosis", "sft", "sft_random", "sft_pool"]
+Kind = Literal["prepare", "pretrain", "eval", "difficulty", "rl", "diagnosis", "sft", "sft_random", "sft_pool",
+               "sft_self"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class Step:
     Attributes:
         name: its key in ``state.json`` (``prepare``, ``eval_base``, ``k1/difficulty``, ...).
         kind: what the metaloop does (``sft`` trains on the diagnosed failures, ``sft_random`` on teacher targets of
-            random candidates, ``sft_pool`` on the whole labelled pool).
+            random candidates, ``sft_pool`` on the whole labelled pool, ``sft_self`` on the policy's own verified
+            rollouts).
         loop: metaloop iteration k (1-based; 0 before the metaloop).
         tag: evaluation tag (``base``, ``k1-rl``, ``k1``) for ``eval`` steps.
     """
@@ -56,6 +59,7 @@ LOOP_STEPS: dict[Mode, tuple[str, ...]] = {
     "sft_only": ("sft_random", "eval"),
     "sft_then_rl": ("sft_random@1", "difficulty", "rl", "eval"),
     "sft_pool": ("sft_pool", "eval"),
+    "rft": ("difficulty", "sft_self", "eval"),
 }
 
 
@@ -71,7 +75,7 @@ def loop_steps(cfg: MetaloopConfig, k: int) -> list[Step]:
                 steps.append(Step(f"k{k}/eval_rl", "eval", k, tag=f"k{k}-rl"))
         elif kind == "eval":
             steps.append(Step(f"k{k}/eval", "eval", k, tag=f"k{k}"))
-        elif kind in ("sft_random", "sft_pool"):
+        elif kind in ("sft_random", "sft_pool", "sft_self"):
             steps.append(Step(f"k{k}/sft", kind, k))  # type: ignore[arg-type]
         else:
             steps.append(Step(f"k{k}/{kind}", kind, k))  # type: ignore[arg-type]

@@ -149,6 +149,23 @@ def test_dppo_trains_on_its_own_verified_rollouts(tmp_path: Path, monkeypatch: p
     assert summary["teacher_calls"] <= 3  # D_self pays nothing: two failures and one D_assoc sample were paid
 
 
+def test_rft_trains_on_the_difficulty_steps_verified_rollouts_only(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "rft"
+    loop = Metaloop(_cfg(out, "mode=rft", "sft.self_weight=1"), progress=False)
+    real = Metaloop._engine
+    monkeypatch.setattr(Metaloop, "_engine", lambda self: _HalfRight(
+        real(self), {s.id: s.answer for s in self._data()["train"][::2]}))
+    summary = loop.run()
+    values = read_json(out / "state.json")["values"]
+    table = read_json(out / "sr" / "k1.json")
+    train = {s.id: s for s in read_data(out / "data")["train"]}
+    solved = {i for i, r in table.items() if r["success_text"]}
+    assert solved and all(success_of(train[i], table[i]["success_text"])[1] for i in solved)
+    assert values["k1/sft"]["d_self"] == len(solved) and values["k1/sft"]["steps"] > 0
+    assert "k1/rl" not in values and "k1/diagnosis" not in values and summary["teacher_calls"] == 0
+
+
 def test_lora_phases_merge_back(tmp_path: Path) -> None:
     import torch
 

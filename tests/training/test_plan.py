@@ -9,7 +9,8 @@ from training.plan import LOOP_STEPS, plan
 
 
 def _names(*overrides: str) -> list[str]:
-    return [s.name for s in plan(load_metaloop_config(None, ["model.build_tiny=tiny", *overrides]))]
+    cfg = load_metaloop_config(None, ["model.build_tiny=tiny", "sft.self_weight=1", *overrides])
+    return [s.name for s in plan(cfg)]
 
 
 def test_dppo_runs_rl_diagnosis_and_sft_every_loop() -> None:
@@ -62,6 +63,20 @@ def test_every_mode_has_a_plan_with_unique_step_names(mode: str) -> None:
 def test_final_rl_closes_only_a_dppo_run_with_an_rl_half_step(mode: str) -> None:
     names = _names("loops=2", f"mode={mode}", "final_rl=true")
     if mode == "dppo":
-        assert names == _names("loops=2") + ["k3/difficulty", "k3/rl", "k3/eval"]
+        assert names == [*_names("loops=2"), "k3/difficulty", "k3/rl", "k3/eval"]
     else:
         assert names == _names("loops=2", f"mode={mode}")
+
+
+def test_rft_rolls_out_then_trains_on_its_own_rollouts_without_rl_or_teacher() -> None:
+    steps = plan(load_metaloop_config(None, ["model.build_tiny=tiny", "loops=2", "mode=rft", "sft.self_weight=4"]))
+    assert [(s.name, s.kind) for s in steps][2:] == [
+        ("k1/difficulty", "difficulty"), ("k1/sft", "sft_self"), ("k1/eval", "eval"),
+        ("k2/difficulty", "difficulty"), ("k2/sft", "sft_self"), ("k2/eval", "eval")]
+
+
+def test_rft_without_d_self_is_refused_naming_the_key() -> None:
+    from dppo_embodied.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sft\.self_weight"):
+        load_metaloop_config(None, ["model.build_tiny=tiny", "mode=rft"])

@@ -8,6 +8,8 @@
 * ``sft_only`` / ``sft_then_rl``: the same teacher, spent on ``sft.teacher_samples`` *randomly chosen* candidates per
   SFT phase (questions and closed-loop seeds alike), within the run's teacher budget; every target paid so far is
   trained on again in later phases (it costs nothing more); plus D_gen.
+* ``rft`` (rejection-sampling fine-tuning): D_self of the difficulty step only (no RL, so no diagnosis), plus
+  D_gen; no teacher call.
 * ``sft_pool`` (reference outside the budget, the old ``sft_only``): answer targets for the whole candidate pool and
   expert demonstrations of every closed-loop seed, plus D_gen. Its calls are counted too (one per sample).
 
@@ -47,7 +49,7 @@ class SFTSources:
         weak: (sample or ready closed-loop row, verified target) pairs.
         assoc: (sample, verified target) pairs.
         info: counts for ``state.json``.
-        own: D_self, (sample, the policy's own verified rollout) pairs (diagnosed sources only).
+        own: D_self, (sample, the policy's own verified rollout) pairs (diagnosed and ``self`` sources).
     """
 
     weak: list[tuple[Any, str]]
@@ -183,8 +185,8 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
            ledger: TeacherLedger, *, seed: int, src_seed: int) -> tuple[SFTSources, TeacherLedger, int]:
     """The weak and associated sources of loop ``k``'s SFT phase for ``source`` (``diagnosed``: the weakness
     report's failures and weak capabilities, plus ``sc.synthesize_n`` fresh samples of those capabilities when
-    ``sc.synthesize_assoc``; ``random``; ``pool``). Rank 0 asks the teacher and synthesises; every rank gets the
-    same sources and ledger.
+    ``sc.synthesize_assoc``; ``random``; ``pool``; ``self``: D_self of the difficulty step only). Rank 0 asks the
+    teacher and synthesises; every rank gets the same sources and ledger.
 
     Args:
         sc: the SFT settings (``weak_max``, ``assoc_max``, ``teacher_samples``, ``synthesize_assoc``,
@@ -225,6 +227,9 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
                 src.info["d_self"] = len(src.own)
         elif source == "pool":
             src = pool_sources(data, tc, pool, episodes, ledger, loader)
+        elif source == "self":
+            own = own_rollouts(out, k, Diagnosis(), pool, loader)
+            src = SFTSources([], [], {"d_self": len(own), "teacher_calls": ledger.spent}, own=own)
         else:
             src = random_sources(data, tc, pool, episodes, teacher, ledger, loader, src_seed, sc.teacher_samples)
     src, ledger = broadcast((src, ledger))

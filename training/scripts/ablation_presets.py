@@ -55,6 +55,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
                        "sft.synthesize_assoc=false"),
             help="ReLIFT-style: RL, then SFT on teacher solutions of never-solved prompts only"),
     Variant("sft_pool", ("mode=sft_pool",), help="reference outside the budget: answer SFT on the whole pool"),
+    Variant("rft", ("mode=rft", "sampling=difficulty"),
+            help="rejection-sampling fine-tuning: SFT on own verified rollouts + replay; no RL, no teacher"),
 )}
 
 MAIN = ("dppo", "dppo_random", "grpo_only", "sft_only", "sft_then_rl", "relift", "sft_pool")
