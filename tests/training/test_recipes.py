@@ -44,6 +44,16 @@ def test_ablation_v3_recipe_differs_from_v2_only_as_registered() -> None:
     assert {key for key, _, _ in config_diff(v2, v3)} == {"name", "data.general_suite", "sft.self_weight"}
 
 
+def test_ablation_v4_recipe_differs_from_v3_only_as_registered() -> None:
+    """docs/ablation.md section 14 lists what protocol v4 changes; nothing else may differ."""
+    from dataclasses import asdict
+
+    from training.runs.run_config import config_diff
+
+    v3, v4 = (asdict(load_metaloop_config(RECIPES / n)) for n in ("ablation_v3.yaml", "ablation_v4.yaml"))
+    assert {key for key, _, _ in config_diff(v3, v4)} == {"name", "final_rl"}
+
+
 @pytest.mark.parametrize("override,key", [
     ("grpo.learning_rate=abc", "grpo.learning_rate"),
     ("grpo.num_generations=1", "grpo.num_generations"),
