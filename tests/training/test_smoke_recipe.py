@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 from pathlib import Path
 
 import pytest
 
-from training.metaloop_config import load_metaloop_config
+from training.metaloop_config import Mode, load_metaloop_config
 from training.plan import plan
 from training.scripts.estimate import estimate
 
@@ -24,6 +25,12 @@ def test_smoke_recipe_covers_every_step_of_the_metaloop() -> None:
     est = estimate(cfg)
     assert est["total_s"] is not None and 10 < est["total_s"] < 120, est  # about a minute on 2 cores
     assert est["total_s"] < estimate(load_metaloop_config(RECIPES / "demo.yaml"))["total_s"]
+
+
+@pytest.mark.parametrize("mode", get_args(Mode))
+def test_every_mode_has_an_estimate(mode: str) -> None:
+    est = estimate(load_metaloop_config(SMOKE, [f"mode={mode}", "sft.self_weight=1"]))
+    assert est["total_s"] > 0 and "eval" in est["steps"]
 
 
 def test_the_estimate_counts_the_closing_rl_half_step() -> None:

@@ -58,7 +58,7 @@ def estimate(cfg: MetaloopConfig, loops: int | None = None) -> dict[str, Any]:
     sft_s = c["sft_sample"] * cfg.sft.max_steps * cfg.sft.batch_size + \
         c["generate_sample"] * (cfg.sft.synthesize_n if cfg.sft.synthesize_assoc else 0)
     per_kind = {"eval": eval_s, "difficulty": difficulty_s, "rl": rl_s, "diagnosis": diagnosis_s, "sft": sft_s,
-                "sft_pool": sft_s}
+                "sft_random": sft_s, "sft_pool": sft_s, "sft_self": sft_s}
     steps = plan(cfg)
     n_loops = max(s.loop for s in steps) if loops is None else loops  # final_rl adds a half-loop k = K + 1
     for step in steps:
