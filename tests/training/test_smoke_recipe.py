@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
-from typing import get_args
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
