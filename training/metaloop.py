@@ -244,6 +244,11 @@ class Metaloop(CommittedRun):
                                     step.loop)
                         break
                     loop = self.state.loop = step.loop
+                elif step.loop and step.kind != "eval" and self._budget_left() <= 0:
+                    # spent inside this loop (a matched variant): no diagnosis, teacher or SFT step past its budget;
+                    # the loop's evaluation still reports the model as it is
+                    logger.info("compute budget spent (%.0f s); skipping %s", self.state.compute_s, step.name)
+                    continue
                 self._step(step.name, lambda step=step: actions[step.kind](step))
                 if step.name == until:
                     return {}

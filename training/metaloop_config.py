@@ -164,6 +164,9 @@ class MetaloopConfig:
         check(self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
         check(self.mode != "rft" or self.sft.self_weight > 0, "sft.self_weight",
               "mode rft trains on the policy's own verified rollouts (D_self): set sft.self_weight > 0, e.g. 4")
+        check(self.mode != "rft" or not self.data.env_tasks, "data.env_tasks",
+              "mode rft trains on question rollouts only (closed-loop episodes keep no texts to train on): "
+              "leave data.env_tasks empty, or use mode dppo")
         check(all(h > 0 for h in self.horizon_schedule), "horizon_schedule",
               f"values must be > 0, got {self.horizon_schedule}")
         check(self.compute_budget_s >= 0, "compute_budget_s", f"must be >= 0, got {self.compute_budget_s}")

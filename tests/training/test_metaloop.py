@@ -166,6 +166,17 @@ def test_rft_trains_on_the_difficulty_steps_verified_rollouts_only(tmp_path: Pat
     assert "k1/rl" not in values and "k1/diagnosis" not in values and summary["teacher_calls"] == 0
 
 
+def test_a_budget_spent_inside_a_loop_skips_its_remaining_training_steps(tmp_path: Path) -> None:
+    out = tmp_path / "spent"
+    Metaloop(_cfg(out, "loops=2", "compute_budget_s=0.001"), progress=False).run()
+    values = read_json(out / "state.json")["values"]
+    # the difficulty step spends the budget: no RL, diagnosis, teacher or SFT past it, and no second loop; the loop's
+    # evaluation still reports the model
+    assert "k1/difficulty" in values and "k1/eval" in values
+    assert not {"k1/rl", "k1/diagnosis", "k1/sft"} & set(values) and not [k for k in values if k.startswith("k2")]
+    assert not (out / "teacher_ledger.json").exists() or read_json(out / "teacher_ledger.json")["spent"] == 0
+
+
 def test_lora_phases_merge_back(tmp_path: Path) -> None:
     import torch
 

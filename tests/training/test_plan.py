@@ -80,3 +80,6 @@ def test_rft_without_d_self_is_refused_naming_the_key() -> None:
 
     with pytest.raises(ConfigError, match=r"sft\.self_weight"):
         load_metaloop_config(None, ["model.build_tiny=tiny", "mode=rft"])
+    with pytest.raises(ConfigError, match=r"data\.env_tasks"):
+        load_metaloop_config(None, ["model.build_tiny=tiny", "mode=rft", "sft.self_weight=1",
+                                    "data.env_tasks=[dppo/TabletopPick-v0]"])

@@ -218,8 +218,8 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
         ep_failures = [s for s in episodes if s.id in failed]
     src = None
     if is_main():  # one process asks the teacher (a remote server must not get every request once per rank)
-        teacher = make_teacher(tc, loader, seed=seed)
         if source == "diagnosed":
+            teacher = make_teacher(tc, loader, seed=seed)
             src = dppo_sources(data, tc, sc.weak_max, sc.assoc_max, failures, ep_failures, assoc, teacher, ledger,
                                loader, src_seed, sr=sr)
             if sc.self_weight > 0:  # D_self: free, so after the teacher's sources
@@ -231,6 +231,7 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
             own = own_rollouts(out, k, Diagnosis(), pool, loader)
             src = SFTSources([], [], {"d_self": len(own), "teacher_calls": ledger.spent}, own=own)
         else:
-            src = random_sources(data, tc, pool, episodes, teacher, ledger, loader, src_seed, sc.teacher_samples)
+            src = random_sources(data, tc, pool, episodes, make_teacher(tc, loader, seed=seed), ledger, loader,
+                                 src_seed, sc.teacher_samples)
     src, ledger = broadcast((src, ledger))
     return src, ledger, len(synth)
