@@ -43,6 +43,7 @@ state-reset GRPO whose reward is the rest of the episode (:mod:`training.algorit
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -239,12 +240,12 @@ class Metaloop(CommittedRun):
         try:
             for step in plan(cfg):
                 if step.loop != loop:  # entering metaloop iteration k
-                    if self._budget_left() <= 0:
+                    if not self._loop_fits(step.loop):
                         logger.info("compute budget spent (%.0f s); stopping before loop %d", self.state.compute_s,
                                     step.loop)
                         break
                     loop = self.state.loop = step.loop
-                elif step.loop and step.kind != "eval" and self._budget_left() <= 0:
+                elif step.loop and step.kind != "eval" and self._phase_budget() <= 0:
                     # spent inside this loop (a matched variant): no diagnosis, teacher or SFT step past its budget;
                     # the loop's evaluation still reports the model as it is
                     logger.info("compute budget spent (%.0f s); skipping %s", self.state.compute_s, step.name)
@@ -256,6 +257,21 @@ class Metaloop(CommittedRun):
             self.engine.stop()  # no rollout server outlives the run (nor a failed step: --resume relaunches)
 
         return self._finish()
+
+    def _phase_budget(self) -> float:
+        """Compute seconds a phase may still use: what is left, or no limit once a whole loop was begun."""
+        return float("inf") if self.cfg.budget_rule == "whole_loops" else self._budget_left()
+
+    def _loop_fits(self, k: int) -> bool:
+        """Whether loop ``k`` may start under the budget rule (``MetaloopConfig.budget_rule``)."""
+        left = self._budget_left()
+        if self.cfg.budget_rule == "cut" or k <= 1 or math.isinf(left):
+            return left > 0
+        ends = [self.state.values.get(n, {}).get("compute_s") for n in ("eval_base" if k == 2 else f"k{k - 2}/eval",
+                                                                       f"k{k - 1}/eval")]
+        if None in ends:  # no record of the previous loop's cost (a mode without per-loop evaluation)
+            return left > 0
+        return left >= 0.5 * (ends[1] - ends[0])
 
     # ------------------------------------------------------------------ steps
     def _prepare(self) -> dict[str, Any]:
@@ -373,7 +389,7 @@ class Metaloop(CommittedRun):
         res = run_grpo(self.model, self.processor, qa, cfg.grpo, initial, out_dir=self.out / "rl" / f"k{k}",
                        seed=cfg.seed + k, report_to=cfg.report_to, index=SampleIndex(data["train"]),
                        extra_rows=extra_rows, extra_rewards=extra_rewards, extra_tasks=extra_tasks,
-                       loader=self.loader, peft_config=self._peft(), budget_s=self._budget_left(),
+                       loader=self.loader, peft_config=self._peft(), budget_s=self._phase_budget(),
                        initial_rollouts=cfg.difficulty.rollouts, **dyn)
         self.state.compute_s += res.compute_s
         self._checkpoint(f"k{k}-rl")
@@ -428,7 +444,7 @@ class Metaloop(CommittedRun):
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "sft" / f"k{k}", max_steps=sc.max_steps,
                       learning_rate=sc.learning_rate, batch_size=sc.batch_size, warmup_steps=sc.warmup_steps,
                       seed=cfg.seed + k, report_to=cfg.report_to, trainer_overrides=sc.trainer, loader=self.loader,
-                      peft_config=self._peft(), budget_s=self._budget_left(), lr_scheduler=sc.lr_scheduler)
+                      peft_config=self._peft(), budget_s=self._phase_budget(), lr_scheduler=sc.lr_scheduler)
         self.state.compute_s += res.compute_s
         self.state.teacher_calls = ledger.spent
         if is_main():

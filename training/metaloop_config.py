@@ -120,6 +120,11 @@ class MetaloopConfig:
         horizon_unit: ``seconds`` (``metadata["horizon_s"]`` / video length), ``frames`` or ``steps``.
         compute_budget_s: stop the run after this much training compute (CPU seconds; 0 = no budget). Used by
             ``dppo train compare`` to give every ablation the same budget.
+        budget_rule: how a budgeted run ends. ``cut``: as soon as the budget is spent (a phase stops at it, the
+            loop's remaining training steps are skipped, its evaluation still runs), so a run can end on a phase's
+            first steps. ``whole_loops``: loops are never cut; loop k >= 2 starts only when at least half of its
+            expected cost (the compute loop k-1 took) is left, and then runs to its end, so the run ends on a
+            completed loop with its compute within about half a loop of the budget, over or under.
         report_to: transformers loggers (``tensorboard``; empty for none).
         accelerate_config: accelerate config file this recipe is meant to be launched with (documentation and
             ``--dry-run`` validation). A relative path in a recipe file is resolved against the recipe's folder
@@ -147,6 +152,7 @@ class MetaloopConfig:
     horizon_schedule: list[float] = field(default_factory=list)
     horizon_unit: Literal["seconds", "frames", "steps"] = "seconds"
     compute_budget_s: float = 0.0
+    budget_rule: Literal["cut", "whole_loops"] = "cut"
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     accelerate_config: str | None = None
     model: ModelSettings = field(default_factory=lambda: ModelSettings(build_tiny="tiny"))

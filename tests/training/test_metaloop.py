@@ -177,6 +177,29 @@ def test_a_budget_spent_inside_a_loop_skips_its_remaining_training_steps(tmp_pat
     assert not (out / "teacher_ledger.json").exists() or read_json(out / "teacher_ledger.json")["spent"] == 0
 
 
+def test_whole_loops_budget_rule_finishes_the_loop_it_began(tmp_path: Path) -> None:
+    out = tmp_path / "whole"
+    Metaloop(_cfg(out, "loops=2", "compute_budget_s=0.001", "budget_rule=whole_loops"), progress=False).run()
+    values = read_json(out / "state.json")["values"]
+    # the budget is spent in the first step, but the loop that began runs to its end; the next one does not start
+    assert {"k1/difficulty", "k1/rl", "k1/diagnosis", "k1/sft", "k1/eval"} <= set(values)
+    assert not [k for k in values if k.startswith("k2")]
+
+
+@pytest.mark.parametrize(("left", "starts"), [(31.0, True), (29.0, False), (-1.0, False)])
+def test_whole_loops_starts_a_loop_when_half_of_its_expected_cost_fits(left: float, starts: bool) -> None:
+    from types import SimpleNamespace
+
+    # loop 1 cost 60 s (its evaluation at 100 s, the base's at 40 s): loop 2 starts when >= 30 s are left
+    values = {"eval_base": {"compute_s": 40.0}, "k1/eval": {"compute_s": 100.0}}
+    run = SimpleNamespace(cfg=SimpleNamespace(budget_rule="whole_loops"), _budget_left=lambda: left,
+                          state=SimpleNamespace(values=values))
+    assert Metaloop._loop_fits(run, 2) is starts  # type: ignore[arg-type]
+    assert Metaloop._loop_fits(run, 1) is (left > 0)  # type: ignore[arg-type]
+    run.cfg.budget_rule = "cut"
+    assert Metaloop._loop_fits(run, 2) is (left > 0)  # type: ignore[arg-type]
+
+
 def test_lora_phases_merge_back(tmp_path: Path) -> None:
     import torch
 
