@@ -36,6 +36,7 @@ def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFi
             # primary: pass@1 over k sampled answers; greedy rides along as the secondary metric
             assert summary["sampled"]["final"] == v["per_seed"][s] and summary["sampled"]["k"] == 2
             assert summary["final"]["overall"] == v["greedy"]["per_seed"][s]
+            assert v["loops"][s] == summary["loops_done"] >= 1
             assert 0 <= summary["sampled"]["final"] <= 100
             (base,) = read_evals(out / f"seed{s}" / "base")
             assert summary["curve"][0]["overall"] == base["heldout"]["overall"]

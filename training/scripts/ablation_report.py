@@ -4,7 +4,8 @@
 
     {"axis", "preset", "seeds", "variants_order",
      "variants": {name: {"final_mean", "final_ci95": [lo, hi] | null, "per_seed": {seed: final},
-                         "compute_s", "teacher_calls", "general_mean", "base_mean", "rl": {...}, "curves": {...}}},
+                         "compute_s", "teacher_calls", "general_mean", "base_mean", "rl": {...}, "curves": {...},
+                         "loops": {seed: metaloops run}}},
      "paired": {"dppo-<name>": {"mean", "ci95": [lo, hi] | null, "per_seed", "n"}},
      "budgets": {seed: {"compute_s", "teacher_calls"}}, "wall_s"}
 
@@ -68,6 +69,7 @@ def collect(out: Path, seeds: Sequence[int], names: Sequence[str], axis: str, pr
                    "stopped_early": sum(r["rl_stopped_early"] for r in per.values()),
                    "frac_reward_zero_std": _mean([z for r in per.values() for z in r["frac_reward_zero_std"]])}
         v["curves"] = {s: r["curve"] for s, r in per.items()}
+        v["loops"] = {s: r["loops"] for s, r in per.items()}  # metaloops each seed's budget bought
         if metric != "greedy":
             g = summarize_variant({s: {"final": r["final_greedy"]} for s, r in per.items()})
             v["greedy"] = {"final_mean": g["final_mean"], "final_ci95": g["final_ci95"], "per_seed": g["per_seed"],
@@ -112,8 +114,8 @@ def markdown(res: dict[str, Any]) -> str:
             "held-out greedy success")
     lines = [f"Comparison on the **{res['axis']}** axis{preset}, {n} seed(s) {res['seeds']}; {what} (0-100) after "
              "the last phase, mean over seeds with the 95 % t-interval.", "",
-             "| variant | final | 95 % CI | per seed | compute (CPU s) | teacher calls | general replay | RL stops |",
-             "|---|---:|---|---|---:|---:|---:|---:|"]
+             "| variant | final | 95 % CI | per seed | compute (CPU s) | teacher calls | loops | general replay | "
+             "RL stops |", "|---|---:|---|---|---:|---:|---|---:|---:|"]
     for name in res["variants_order"]:
         v = res["variants"][name]
         ci = v["final_ci95"]
@@ -121,8 +123,9 @@ def markdown(res: dict[str, Any]) -> str:
         per = ", ".join(f"{x:.1f}" for x in v["per_seed"].values())
         gen = f"{v['general_mean']:.1f}" if v.get("general_mean") is not None else "-"
         stops = f"{v['rl']['stopped_early']}/{v['rl']['phases']}" if v["rl"]["phases"] else "-"
+        loops = ", ".join(str(x) for x in v.get("loops", {}).values()) or "-"
         lines.append(f"| {name} | {v['final_mean']:.1f} | {ci_s} | {per} | {v['compute_s']:.0f} | "
-                     f"{v['teacher_calls']:.0f} | {gen} | {stops} |")
+                     f"{v['teacher_calls']:.0f} | {loops} | {gen} | {stops} |")
     lines += ["", "Paired differences (same seed: same data, base and held-out set):", "",
               "| difference | mean | 95 % CI | per seed | CI above 0 |", "|---|---:|---|---|---|"]
     lines += _paired_rows(res["paired"])
