@@ -62,6 +62,7 @@ def test_compare_two_seeds_teacher_axis(tmp_path: Path, capsys: pytest.CaptureFi
         "model_path"]
     assert (out / "compare.png").stat().st_size > 1000
     assert (out / "compare.md").read_text().count("| dppo-") == 4  # sampled (primary) and greedy differences
+    assert res["compute_budget_s"] is None and "DPPO's measured compute" in (out / "compare.md").read_text()
     # a finished comparison refuses to restart; --resume returns the same numbers without training again
     assert main(args) == 1
     assert main([*args, "--resume"]) == 0
@@ -118,3 +119,36 @@ def test_subprocess_variants_carry_their_bases_overrides(tmp_path: Path) -> None
     assert model in other.overrides and "pretrain.steps=0" in other.overrides and "seed=1" in other.overrides
     assert not any(o.startswith("model.path") for o in first.overrides) and "seed=0" in first.overrides
     assert other.overrides == read_json(out / "seed1" / "dppo.overrides.json")["overrides"]
+
+
+@pytest.mark.parametrize("fixed", [None, 50.0])
+def test_compute_budget_fixed_or_dppos(tmp_path: Path, fixed: float | None) -> None:
+    """``--compute-budget-s``: every run, DPPO included, gets the fixed budget; without it the matched variants get
+    DPPO's measured compute of their seed and DPPO none. Teacher calls stay DPPO's either way."""
+    from dppo_embodied.io import atomic_write_json
+    from training.metaloop_config import load_metaloop_config
+    from training.scripts.ablation import Task, make_preparer
+    from training.scripts.ablation_presets import resolve
+
+    out = tmp_path / "cmp"
+    atomic_write_json(out / "seed0" / "dppo" / "summary.json", {"compute_s": 123.0, "teacher_calls": 7})
+    variants = {v.name: v for v in resolve(None, ["dppo", "sft_only"])[0]}
+    prepare = make_preparer(out, [0], variants, "teacher", load_metaloop_config(None, []), fixed)
+    dppo, sft = Task("seed0/dppo", out / "seed0" / "dppo", []), Task("seed0/sft_only", out / "seed0" / "sft_only", [])
+    prepare(dppo)
+    prepare(sft)
+    budget = [o for o in sft.overrides if o.startswith("compute_budget_s=")]
+    assert budget == ["compute_budget_s=50.000" if fixed else "compute_budget_s=123.000"]
+    assert "teacher.budget=7" in sft.overrides
+    assert [o for o in dppo.overrides if o.startswith("compute_budget_s=")] == (["compute_budget_s=50.000"]
+                                                                                  if fixed else [])
+
+
+def test_compute_budget_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training.scripts.compare import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\n")
+    assert main(["--config", str(recipe), "--compute-budget-s", "0", "--dry-run", "--output-dir",
+                 str(tmp_path / "x"), *TINY_OVERRIDES]) == 1
+    assert "--compute-budget-s must be > 0" in capsys.readouterr().err

@@ -173,8 +173,13 @@ def budgets_of(run: Path) -> tuple[float, int]:
     return float(s["compute_s"]), int(s.get("teacher_calls", 0))
 
 
-def make_preparer(out: Path, seeds: list[int], variants: dict[str, Variant], axis: str, cfg: Any) -> Any:
-    """The ``prepare`` hook of :func:`schedule`: seed overrides, base sharing and budgets."""
+def make_preparer(out: Path, seeds: list[int], variants: dict[str, Variant], axis: str, cfg: Any,
+                  compute_budget_s: float | None = None) -> Any:
+    """The ``prepare`` hook of :func:`schedule`: seed overrides, base sharing and budgets.
+
+    ``compute_budget_s`` fixes every run's compute budget (DPPO's too, its loop count unchanged); without it the
+    matched variants get DPPO's measured compute of their seed.
+    """
     first = seeds[0]
 
     def prepare(task: Task) -> None:
@@ -183,8 +188,12 @@ def make_preparer(out: Path, seeds: list[int], variants: dict[str, Variant], axi
         if name == "base":
             task.overrides = base_overrides(out / f"seed{first}" / "base", s, first)
             return
-        extra = budget_overrides(variants[name], axis, cfg, *budgets_of(out / seed_name / "dppo")) \
-            if name != "dppo" else []
+        if name == "dppo":
+            extra = [f"compute_budget_s={compute_budget_s:.3f}"] if compute_budget_s is not None else []
+        else:
+            compute_s, teacher_calls = budgets_of(out / seed_name / "dppo")
+            extra = budget_overrides(variants[name], axis, cfg, compute_s if compute_budget_s is None
+                                     else compute_budget_s, teacher_calls)
         # the base's own overrides too: a variant resumes its base's config.yaml with --override-config
         task.overrides = [*task.overrides, *base_overrides(out / f"seed{first}" / "base", s, first), *extra]
         atomic_write_json(task.folder.parent / f"{name}.overrides.json", {"overrides": task.overrides})

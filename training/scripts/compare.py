@@ -2,11 +2,13 @@
 
     dppo train compare --config training/recipes/ablation.yaml --seeds 3 [--axis compute|teacher]
         --output-dir DIR [--preset main|sampling|loops|stagnation|reward_noise|teacher] [--variants a,b,...]
-        [--jobs 2] [--resume] [--no-progress] [--dry-run] [key=value ...]
+        [--compute-budget-s S] [--jobs 2] [--resume] [--no-progress] [--dry-run] [key=value ...]
 
 Per seed, DPPO runs first from a shared base; its training compute (CPU seconds of everything but evaluation) and
 teacher calls (one per SFT target) become the budgets of the other variants: on the ``teacher`` axis both budgets
-are DPPO's, on the ``compute`` axis only the compute. Writes ``compare.json`` (per variant ``final_mean``,
+are DPPO's, on the ``compute`` axis only the compute. With ``--compute-budget-s S`` the compute budget is fixed in
+advance instead: every run, DPPO included, may spend S CPU seconds (a budget that a protocol can write down, where
+DPPO's measured seconds move with the machine and its load). Writes ``compare.json`` (per variant ``final_mean``,
 ``final_ci95``, ``per_seed``, ``compute_s``, ``teacher_calls``; ``paired`` ``dppo-<variant>`` ``mean`` / ``ci95``),
 ``compare.md`` and ``compare.png`` (success against compute and against teacher calls, a band per variant).
 Variants and presets: :mod:`training.scripts.ablation_presets`; scheduling: :mod:`training.scripts.ablation`;
@@ -47,6 +49,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=("greedy", "sampled"), default="greedy",
                    help="the success compared: greedy, or pass@1 over sampled answers (needs eval.sampled_k > 0; "
                         "greedy is then reported beside it)")
+    p.add_argument("--compute-budget-s", type=float, default=None,
+                   help="a fixed compute budget (CPU s of training) for every run, DPPO included, instead of DPPO's "
+                        "measured compute (teacher calls are still DPPO's on the teacher axis)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses, one thread each)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -60,7 +65,7 @@ def make_parser() -> argparse.ArgumentParser:
 def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, preset: str | None = None,
             variants: list[str] | None = None, overrides: list[str] | None = None, jobs: int = 1,
             resume: bool = False, progress: bool = True, dry_run: bool = False,
-            metric: str = "greedy") -> dict[str, Any]:
+            metric: str = "greedy", compute_budget_s: float | None = None) -> dict[str, Any]:
     """Run (or resume) the comparison and return ``compare.json``'s content (the plan with ``dry_run``)."""
     from dppo_embodied.io import atomic_write_json, atomic_write_text
     from training.metaloop_config import load_metaloop_config
@@ -76,8 +81,12 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
     plan_file = out / "compare_plan.json"
     if metric == "sampled" and cfg.eval.sampled_k < 1:
         raise DppoError("--metric sampled needs eval.sampled_k >= 1 in the recipe (answers sampled per question)")
+    if compute_budget_s is not None and not compute_budget_s > 0:
+        raise DppoError(f"--compute-budget-s must be > 0 CPU seconds, got {compute_budget_s}")
     plan = {"config": str(config), "seeds": seeds, "axis": axis, "preset": preset, "metric": metric,
             "variants": [v.name for v in chosen], "overrides": overrides, "jobs": jobs}
+    if compute_budget_s is not None:  # only when set: plans of earlier comparisons still resume
+        plan["compute_budget_s"] = compute_budget_s
     if dry_run:
         return {"plan": plan, "variants": {v.name: {"overrides": list(v.overrides), "matching": v.matching,
                                                      "help": v.help} for v in chosen},
@@ -95,10 +104,10 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
     tasks = ablation.plan(out, seeds, chosen)
     by_name = {v.name: v for v in chosen}
     ablation.schedule(config, tasks, overrides, jobs, progress,
-                      prepare=ablation.make_preparer(out, seeds, by_name, axis, cfg))
+                      prepare=ablation.make_preparer(out, seeds, by_name, axis, cfg, compute_budget_s))
     # wall time of this invocation (a resumed comparison reports the part it ran)
     res = ablation_report.collect(out, seeds, [v.name for v in chosen], axis, preset, wall_s=time.time() - t0,
-                                 metric=metric)
+                                 metric=metric, compute_budget_s=compute_budget_s)
     atomic_write_json(out / "compare.json", res)
     atomic_write_text(out / "compare.md", ablation_report.markdown(res))
     ablation_report.plot(out / "compare.png", res)
@@ -139,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     try:
         res = compare(args.config, Path(args.output_dir), seeds, args.axis, args.preset, names, args.overrides,
-                      args.jobs, args.resume, not args.no_progress, args.dry_run, args.metric)
+                      args.jobs, args.resume, not args.no_progress, args.dry_run, args.metric,
+                      args.compute_budget_s)
     except DppoError as e:
         print(f"dppo train compare: {e}", file=sys.stderr)
         return 1
