@@ -21,7 +21,7 @@ class GRPOSettings:
         prompts_per_step: prompts per optimizer step (per device).
         max_completion_length: completion token cap.
         temperature: rollout sampling temperature.
-        beta: KL coefficient (0 disables the reference model).
+        beta: KL coefficient (0 disables the reference model); the reference is the policy at the phase's start.
         lambda_format: λ_f, weight of the format reward.
         lambda_task: λ_t, weight of the task reward.
         stagnation: the stop rule.
