@@ -390,7 +390,7 @@ class Metaloop(CommittedRun):
                        seed=cfg.seed + k, report_to=cfg.report_to, index=SampleIndex(data["train"]),
                        extra_rows=extra_rows, extra_rewards=extra_rewards, extra_tasks=extra_tasks,
                        loader=self.loader, peft_config=self._peft(), budget_s=self._phase_budget(),
-                       initial_rollouts=cfg.difficulty.rollouts, reference=self.model_dir, **dyn)
+                       initial_rollouts=cfg.difficulty.rollouts, **dyn)
         self.state.compute_s += res.compute_s
         self._checkpoint(f"k{k}-rl")
         if is_main():

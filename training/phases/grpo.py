@@ -108,7 +108,6 @@ def build_grpo_trainer(
     sampling: str = "difficulty",
     policy: Any = None,
     initial_rollouts: int = 4,
-    reference: str | Path | None = None,
 ) -> tuple[Any, StagnationCallback, list[dict[str, str]]] | None:
     """The GRPOTrainer of one RL phase with the DPPO machinery attached (see :func:`run_grpo` for the arguments).
 
@@ -162,10 +161,6 @@ def build_grpo_trainer(
                                                sampling=sampling, seed=seed, policy=policy)
         callbacks.append(ds_callback)
         args.shuffle_dataset = False  # a shuffle buffer would read the live stream ahead
-    if cfg.beta > 0 and peft_config is None and reference is not None:
-        # TRL builds the KL reference from model.config._name_or_path: a model kept in memory across phases still
-        # names the checkpoint it was first loaded from (the base, or a checkpoint since deleted)
-        model.config._name_or_path = str(reference)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                           processing_class=processor, callbacks=callbacks, peft_config=peft_config)
     quiet(trainer)
@@ -195,8 +190,7 @@ def run_grpo(
             the phase), ``progress``; with ``cfg.dynamic_sampling.enabled``: ``reserve`` (candidates that may refill
             dropped prompts), ``sampling`` (refill order) and ``policy`` (a :class:`inference.policy.VLMPolicy` on
             the same model, for probe rollouts); ``initial_rollouts`` (T of the difficulty estimation behind
-            ``initial_sr``: the stop rule's noise band); ``reference`` (with ``cfg.beta > 0``: the checkpoint of
-            the KL reference, the policy at the phase's start; default: the one ``model`` was loaded from).
+            ``initial_sr``: the stop rule's noise band).
 
     Returns:
         A :class:`PhaseResult` with the stop-rule reports.

@@ -95,6 +95,9 @@ class CommittedRun:
 
             commit_checkpoint(save, final)
         barrier()
+        # the in-memory model now equals this checkpoint: name it, for whatever rebuilds the model from its config
+        # (TRL's KL reference with grpo.beta > 0); it otherwise names the folder it was first loaded from
+        self.model.config._name_or_path = str(final)
         old = self.model_dir if self.state.model_path else ""
         self.state.model_path = self.inside(final)
         if old and Path(old).parent == final.parent and Path(old) != final:
