@@ -93,6 +93,14 @@ def test_ablation_modes(tmp_path: Path, mode: str, steps: list[str]) -> None:
         assert ledger["spent"] == 4 and ledger["refused"] == 1 and len(ledger["targets"]) == 4
 
 
+def test_the_closing_rl_half_step_is_not_counted_as_a_metaloop(tmp_path: Path) -> None:
+    out = tmp_path / "closing"
+    summary = Metaloop(_cfg(out, "final_rl=true"), progress=False).run()
+    assert read_json(out / "state.json")["completed"][-3:] == ["k2/difficulty", "k2/rl", "k2/eval"]
+    assert summary["loops_done"] == 1 and summary["closing_rl"] is True
+    assert [p["step"] for p in summary["curve"]][-1] == "k2"
+
+
 def test_dppo_pays_the_teacher_for_every_sft_target(tmp_path: Path) -> None:
     out = tmp_path / "paid"
     summary = Metaloop(_cfg(out, "teacher.accuracy=0.5", "teacher.with_reasoning=true", "sft.assoc_max=3"),

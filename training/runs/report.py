@@ -162,8 +162,9 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
     Args:
         out: the run folder.
         name: the run name (titles).
-        run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done``, ``compute_s``,
-            ``teacher_calls``; optional ``checkpoint``, the final model relative to the run folder, and ``sessions``,
+        run: run facts copied into the summary (``mode``, ``sampling``, ``loops_done`` (metaloops, DPPO's closing
+            RL half-step not counted), ``compute_s``, ``teacher_calls``; optional ``closing_rl``, whether that
+            half-step ran, ``checkpoint``, the final model relative to the run folder, and ``sessions``,
             each start or resume).
         write: write the files (rank 0 only).
     """
@@ -184,7 +185,7 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
                "mode": run["mode"], "sampling": run["sampling"], "loops_done": run["loops_done"],
                "compute_s": run["compute_s"], "teacher_calls": run.get("teacher_calls", 0), "curve": curve,
                "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]},
-               "checkpoint": run.get("checkpoint")}
+               "checkpoint": run.get("checkpoint"), "closing_rl": bool(run.get("closing_rl"))}
     if curve[-1]["sampled"] is not None:  # held-out pass@1 over sampled answers (eval.sampled_k)
         summary["sampled"] = {"base": curve[0]["sampled"], "final": curve[-1]["sampled"],
                               "k": by_tag[tags[-1]]["heldout_sampled"]["k"]}

@@ -5,7 +5,7 @@
     {"axis", "preset", "seeds", "variants_order",
      "variants": {name: {"final_mean", "final_ci95": [lo, hi] | null, "per_seed": {seed: final},
                          "compute_s", "teacher_calls", "general_mean", "base_mean", "rl": {...}, "curves": {...},
-                         "loops": {seed: metaloops run}}},
+                         "loops": {seed: metaloops run, "K+RL" when DPPO closed on RL}}},
      "paired": {"dppo-<name>": {"mean", "ci95": [lo, hi] | null, "per_seed", "n"}},
      "budgets": {seed: {"compute_s", "teacher_calls"}}, "wall_s"}
 
@@ -47,7 +47,8 @@ def run_result(run: Path, metric: str = "greedy") -> dict[str, Any]:
         "final": final, "base": base, "final_greedy": s["final"]["overall"], "base_greedy": s["base"]["overall"],
         "compute_s": s["compute_s"],
         "teacher_calls": s.get("teacher_calls", 0), "general": s["general_replay"]["final"],
-        "general_base": s["general_replay"]["base"], "curve": curve, "loops": s["loops_done"],
+        "general_base": s["general_replay"]["base"], "curve": curve,
+        "loops": f"{s['loops_done']}+RL" if s.get("closing_rl") else s["loops_done"],  # +RL: the closing half-step
         "final_by_capability": {k: v for k, v in s["final"].items() if k != "overall"},
         "rl_phases": len(rl), "rl_stopped_early": sum(bool(v.get("stopped_early")) for v in rl),
         "frac_reward_zero_std": [v.get("frac_reward_zero_std") for v in rl], "evals": len(evals),
