@@ -54,6 +54,18 @@ def test_ablation_v4_recipe_differs_from_v3_only_as_registered() -> None:
     assert {key for key, _, _ in config_diff(v3, v4)} == {"name", "final_rl"}
 
 
+def test_ablation_v5_recipe_differs_from_v4_only_as_registered() -> None:
+    """docs/ablation.md section 15 lists what protocol v5 changes; nothing else may differ."""
+    from dataclasses import asdict
+
+    from training.runs.run_config import config_diff
+
+    v4, v5 = (asdict(load_metaloop_config(RECIPES / n)) for n in ("ablation_v4.yaml", "ablation_v5.yaml"))
+    assert {key for key, _, _ in config_diff(v4, v5)} == {
+        "name", "final_rl", "budget_rule", "pretrain.task_share", "grpo.max_steps", "sft.max_steps", "sft.assoc_max",
+        "sft.weak_max"}
+
+
 @pytest.mark.parametrize("override,key", [
     ("grpo.learning_rate=abc", "grpo.learning_rate"),
     ("grpo.num_generations=1", "grpo.num_generations"),
