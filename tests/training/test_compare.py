@@ -144,6 +144,37 @@ def test_compute_budget_fixed_or_dppos(tmp_path: Path, fixed: float | None) -> N
                                                                                   if fixed else [])
 
 
+@pytest.mark.parametrize("cap", [None, 2])
+def test_loop_cap_bounds_the_matched_variants_loops(tmp_path: Path, cap: int | None) -> None:
+    """``--loop-cap``: a matched variant runs at most that many loops (loop for loop against DPPO's K); without it
+    enough loops that the budget ends it. DPPO keeps its own K."""
+    from dppo_embodied.io import atomic_write_json
+    from training.metaloop_config import load_metaloop_config
+    from training.scripts.ablation import Task, make_preparer
+    from training.scripts.ablation_presets import resolve
+
+    out = tmp_path / "cmp"
+    atomic_write_json(out / "seed0" / "dppo" / "summary.json", {"compute_s": 123.0, "teacher_calls": 7})
+    variants = {v.name: v for v in resolve(None, ["dppo", "dppo_random"])[0]}
+    cfg = load_metaloop_config(None, ["loops=3"])
+    prepare = make_preparer(out, [0], variants, "teacher", cfg, 50.0, cap)
+    dppo, rnd = Task("seed0/dppo", out / "seed0" / "dppo", []), Task("seed0/dppo_random", out / "seed0" / "x", [])
+    prepare(dppo)
+    prepare(rnd)
+    assert [o for o in rnd.overrides if o.startswith("loops=")][-1] == ("loops=2" if cap else "loops=40")
+    assert not any(o.startswith("loops=") for o in dppo.overrides)
+
+
+def test_loop_cap_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training.scripts.compare import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\n")
+    assert main(["--config", str(recipe), "--loop-cap", "0", "--dry-run", "--output-dir",
+                 str(tmp_path / "x"), *TINY_OVERRIDES]) == 1
+    assert "--loop-cap must be >= 1" in capsys.readouterr().err
+
+
 def test_compute_budget_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from training.scripts.compare import main
 

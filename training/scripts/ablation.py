@@ -174,11 +174,12 @@ def budgets_of(run: Path) -> tuple[float, int]:
 
 
 def make_preparer(out: Path, seeds: list[int], variants: dict[str, Variant], axis: str, cfg: Any,
-                  compute_budget_s: float | None = None) -> Any:
+                  compute_budget_s: float | None = None, loop_cap: int | None = None) -> Any:
     """The ``prepare`` hook of :func:`schedule`: seed overrides, base sharing and budgets.
 
     ``compute_budget_s`` fixes every run's compute budget (DPPO's too, its loop count unchanged); without it the
-    matched variants get DPPO's measured compute of their seed.
+    matched variants get DPPO's measured compute of their seed. ``loop_cap``: most loops a matched variant may run
+    (default: enough that the budget ends it).
     """
     first = seeds[0]
 
@@ -193,7 +194,7 @@ def make_preparer(out: Path, seeds: list[int], variants: dict[str, Variant], axi
         else:
             compute_s, teacher_calls = budgets_of(out / seed_name / "dppo")
             extra = budget_overrides(variants[name], axis, cfg, compute_s if compute_budget_s is None
-                                     else compute_budget_s, teacher_calls)
+                                     else compute_budget_s, teacher_calls, loop_cap)
         # the base's own overrides too: a variant resumes its base's config.yaml with --override-config
         task.overrides = [*task.overrides, *base_overrides(out / f"seed{first}" / "base", s, first), *extra]
         atomic_write_json(task.folder.parent / f"{name}.overrides.json", {"overrides": task.overrides})

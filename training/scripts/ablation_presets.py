@@ -120,7 +120,8 @@ def resolve(preset: str | None, names: list[str] | None) -> tuple[list[Variant],
     return [VARIANTS["dppo"]] + [VARIANTS[n] for n in names if n != "dppo"], None
 
 
-def budget_overrides(v: Variant, axis: str, cfg: Any, compute_s: float, teacher_calls: int) -> list[str]:
+def budget_overrides(v: Variant, axis: str, cfg: Any, compute_s: float, teacher_calls: int,
+                     loop_cap: int | None = None) -> list[str]:
     """The overrides that give variant ``v`` its budgets, from DPPO's measured ``compute_s`` and ``teacher_calls``.
 
     Args:
@@ -129,6 +130,7 @@ def budget_overrides(v: Variant, axis: str, cfg: Any, compute_s: float, teacher_
         cfg: the resolved recipe (loops, phase budgets).
         compute_s: DPPO's training compute on this seed.
         teacher_calls: DPPO's teacher calls on this seed.
+        loop_cap: most loops a matched variant may run (default max(4K, 40), so that the budget ends it).
     """
     out: list[str] = []
     k = cfg.loops
@@ -141,7 +143,7 @@ def budget_overrides(v: Variant, axis: str, cfg: Any, compute_s: float, teacher_
         out.append(f"sft.teacher_samples={max(1, teacher_calls)}")
     if v.name == "dppo" or v.matching == "free":
         return out
-    out += [f"compute_budget_s={compute_s:.3f}", f"loops={max(k * 4, 40)}"]
+    out += [f"compute_budget_s={compute_s:.3f}", f"loops={loop_cap if loop_cap else max(k * 4, 40)}"]
     if axis == "teacher" and v.name != "sft_pool":
         out.append(f"teacher.budget={max(1, teacher_calls)}")
     return out

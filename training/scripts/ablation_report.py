@@ -57,7 +57,7 @@ def run_result(run: Path, metric: str = "greedy") -> dict[str, Any]:
 
 def collect(out: Path, seeds: Sequence[int], names: Sequence[str], axis: str, preset: str | None,
             wall_s: float | None = None, metric: str = "greedy",
-            compute_budget_s: float | None = None) -> dict[str, Any]:
+            compute_budget_s: float | None = None, loop_cap: int | None = None) -> dict[str, Any]:
     """Assemble ``compare.json`` from the finished runs under ``out`` (``final_*`` and ``paired`` on ``metric``;
     with ``sampled`` the greedy figures are reported beside them as ``greedy`` and ``paired_greedy``;
     ``compute_budget_s``: the fixed budget of every run, or None when the budgets were DPPO's measured compute)."""
@@ -84,7 +84,7 @@ def collect(out: Path, seeds: Sequence[int], names: Sequence[str], axis: str, pr
                for s in seeds}
     res = {"axis": axis, "preset": preset, "metric": metric, "seeds": list(seeds), "variants_order": list(names),
            "variants": variants, "paired": paired, "budgets": budgets, "compute_budget_s": compute_budget_s,
-           "wall_s": wall_s}
+           "loop_cap": loop_cap, "wall_s": wall_s}
     if metric != "greedy":
         res["paired_greedy"] = {f"dppo-{n}": paired_difference(variants["dppo"]["greedy"]["per_seed"],
                                                                variants[n]["greedy"]["per_seed"])
@@ -119,7 +119,8 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [f"Comparison on the **{res['axis']}** axis{preset}, {n} seed(s) {res['seeds']}; {what} (0-100) after "
              "the last phase, mean over seeds with the 95 % t-interval. Compute budget: "
              + (f"fixed, {res['compute_budget_s']:g} CPU s per run." if res.get("compute_budget_s") else
-                "DPPO's measured compute of each seed."), "",
+                "DPPO's measured compute of each seed.")
+             + (f" Matched variants ran at most {res['loop_cap']} loops." if res.get("loop_cap") else ""), "",
              "| variant | final | 95 % CI | per seed | compute (CPU s) | teacher calls | loops | general replay | "
              "RL stops |", "|---|---:|---|---|---:|---:|---|---:|---:|"]
     for name in res["variants_order"]:

@@ -52,6 +52,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--compute-budget-s", type=float, default=None,
                    help="a fixed compute budget (CPU s of training) for every run, DPPO included, instead of DPPO's "
                         "measured compute (teacher calls are still DPPO's on the teacher axis)")
+    p.add_argument("--loop-cap", type=int, default=None,
+                   help="most loops a budget-matched variant may run (default max(4K, 40): the budget ends it); "
+                        "e.g. the recipe's K to compare loop for loop")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (subprocesses, one thread each)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -65,7 +68,8 @@ def make_parser() -> argparse.ArgumentParser:
 def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, preset: str | None = None,
             variants: list[str] | None = None, overrides: list[str] | None = None, jobs: int = 1,
             resume: bool = False, progress: bool = True, dry_run: bool = False,
-            metric: str = "greedy", compute_budget_s: float | None = None) -> dict[str, Any]:
+            metric: str = "greedy", compute_budget_s: float | None = None,
+            loop_cap: int | None = None) -> dict[str, Any]:
     """Run (or resume) the comparison and return ``compare.json``'s content (the plan with ``dry_run``)."""
     from dppo_embodied.io import atomic_write_json, atomic_write_text
     from training.metaloop_config import load_metaloop_config
@@ -83,10 +87,14 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
         raise DppoError("--metric sampled needs eval.sampled_k >= 1 in the recipe (answers sampled per question)")
     if compute_budget_s is not None and not compute_budget_s > 0:
         raise DppoError(f"--compute-budget-s must be > 0 CPU seconds, got {compute_budget_s}")
+    if loop_cap is not None and loop_cap < 1:
+        raise DppoError(f"--loop-cap must be >= 1 loop, got {loop_cap}")
     plan = {"config": str(config), "seeds": seeds, "axis": axis, "preset": preset, "metric": metric,
             "variants": [v.name for v in chosen], "overrides": overrides, "jobs": jobs}
     if compute_budget_s is not None:  # only when set: plans of earlier comparisons still resume
         plan["compute_budget_s"] = compute_budget_s
+    if loop_cap is not None:
+        plan["loop_cap"] = loop_cap
     if dry_run:
         return {"plan": plan, "variants": {v.name: {"overrides": list(v.overrides), "matching": v.matching,
                                                      "help": v.help} for v in chosen},
@@ -104,10 +112,11 @@ def compare(config: str, out: Path, seeds: list[int], axis: str | None = None, p
     tasks = ablation.plan(out, seeds, chosen)
     by_name = {v.name: v for v in chosen}
     ablation.schedule(config, tasks, overrides, jobs, progress,
-                      prepare=ablation.make_preparer(out, seeds, by_name, axis, cfg, compute_budget_s))
+                      prepare=ablation.make_preparer(out, seeds, by_name, axis, cfg, compute_budget_s,
+                                                                 loop_cap))
     # wall time of this invocation (a resumed comparison reports the part it ran)
     res = ablation_report.collect(out, seeds, [v.name for v in chosen], axis, preset, wall_s=time.time() - t0,
-                                 metric=metric, compute_budget_s=compute_budget_s)
+                                 metric=metric, compute_budget_s=compute_budget_s, loop_cap=loop_cap)
     atomic_write_json(out / "compare.json", res)
     atomic_write_text(out / "compare.md", ablation_report.markdown(res))
     ablation_report.plot(out / "compare.png", res)
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = compare(args.config, Path(args.output_dir), seeds, args.axis, args.preset, names, args.overrides,
                       args.jobs, args.resume, not args.no_progress, args.dry_run, args.metric,
-                      args.compute_budget_s)
+                      args.compute_budget_s, args.loop_cap)
     except DppoError as e:
         print(f"dppo train compare: {e}", file=sys.stderr)
         return 1
