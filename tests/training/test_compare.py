@@ -165,21 +165,14 @@ def test_loop_cap_bounds_the_matched_variants_loops(tmp_path: Path, cap: int | N
     assert not any(o.startswith("loops=") for o in dppo.overrides)
 
 
-def test_loop_cap_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("flag,value,message", [("--compute-budget-s", "0", "--compute-budget-s must be > 0"),
+                                                ("--loop-cap", "0", "--loop-cap must be >= 1")])
+def test_budget_flags_reject_non_positive_values(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                                 value: str, message: str) -> None:
     from training.scripts.compare import main
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("name: r\n")
-    assert main(["--config", str(recipe), "--loop-cap", "0", "--dry-run", "--output-dir",
+    assert main(["--config", str(recipe), flag, value, "--dry-run", "--output-dir",
                  str(tmp_path / "x"), *TINY_OVERRIDES]) == 1
-    assert "--loop-cap must be >= 1" in capsys.readouterr().err
-
-
-def test_compute_budget_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from training.scripts.compare import main
-
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("name: r\n")
-    assert main(["--config", str(recipe), "--compute-budget-s", "0", "--dry-run", "--output-dir",
-                 str(tmp_path / "x"), *TINY_OVERRIDES]) == 1
-    assert "--compute-budget-s must be > 0" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
