@@ -458,8 +458,8 @@ class Metaloop(CommittedRun):
         # DPPO's closing RL half-step (final_rl) runs as loop K+1 but is not a metaloop: count it apart
         closing = self.cfg.final_rl and self.cfg.mode == "dppo" and self.state.loop > self.cfg.loops
         return report.summarize_run(self.out, self.cfg.name, {"mode": self.cfg.mode, "sampling": self.cfg.sampling,
-                                                              "loops_done": min(self.state.loop, self.cfg.loops)
-                                                              if closing else self.state.loop,
+                                                              "loops_done": self.cfg.loops if closing
+                                                              else self.state.loop,
                                                               "closing_rl": closing,
                                                               "compute_s": self.state.compute_s,
                                                               "teacher_calls": self.state.teacher_calls,

@@ -5,9 +5,10 @@
     {"axis", "preset", "seeds", "variants_order",
      "variants": {name: {"final_mean", "final_ci95": [lo, hi] | null, "per_seed": {seed: final},
                          "compute_s", "teacher_calls", "general_mean", "base_mean", "rl": {...}, "curves": {...},
-                         "loops": {seed: metaloops run, "K+RL" when DPPO closed on RL}}},
+                         "loops": {seed: metaloops run}, "closing_rl": {seed: DPPO closed on an RL half-step}}},
      "paired": {"dppo-<name>": {"mean", "ci95": [lo, hi] | null, "per_seed", "n"}},
-     "budgets": {seed: {"compute_s", "teacher_calls"}}, "wall_s"}
+     "budgets": {seed: {"compute_s", "teacher_calls"}}, "compute_budget_s": fixed budget | null,
+     "loop_cap": matched variants' loop cap | null, "wall_s"}
 
 ``final`` is held-out success after the run's last phase. The plot has two panels, held-out success against
 training compute and against teacher calls, one band per variant (mean over seeds of each seed's step curve, with
@@ -48,7 +49,7 @@ def run_result(run: Path, metric: str = "greedy") -> dict[str, Any]:
         "compute_s": s["compute_s"],
         "teacher_calls": s.get("teacher_calls", 0), "general": s["general_replay"]["final"],
         "general_base": s["general_replay"]["base"], "curve": curve,
-        "loops": f"{s['loops_done']}+RL" if s.get("closing_rl") else s["loops_done"],  # +RL: the closing half-step
+        "loops": s["loops_done"], "closing_rl": bool(s.get("closing_rl")),
         "final_by_capability": {k: v for k, v in s["final"].items() if k != "overall"},
         "rl_phases": len(rl), "rl_stopped_early": sum(bool(v.get("stopped_early")) for v in rl),
         "frac_reward_zero_std": [v.get("frac_reward_zero_std") for v in rl], "evals": len(evals),
@@ -60,7 +61,8 @@ def collect(out: Path, seeds: Sequence[int], names: Sequence[str], axis: str, pr
             compute_budget_s: float | None = None, loop_cap: int | None = None) -> dict[str, Any]:
     """Assemble ``compare.json`` from the finished runs under ``out`` (``final_*`` and ``paired`` on ``metric``;
     with ``sampled`` the greedy figures are reported beside them as ``greedy`` and ``paired_greedy``;
-    ``compute_budget_s``: the fixed budget of every run, or None when the budgets were DPPO's measured compute)."""
+    ``compute_budget_s``: the fixed budget of every run, or None when the budgets were DPPO's measured compute;
+    ``loop_cap``: the matched variants' loop cap, or None)."""
     results = {n: {s: run_result(out / f"seed{s}" / n, metric) for s in seeds} for n in names}
     variants: dict[str, Any] = {}
     for n in names:
@@ -73,6 +75,7 @@ def collect(out: Path, seeds: Sequence[int], names: Sequence[str], axis: str, pr
                    "frac_reward_zero_std": _mean([z for r in per.values() for z in r["frac_reward_zero_std"]])}
         v["curves"] = {s: r["curve"] for s, r in per.items()}
         v["loops"] = {s: r["loops"] for s, r in per.items()}  # metaloops each seed's budget bought
+        v["closing_rl"] = {s: r["closing_rl"] for s, r in per.items()}
         if metric != "greedy":
             g = summarize_variant({s: {"final": r["final_greedy"]} for s, r in per.items()})
             v["greedy"] = {"final_mean": g["final_mean"], "final_ci95": g["final_ci95"], "per_seed": g["per_seed"],
@@ -130,7 +133,8 @@ def markdown(res: dict[str, Any]) -> str:
         per = ", ".join(f"{x:.1f}" for x in v["per_seed"].values())
         gen = f"{v['general_mean']:.1f}" if v.get("general_mean") is not None else "-"
         stops = f"{v['rl']['stopped_early']}/{v['rl']['phases']}" if v["rl"]["phases"] else "-"
-        loops = ", ".join(str(x) for x in v.get("loops", {}).values()) or "-"
+        closing = v.get("closing_rl", {})  # "K+RL": K metaloops and DPPO's closing RL half-step
+        loops = ", ".join(f"{x}+RL" if closing.get(s) else str(x) for s, x in v.get("loops", {}).items()) or "-"
         lines.append(f"| {name} | {v['final_mean']:.1f} | {ci_s} | {per} | {v['compute_s']:.0f} | "
                      f"{v['teacher_calls']:.0f} | {loops} | {gen} | {stops} |")
     lines += ["", "Paired differences (same seed: same data, base and held-out set):", "",
