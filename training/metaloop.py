@@ -67,7 +67,7 @@ from training.algorithm.difficulty import (
     table_from_json,
     table_to_json,
 )
-from training.algorithm.evaluation import evaluate, heldout_episodes, sampled_eval
+from training.algorithm.evaluation import SAMPLED_EVAL_SEED_OFFSET, evaluate, heldout_episodes, sampled_eval
 from training.algorithm.rewards import SampleIndex
 from training.algorithm.rollout_engine import RolloutEngine
 from training.algorithm.sample_io import horizon_of, loadable, tokenizer_corpus
@@ -203,7 +203,8 @@ class Metaloop(CommittedRun):
                                 max_tokens=ec.max_new_tokens)
         qa = loadable([s for s in self._data()["heldout"] if not s.metadata.get("env_id")], self.loader)
         return sampled_eval(QARoller(self._engine(), self.loader, ec.max_new_tokens, journal=journal), qa,
-                            ec.sampled_k, ec.sampled_temperature, tag, self.progress)
+                            ec.sampled_k, ec.sampled_temperature, tag, self.progress,
+                            seed=self.cfg.seed + SAMPLED_EVAL_SEED_OFFSET)
 
     # ------------------------------------------------------------------ the run
     def run(self, until: str | None = None) -> dict[str, Any]:

@@ -31,7 +31,8 @@ def _forced_logps(model: Any, processor: Any, row: dict[str, Any], completion: l
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=len(completion), do_sample=False, prefix_allowed_tokens_fn=allow,
                              output_logits=True, return_dict_in_generate=True)
-    return [torch.log_softmax(step[0].float() / temperature, -1)[t].item() for step, t in zip(out.logits, completion)]
+    steps = zip(out.logits, completion, strict=True)
+    return [torch.log_softmax(step[0].float() / temperature, -1)[t].item() for step, t in steps]
 
 
 def test_grpo_loss_logps_equal_generate_with_each_rows_own_image(tiny_vlm_path: Path, samples: list,
@@ -67,5 +68,5 @@ def test_grpo_loss_logps_equal_generate_with_each_rows_own_image(tiny_vlm_path: 
         other = batch[(i + cfg.num_generations) % len(batch)]  # a different prompt's image
         if other["sample_id"] != row["sample_id"]:
             theirs = _forced_logps(model, processor, row, completion, other["images"], cfg.temperature)
-            other_image_gap = max(other_image_gap, max(abs(a - b) for a, b in zip(theirs, loss_side)))
+            other_image_gap = max(other_image_gap, max(abs(a - b) for a, b in zip(theirs, loss_side, strict=True)))
     assert other_image_gap > 1e-3, "the check cannot tell images apart: it would not catch a misaligned batch"

@@ -163,14 +163,32 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
     return broadcast(figures)
 
 
+#: the sampled evaluation's generators are seeded with the run's seed plus this (``Metaloop._sampled_eval``)
+SAMPLED_EVAL_SEED_OFFSET = 7919
+
+
 def sampled_eval(roller: Any, questions: Sequence[Any], k: int, temperature: float, tag: str,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, seed: int | None = None) -> dict[str, Any]:
     """Held-out QA pass@1 averaged over ``k`` answers per question at ``temperature``, rolled by ``roller`` (a
     :class:`training.algorithm.difficulty.QARoller` on the rollout engine; the difficulty estimator's rollouts, not
-    counted as training compute)."""
+    counted as training compute).
+
+    With ``seed``, in-process sampling draws from torch's generators seeded with it and forked from the run's
+    (common random numbers: two evaluations of one model give one number, and a phase's before/after difference is
+    not buried under sampling noise; the training randomness after the evaluation is left as it was). Server
+    engines sample with their own generators and are not affected.
+    """
+    import torch
+
     from training.algorithm.difficulty import estimate_success_rates
 
-    table = estimate_success_rates(questions, roller, k, temperature, progress=progress, desc="sampled eval")
+    if seed is None:
+        table = estimate_success_rates(questions, roller, k, temperature, progress=progress, desc="sampled eval")
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            table = estimate_success_rates(questions, roller, k, temperature, progress=progress,
+                                           desc="sampled eval")
     res = sampled_success(table, k, temperature)
     logger.info("eval %s: held-out sampled pass@1 %.1f (k=%d, T=%.1f)", tag, res["overall"], k, temperature)
     return res
