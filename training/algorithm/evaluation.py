@@ -182,13 +182,11 @@ def sampled_eval(roller: Any, questions: Sequence[Any], k: int, temperature: flo
 
     from training.algorithm.difficulty import estimate_success_rates
 
-    if seed is None:
-        table = estimate_success_rates(questions, roller, k, temperature, progress=progress, desc="sampled eval")
-    else:
-        with torch.random.fork_rng():
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []  # this rank's device only
+    with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        if seed is not None:
             torch.manual_seed(seed)
-            table = estimate_success_rates(questions, roller, k, temperature, progress=progress,
-                                           desc="sampled eval")
+        table = estimate_success_rates(questions, roller, k, temperature, progress=progress, desc="sampled eval")
     res = sampled_success(table, k, temperature)
     logger.info("eval %s: held-out sampled pass@1 %.1f (k=%d, T=%.1f)", tag, res["overall"], k, temperature)
     return res
