@@ -289,7 +289,8 @@ class Metaloop(CommittedRun):
 
             folder = self.out / "base_model"
             if is_main():
-                corpus = tokenizer_corpus(self.out / "data", with_env=bool(cfg.data.env_tasks))
+                with_env = bool(cfg.data.env_tasks or cfg.pretrain.env_tasks)
+                corpus = tokenizer_corpus(self.out / "data", with_env=with_env)
                 pixels = cfg.model.max_pixels or 96 * 96
 
                 def build(tmp: Path) -> None:
@@ -309,16 +310,27 @@ class Metaloop(CommittedRun):
         return {"data": {k: str(v) for k, v in paths.items()}, "model_path": self.state.model_path}
 
     def _pretrain(self) -> dict[str, Any]:
-        cfg = self.cfg
+        cfg, pc = self.cfg, self.cfg.pretrain
         self._load_model()
         samples = loadable(load_samples(self.out / "data" / "pretrain.jsonl")[0], self.loader)
-        items = mix([], [], samples, [0, 0, 1], cfg.pretrain.steps * cfg.pretrain.batch_size, cfg.seed)
+        demos = self._pretrain_demos()
+        items = mix(demos, [], samples, [pc.env_share, 0, 1 - pc.env_share], pc.steps * pc.batch_size, cfg.seed)
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "pretrain", max_steps=cfg.pretrain.steps,
                       learning_rate=cfg.pretrain.learning_rate, batch_size=cfg.pretrain.batch_size,
                       warmup_steps=min(20, cfg.pretrain.steps // 10), seed=cfg.seed, report_to=cfg.report_to,
                       loader=self.loader, phase="pre-training", lr_scheduler=cfg.pretrain.lr_scheduler)
         self._checkpoint("pretrained")
-        return {"steps": res.steps, "seconds": res.compute_s}
+        return {"steps": res.steps, "seconds": res.compute_s, "env_demos": len(demos)}
+
+    def _pretrain_demos(self) -> list[tuple[Any, str]]:
+        """Verified oracle demonstrations of ``pretrain.env_tasks`` (their own seed stream, the run's step style)."""
+        pc, dc = self.cfg.pretrain, self.cfg.data
+        if not pc.env_tasks:
+            return []
+        from training.algorithm.env_rollouts import episode_samples, oracle_demos
+
+        episodes = episode_samples(pc.env_tasks, pc.env_seeds, dc.seed + data_sources.PRETRAIN_SEED_OFFSET)
+        return oracle_demos(episodes, dc.env_max_steps, dc.env_oracle, style=self.style)
 
     def _candidates(self, k: int) -> list[EmbodiedSample]:
         limit = self.cfg.horizon_for(k)

@@ -119,6 +119,16 @@ def test_oracle_demos_are_verified_by_the_env() -> None:
     assert json.loads(oracle_action(env, "skills"))["action"]["name"] == "pick"
 
 
+def test_skills_oracle_pushes_the_named_object_onto_the_target() -> None:
+    push = "dppo/TabletopPush-v0"
+    demos = oracle_demos(episode_samples([push], 3, seed=2), max_steps=2, oracle="skills")
+    assert len(demos) == 3  # one call each, every episode verified by the env
+    for row, target in demos:
+        task = next(c["text"] for c in row["prompt"][-1]["content"] if c["type"] == "text").split("Task: ")[1]
+        named = task.removeprefix("Push the ").split(" onto")[0].replace(" ", "_")
+        assert json.loads(target)["action"] == {"type": "skill", "name": "push", "object": named, "target": "target"}
+
+
 def test_pusht_trains_from_its_observation_alone(tmp_path) -> None:
     """Regression: ``data.env_tasks: [dppo/PushT-v0]`` failed (the PushT env had no ``history``)."""
     pytest.importorskip("gym_pusht")

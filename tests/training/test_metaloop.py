@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dppo_embodied.errors import TrainingError
+from dppo_embodied.errors import ConfigError, TrainingError
 from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
 from training.algorithm.data_sources import read_data
@@ -306,3 +306,20 @@ def test_kl_reference_is_the_policy_at_the_rl_phases_start(tmp_path: Path) -> No
     assert any(firsts.values())
     for k, first in firsts.items():
         assert first is None or first["kl"] == pytest.approx(0.0, abs=1e-6), (k, first)  # policy == reference
+
+
+def test_pretraining_takes_verified_demonstrations_of_other_tasks(tmp_path: Path) -> None:
+    """``pretrain.env_tasks``: a base that already uses the action envelope on other tasks (push calls naming
+    objects) before the loops meet their own closed-loop task."""
+    out = tmp_path / "pre"
+    Metaloop(_cfg(out, "mode=grpo_only", "pretrain.steps=2", "pretrain.env_tasks=[dppo/TabletopPush-v0]",
+                  "pretrain.env_share=0.5", "pretrain.env_seeds=2", "data.env_oracle=skills",
+                  "data.env_prompt=compact"), progress=False).run()
+    assert read_json(out / "state.json")["values"]["pretrain"]["env_demos"] == 2
+
+
+def test_pretraining_demonstrations_need_tasks_and_a_share() -> None:
+    with pytest.raises(ConfigError, match=r"pretrain\.env_tasks"):
+        _cfg(Path("unused"), "pretrain.env_tasks=[dppo/TabletopPush-v0]")
+    with pytest.raises(ConfigError, match=r"pretrain\.env_tasks"):
+        _cfg(Path("unused"), "pretrain.env_share=0.3")

@@ -60,7 +60,8 @@ class DataSettings:
         env_heldout_seeds: held-out seeds per closed-loop task.
         env_max_steps: episode step cap.
         env_oracle: demonstrations of closed-loop failures: ``expert`` (the scripted expert's actions) or
-            ``skills`` (single named-skill calls where the task allows, e.g. pick; the expert otherwise).
+            ``skills`` (one named-skill call where that solves the task: pick, push onto the target disc; the
+            expert otherwise).
         env_prompt: the closed-loop step prompt style the model is trained with: ``full`` (the shared
             action-envelope system prompt, for real VLMs) or ``compact`` (a one-line system prompt, for tiny models
             that learn the envelope from demonstrations). Recorded beside every checkpoint's weights

@@ -294,19 +294,27 @@ def has_oracle(env: Any) -> bool:
     return hasattr(inner, "task") and hasattr(inner, "scene")
 
 
+#: Tasks one named-skill call solves: task kind -> the call's fields besides its name and object.
+_ONE_CALL_SKILLS: dict[str, dict[str, str]] = {"pick": {}, "push": {"target": "target"}}
+
+
 def oracle_action(env: Any, oracle: str = "expert") -> str:
     """The simulated world's oracle action for the current state.
 
     ``expert``: the scripted expert (``envs.experts.expert_action``, mostly image-point actions). ``skills``: the
-    named skill when the task is a single skill call the env offers (pick), else the expert.
+    named skill when the task is a single skill call the env offers (pick the object; push it onto the target
+    disc), else the expert.
     """
     from envs.experts import expert_action
 
     inner = env.unwrapped
     task = getattr(inner, "task", None)
-    if oracle == "skills" and task is not None and getattr(inner, "kind", "") == "pick" and "pick" in inner.skills:
-        return json.dumps({"action": {"type": "skill", "name": "pick", "object": task.objects[0]}})
+    kind = getattr(inner, "kind", "")
+    if oracle == "skills" and task is not None and kind in _ONE_CALL_SKILLS and kind in inner.skills:
+        return json.dumps({"action": {"type": "skill", "name": kind, "object": task.objects[0],
+                                      **_ONE_CALL_SKILLS[kind]}})
     return expert_action(env)
+
 
 
 def oracle_demos(episodes: Sequence[EmbodiedSample], max_steps: int, oracle: str = "expert",

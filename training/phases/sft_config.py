@@ -77,6 +77,12 @@ class PretrainSettings:
         lr_scheduler: ``constant``, ``cosine`` or ``linear`` (after warm-up).
         task_share: share of pre-training samples drawn from the task generator (``data.generator``, a disjoint
             seed stream), so that the base is partly competent on the task family, like a pretrained VLM.
+        env_tasks: closed-loop env ids whose verified oracle demonstrations (``data.env_oracle``, a disjoint seed
+            stream, in ``data.env_prompt`` style) join pre-training: a base that already follows instructions with
+            the action envelope on *other* tasks, as a pretrained VLM does (e.g. push calls naming objects, before
+            the loops teach pick).
+        env_seeds: demonstrated seeds per env id in ``env_tasks``.
+        env_share: share of pre-training rows drawn from those demonstrations (0 = none).
     """
 
     steps: int = 0
@@ -85,7 +91,15 @@ class PretrainSettings:
     n_samples: int = 2000
     lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
     task_share: float = 0.0
+    env_tasks: list[str] = field(default_factory=list)
+    env_seeds: int = 256
+    env_share: float = 0.0
 
     def __post_init__(self) -> None:
         check(self.steps >= 0, "pretrain.steps", f"must be >= 0, got {self.steps}")
         check(0 <= self.task_share <= 1, "pretrain.task_share", f"must be in [0, 1], got {self.task_share}")
+        check(0 <= self.env_share < 1, "pretrain.env_share", f"must be in [0, 1), got {self.env_share}")
+        check(self.env_seeds >= 1, "pretrain.env_seeds", f"must be >= 1, got {self.env_seeds}")
+        check(bool(self.env_tasks) == (self.env_share > 0), "pretrain.env_tasks",
+              "set pretrain.env_tasks and pretrain.env_share > 0 together (demonstrations of which envs, and how "
+              f"many of the rows), got env_tasks={self.env_tasks} and env_share={self.env_share}")

@@ -201,18 +201,23 @@ def _data(cfg: MetaloopConfig, warnings: list[str]) -> dict[str, Any]:
             warnings.append(f"data.generator {d.generator!r}: envs.qa is not importable here ({e})")
         info["generator"] = {"suite": d.generator, "n_train": d.n_train, "n_heldout": d.n_heldout,
                              "n_general": d.n_general}
-    if d.env_tasks:
+    lists = {"data.env_tasks": d.env_tasks, "pretrain.env_tasks": cfg.pretrain.env_tasks}
+    if any(lists.values()):
         try:
             import envs
 
             known = set(envs.ENV_SPECS)
         except ImportError as e:
             warnings.append(f"envs not importable ({e}); env ids not checked")
-            known = set(d.env_tasks)
-        for i, env_id in enumerate(d.env_tasks):
-            if env_id not in known:
-                raise ConfigError(f"data.env_tasks[{i}]: unknown env id {env_id!r}; valid: {', '.join(sorted(known))}")
+            known = {env_id for ids in lists.values() for env_id in ids}
+        for key, ids in lists.items():
+            for i, env_id in enumerate(ids):
+                if env_id not in known:
+                    raise ConfigError(f"{key}[{i}]: unknown env id {env_id!r}; valid: {', '.join(sorted(known))}")
+    if d.env_tasks:
         info["env_tasks"] = list(d.env_tasks)
+    if cfg.pretrain.env_tasks:
+        info["pretrain_env_tasks"] = list(cfg.pretrain.env_tasks)
     return info
 
 
