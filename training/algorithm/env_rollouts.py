@@ -316,7 +316,6 @@ def oracle_action(env: Any, oracle: str = "expert") -> str:
     return expert_action(env)
 
 
-
 def oracle_demos(episodes: Sequence[EmbodiedSample], max_steps: int, oracle: str = "expert",
                  pool: EnvPool | None = None, style: PromptStyle = "full") -> list[tuple[dict[str, Any], str]]:
     """Verified SFT demonstrations of episode samples: (row, action) for every step of a successful oracle episode.
