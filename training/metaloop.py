@@ -315,10 +315,10 @@ class Metaloop(CommittedRun):
         samples = loadable(load_samples(self.out / "data" / "pretrain.jsonl")[0], self.loader)
         demos = self._pretrain_demos()
         items = mix(demos, [], samples, [pc.env_share, 0, 1 - pc.env_share], pc.steps * pc.batch_size, cfg.seed)
-        res = run_sft(self.model, self.processor, items, out_dir=self.out / "pretrain", max_steps=cfg.pretrain.steps,
-                      learning_rate=cfg.pretrain.learning_rate, batch_size=cfg.pretrain.batch_size,
-                      warmup_steps=min(20, cfg.pretrain.steps // 10), seed=cfg.seed, report_to=cfg.report_to,
-                      loader=self.loader, phase="pre-training", lr_scheduler=cfg.pretrain.lr_scheduler)
+        res = run_sft(self.model, self.processor, items, out_dir=self.out / "pretrain", max_steps=pc.steps,
+                      learning_rate=pc.learning_rate, batch_size=pc.batch_size,
+                      warmup_steps=min(20, pc.steps // 10), seed=cfg.seed, report_to=cfg.report_to,
+                      loader=self.loader, phase="pre-training", lr_scheduler=pc.lr_scheduler)
         self._checkpoint("pretrained")
         return {"steps": res.steps, "seconds": res.compute_s, "env_demos": len(demos)}
 
