@@ -454,6 +454,16 @@ class Metaloop(CommittedRun):
         items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
                     seed=rng.randrange(1 << 30), own=src.own, own_weight=sc.self_weight)
         self._load_model()
+        focus_steps = 0
+        if sc.focus_steps and src.weak:  # D_weak alone first, at the phase's full rate (sft.focus_steps)
+            focus = mix(src.weak, [], [], [1, 0, 0], sc.focus_steps * sc.batch_size, seed=cfg.seed + 100 * k + 1)
+            pre = run_sft(self.model, self.processor, focus, out_dir=self.out / "sft" / f"k{k}-focus",
+                          max_steps=sc.focus_steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size,
+                          warmup_steps=sc.warmup_steps, seed=cfg.seed + k, report_to=cfg.report_to,
+                          trainer_overrides=sc.trainer, loader=self.loader, peft_config=self._peft(),
+                          budget_s=self._phase_budget(), phase="SFT focus")
+            self.state.compute_s += pre.compute_s
+            focus_steps = pre.steps
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "sft" / f"k{k}", max_steps=sc.max_steps,
                       learning_rate=sc.learning_rate, batch_size=sc.batch_size, warmup_steps=sc.warmup_steps,
                       seed=cfg.seed + k, report_to=cfg.report_to, trainer_overrides=sc.trainer, loader=self.loader,
@@ -463,7 +473,7 @@ class Metaloop(CommittedRun):
         if is_main():
             atomic_write_json(ledger_path(self.out), ledger.to_json())
         self._checkpoint(f"k{k}-sft")
-        return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": n_synth,
+        return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": n_synth, "focus_steps": focus_steps,
                 "seconds": res.compute_s, "skipped_media": res.skipped}
 
     def _finish(self) -> dict[str, Any]:

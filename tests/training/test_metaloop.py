@@ -157,6 +157,28 @@ def test_dppo_trains_on_its_own_verified_rollouts(tmp_path: Path, monkeypatch: p
     assert summary["teacher_calls"] <= 3  # D_self pays nothing: two failures and one D_assoc sample were paid
 
 
+def test_focus_steps_train_on_d_weak_alone_before_the_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.metaloop as metaloop
+
+    calls: list[tuple[str, list[Any], int]] = []
+    real = metaloop.run_sft
+
+    def spy(model: Any, processor: Any, items: Any, **kw: Any) -> Any:
+        calls.append((kw.get("phase", "SFT"), list(items), kw["max_steps"]))
+        return real(model, processor, items, **kw)
+
+    monkeypatch.setattr(metaloop, "run_sft", spy)
+    out = tmp_path / "focus"
+    Metaloop(_cfg(out, "sft.focus_steps=2", "sft.weak_max=3", "pretrain.steps=0"), progress=False).run()
+    weak = set(read_json(out / "reports" / "weakness_k1.json")["failures"])
+    (phase, focus, steps), (_, mixed, _) = calls
+    # the focus trainer gets D_weak rows only, steps x batch of them, first; the mixed phase follows as before
+    assert phase == "SFT focus" and steps == 2 and len(focus) == 2 * 8
+    assert {s.id for s, _ in focus} <= weak and {s.id for s, _ in mixed} - weak
+    values = read_json(out / "state.json")["values"]["k1/sft"]
+    assert values["focus_steps"] == 2 and values["steps"] == 3
+
+
 def test_rft_trains_on_the_difficulty_steps_verified_rollouts_only(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "rft"

@@ -34,6 +34,9 @@ class SFTSettings:
             difficulty step's; D_RL^{k+1/2} of the paper's SFT objective). They cost no teacher call and keep the
             answers the policy already gets right in the mix, so a few teacher targets do not skew its answer prior
             (docs/ablation.md, section 13). 0 = left out.
+        focus_steps: steps on D_weak alone (constant rate after warm-up) before the mixed phase, each phase; 0 = none.
+            A small model can need many consecutive steps on one weakness before it learns it at all (the demo's
+            closed-loop pick: docs/lab/dppo-value.md, section 13), which a mix spread over every source never gives.
         trainer: extra ``trl.SFTConfig`` fields (checked by name).
     """
 
@@ -50,6 +53,7 @@ class SFTSettings:
     weak_max: int = 0
     teacher_samples: int = 64
     self_weight: float = 0.0
+    focus_steps: int = 0
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,6 +62,7 @@ class SFTSettings:
         check(self.self_weight >= 0, "sft.self_weight", f"must be >= 0 (0 = no D_self), got {self.self_weight}")
         check(self.teacher_samples >= 0, "sft.teacher_samples", f"must be >= 0, got {self.teacher_samples}")
         check(self.max_steps >= 0, "sft.max_steps", f"must be >= 0, got {self.max_steps}")
+        check(self.focus_steps >= 0, "sft.focus_steps", f"must be >= 0 (0 = no focus steps), got {self.focus_steps}")
         check(0 < self.learning_rate <= 1e-2, "sft.learning_rate", f"must be in (0, 1e-2], got {self.learning_rate}")
         check(self.batch_size >= 1, "sft.batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.size >= 1, "sft.size", f"must be >= 1, got {self.size}")
