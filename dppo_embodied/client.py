@@ -254,6 +254,7 @@ class ChatClient:
         batch: Sequence[Sequence[Message]],
         *,
         on_result: Callable[[int, ChatResponse | ClientError], None] | None = None,
+        per_request: Sequence[dict[str, Any]] | None = None,
         **kw: Any,
     ) -> list[ChatResponse | ClientError]:
         """Run many chats on a thread pool of ``config.concurrency`` workers; results keep the input order.
@@ -266,6 +267,8 @@ class ChatClient:
             on_result: optional ``callback(index, result)`` called in the calling thread as each request
                 finishes (completion order), e.g. to update a progress bar or append to a results file. An
                 exception it raises cancels the requests not yet started and propagates.
+            per_request: keyword arguments of :meth:`chat` for each request (e.g. its own ``seed``), one dict per
+                request of ``batch``, over ``kw``.
             **kw: keyword arguments of :meth:`chat`, applied to every request.
 
         Returns:
@@ -274,11 +277,13 @@ class ChatClient:
         n = len(batch)
         if n == 0:
             return []
+        if per_request is not None and len(per_request) != n:
+            raise ValueError(f"per_request has {len(per_request)} entries for a batch of {n}: give one per request")
         results: list[ChatResponse | ClientError | None] = [None] * n
 
         def one(i: int) -> ChatResponse | ClientError:
             try:
-                return self.chat(batch[i], **kw)
+                return self.chat(batch[i], **{**kw, **(per_request[i] if per_request is not None else {})})
             except ClientError as e:
                 return e
             except Exception as e:

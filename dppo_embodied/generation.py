@@ -9,11 +9,12 @@ for conversations that share one :class:`GenerationSettings`, so callers group r
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 from dppo_embodied.conversation import Conversation
 
-__all__ = ["ChatRequest", "GenerationSettings"]
+__all__ = ["ChatRequest", "GenerationSettings", "request_seed"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,18 @@ class ChatRequest:
         conversation: the model input (system, earlier turns, images, text).
         settings: generation settings.
         id: the sample id (logs, replays); empty when there is none.
+        seed: this request's sampling seed (:func:`request_seed`), sent to serving engines (the OpenAI ``seed``
+            field, vLLM's ``SamplingParams.seed``) so that sampled answers repeat from run to run; ``None`` = the
+            engine's own generator. In-process generation samples from torch's generator and ignores it.
     """
 
     conversation: Conversation
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     id: str = ""
+    seed: int | None = None
+
+
+def request_seed(seed: int, key: str) -> int:
+    """A stable 31-bit sampling seed for one rollout: ``key`` names it (e.g. ``<sample id>#<rollout index>``), so
+    the k sampled answers to one question get k different seeds, and a rerun gets the same ones."""
+    return zlib.crc32(f"{seed}:{key}".encode()) & 0x7FFFFFFF

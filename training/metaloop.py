@@ -202,9 +202,9 @@ class Metaloop(CommittedRun):
         journal = self._journal(f"eval-{tag.replace('/', '-')}-sampled", temperature=ec.sampled_temperature,
                                 max_tokens=ec.max_new_tokens)
         qa = loadable([s for s in self._data()["heldout"] if not s.metadata.get("env_id")], self.loader)
-        return sampled_eval(QARoller(self._engine(), self.loader, ec.max_new_tokens, journal=journal), qa,
-                            ec.sampled_k, ec.sampled_temperature, tag, self.progress,
-                            seed=self.cfg.seed + SAMPLED_EVAL_SEED_OFFSET)
+        seed = self.cfg.seed + SAMPLED_EVAL_SEED_OFFSET  # torch's generators in process, per-request seeds on servers
+        return sampled_eval(QARoller(self._engine(), self.loader, ec.max_new_tokens, journal=journal, seed=seed), qa,
+                            ec.sampled_k, ec.sampled_temperature, tag, self.progress, seed=seed)
 
     # ------------------------------------------------------------------ the run
     def run(self, until: str | None = None) -> dict[str, Any]:

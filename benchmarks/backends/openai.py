@@ -60,8 +60,9 @@ class OpenAIBackend(Backend):
             kw: dict[str, Any] = {"stop": list(settings.stop)} if settings.stop else {}
             if settings.top_p != 1.0:
                 kw["top_p"] = settings.top_p
+            seeds = [{"seed": requests[i].seed} if requests[i].seed is not None else {} for i in idx]
             self.client.chat_many([messages[i] for i in idx], on_result=done, max_tokens=settings.max_tokens,
-                                  temperature=settings.temperature, **kw)
+                                  temperature=settings.temperature, per_request=seeds if any(seeds) else None, **kw)
 
     def close(self) -> None:
         self.client.close()

@@ -62,8 +62,9 @@ class VLLMBackend(Backend):
             idx = [i for i in idx if i in msgs]
             if not idx:
                 continue
-            params = self.sampling_params(max_tokens=settings.max_tokens, temperature=settings.temperature,
-                                          top_p=settings.top_p, stop=list(settings.stop) or None)
+            params = [self.sampling_params(max_tokens=settings.max_tokens, temperature=settings.temperature,
+                                           top_p=settings.top_p, stop=list(settings.stop) or None,
+                                           seed=requests[i].seed) for i in idx]  # one per request: its own seed
             try:
                 outs = self.llm.chat([msgs[i] for i in idx], params, use_tqdm=False)
             except Exception as e:

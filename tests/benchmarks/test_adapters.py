@@ -163,6 +163,37 @@ def test_vllm_backend_names_the_install() -> None:
         make_backend("vllm", "some/model")
 
 
+def test_vllm_backend_gives_each_request_its_own_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM cannot be installed here: a stand-in module records what the backend hands ``LLM.chat`` (vLLM takes
+    one ``SamplingParams`` per prompt)."""
+    import sys
+    import types
+
+    from benchmarks.backends.vllm import VLLMBackend
+    from dppo_embodied.conversation import Conversation
+    from dppo_embodied.generation import ChatRequest, GenerationSettings
+
+    calls: list = []
+
+    class LLM:
+        def __init__(self, **kw: object) -> None:
+            pass
+
+        def chat(self, messages: list, params: object, use_tqdm: bool = False) -> list:
+            calls.append(params)
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text="ok")]) for _ in messages]
+
+    fake = types.ModuleType("vllm")
+    fake.LLM, fake.SamplingParams = LLM, lambda **kw: kw
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    settings = GenerationSettings(max_tokens=4, temperature=1.0)
+    reqs = [ChatRequest(Conversation(f"q{i}"), settings, seed=s) for i, s in enumerate((11, 12, None))]
+    out: dict[int, object] = {}
+    VLLMBackend("some/model").generate(reqs, lambda i, r: out.__setitem__(i, r))
+    assert out == {0: "ok", 1: "ok", 2: "ok"}
+    assert [p["seed"] for p in calls[0]] == [11, 12, None] and all(p["temperature"] == 1.0 for p in calls[0])
+
+
 def test_dppo_list_tasks(capsys: pytest.CaptureFixture) -> None:
     from dppo_embodied.listing import main as list_main
 

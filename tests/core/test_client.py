@@ -255,6 +255,18 @@ def test_chat_many_preserves_order_and_returns_errors(server: FakeOpenAIServer) 
     assert [r.text for i, r in enumerate(out) if i != 3] == [p.upper() for i, p in enumerate(prompts) if i != 3]
 
 
+def test_chat_many_sends_per_request_fields(server: FakeOpenAIServer) -> None:
+    server.responder = lambda req: last_user_text(req)
+    with make_client(server.url) as client:
+        out = client.chat_many([build_messages(p) for p in ("a", "b")], temperature=1.0,
+                               per_request=[{"seed": 1}, {"seed": 2}])
+        assert [r.text for r in out] == ["a", "b"]
+        with pytest.raises(ValueError, match="one per request"):
+            client.chat_many([build_messages("a")], per_request=[])
+    sent = {last_user_text(r["json"]): (r["json"]["seed"], r["json"]["temperature"]) for r in server.chat_requests}
+    assert sent == {"a": (1, 1.0), "b": (2, 1.0)}
+
+
 def test_chat_many_overlaps_requests(server: FakeOpenAIServer) -> None:
     server.latency_s = 0.2
     batch = [build_messages(f"q{i}") for i in range(8)]

@@ -126,6 +126,29 @@ def test_replicas_spread_requests_and_record_bad_answers(tmp_path: Path) -> None
         backend.close()
 
 
+def test_seeded_rollouts_reach_the_servers_with_one_seed_each(tmp_path: Path, samples: list) -> None:
+    def seeds(srv: FakeOpenAIServer) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for r in srv.chat_requests:
+            out.setdefault(last_user_text(r["json"]), []).append(r["json"].get("seed"))
+        return out
+
+    sent = []
+    for seed in (7, 7, None):  # the same seed twice (a rerun), then unseeded
+        with FakeOpenAIServer(responder=lambda req: "<answer>x</answer>") as srv:
+            backend = ReplicaBackend(StaticFleet([srv.url], None), "fake-model", concurrency=2)
+            roller = QARoller(_engine(tmp_path / str(len(sent)), backend), MediaLoader(), 8, seed=seed)
+            roller(samples[:3], 3, 1.0)  # real openai clients, 3 sampled answers to each of 3 questions
+            backend.close()
+            sent.append(seeds(srv))
+    first, rerun, unseeded = sent
+    # each of a question's answers has its own seed, all distinct; a rerun sends the same ones; unseeded sends none
+    assert len(first) == 3 and all(len(set(v)) == 3 and None not in v for v in first.values())
+    assert len({x for v in first.values() for x in v}) == 9
+    assert {k: sorted(v) for k, v in rerun.items()} == {k: sorted(v) for k, v in first.items()}
+    assert all(v == [None] * 3 for v in unseeded.values())
+
+
 def test_an_unreachable_fleet_fails_the_step_resumably(tmp_path: Path) -> None:
     port = free_port(20000)
     backend = ReplicaBackend(StaticFleet([f"http://127.0.0.1:{port}/v1"], None, wait_s=0.5), "m", max_retries=0)

@@ -25,10 +25,10 @@ import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from dppo_embodied.generation import ChatRequest, GenerationSettings
+from dppo_embodied.generation import ChatRequest, GenerationSettings, request_seed
 from dppo_embodied.media import MediaLoader
 from dppo_embodied.rendering import render_sample
 from dppo_embodied.types import EmbodiedSample
@@ -96,11 +96,13 @@ class QARoller:
         return_texts: also keep the generated texts (diagnosis uses them) in :attr:`last_texts`.
         journal: the step's :class:`~training.algorithm.rollout_journal.RolloutJournal` (key
             ``<sample id>#<rollout index>``): journaled rollouts are not generated again.
+        seed: give each rollout its own sampling seed derived from this and its key
+            (:func:`~dppo_embodied.generation.request_seed`), for serving engines; ``None`` = unseeded.
     """
 
     def __init__(self, engine: Any, loader: MediaLoader, max_new_tokens: int = 24, return_texts: bool = False,
-                 journal: Any = None) -> None:
-        self.engine, self.loader, self.max_new_tokens = engine, loader, max_new_tokens
+                 journal: Any = None, seed: int | None = None) -> None:
+        self.engine, self.loader, self.max_new_tokens, self.seed = engine, loader, max_new_tokens, seed
         self.return_texts, self.journal = return_texts, journal
         self.last_texts: dict[str, list[str]] = {}
         self.failures: dict[str, list[str]] = {}
@@ -119,7 +121,10 @@ class QARoller:
             if s.id in known:
                 continue  # every rollout journaled: not even rendered
             req = ChatRequest(render_sample(s, self.loader), settings, id=s.id)
-            requests += [req] * n
+            if self.seed is None:
+                requests += [req] * n
+            else:
+                requests += [replace(req, seed=request_seed(self.seed, k)) for k in keys[s.id]]
             request_keys += keys[s.id]
         results = dict(zip(request_keys, self.engine.generate(requests, request_keys, jn), strict=True))
         out = []

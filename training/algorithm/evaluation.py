@@ -176,7 +176,8 @@ def sampled_eval(roller: Any, questions: Sequence[Any], k: int, temperature: flo
     With ``seed``, in-process sampling draws from torch's generators seeded with it and forked from the run's
     (common random numbers: two evaluations of one model give one number, and a phase's before/after difference is
     not buried under sampling noise; the training randomness after the evaluation is left as it was). Server
-    engines sample with their own generators and are not affected.
+    engines sample with their own generators: give ``roller`` the same seed (``QARoller(seed=...)``) and each of
+    the k answers to a question is sent with its own per-request seed, so they too repeat from run to run.
     """
     import torch
 
