@@ -80,10 +80,11 @@ def test_presets_and_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         assert variants[0].name == "dppo" and axis == p.axis
     names = [v.name for v in resolve("stagnation", None)[0]]
     assert names == ["dppo", "ts0.5", "ts0.6", "ts0.8", "ts0.9"]
-    cfg = load_metaloop_config(None, ["loops=3", "grpo.max_steps=10", "sft.max_steps=20"])
+    cfg = load_metaloop_config(None, ["loops=3", "grpo.max_steps=10", "sft.max_steps=20", "sft.focus_steps=5"])
     one = resolve("loops", None)[0][1]
     ov = budget_overrides(one, "compute", cfg, 123.4, 50)
     assert "grpo.max_steps=30" in ov and "sft.max_steps=60" in ov and "compute_budget_s=123.400" in ov
+    assert "sft.focus_steps=15" in ov
     assert not any(o.startswith("teacher.budget") for o in ov)  # compute axis: teacher calls not matched
     sft = resolve(None, ["sft_only"])[0][1]
     assert set(budget_overrides(sft, "teacher", cfg, 10.0, 50)) >= {"sft.teacher_samples=17", "teacher.budget=50"}

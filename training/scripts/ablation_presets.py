@@ -136,7 +136,8 @@ def budget_overrides(v: Variant, axis: str, cfg: Any, compute_s: float, teacher_
     k = cfg.loops
     if v.name == "one_loop":  # the same work in one loop: 3x (K x) the phase budgets
         out += [f"grpo.max_steps={cfg.grpo.max_steps * k}", f"sft.max_steps={cfg.sft.max_steps * k}",
-                f"sft.size={cfg.sft.size * k}", f"sft.synthesize_n={cfg.sft.synthesize_n * k}"]
+                f"sft.size={cfg.sft.size * k}", f"sft.synthesize_n={cfg.sft.synthesize_n * k}",
+                f"sft.focus_steps={cfg.sft.focus_steps * k}"]
     if v.sft_samples == "per_loop":
         out.append(f"sft.teacher_samples={max(1, math.ceil(teacher_calls / max(1, k)))}")
     elif v.sft_samples == "all":

@@ -147,7 +147,7 @@ def dry_run(cfg: MetaloopConfig) -> dict[str, Any]:
     s = make_args(SFTConfig, base, dict(cfg.sft.trainer), "sft.trainer")
     report["sft"] = {"per_device_batch": s.per_device_train_batch_size, "gradient_accumulation_steps":
                      s.gradient_accumulation_steps, "lr": s.learning_rate, "bf16": s.bf16, "mix_size": cfg.sft.size,
-                     "ratios": cfg.sft.ratios}
+                     "ratios": cfg.sft.ratios, "focus_steps": cfg.sft.focus_steps}
 
     if cfg.model.lora.enabled:
         from peft import LoraConfig

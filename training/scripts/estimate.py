@@ -55,7 +55,7 @@ def estimate(cfg: MetaloopConfig, loops: int | None = None) -> dict[str, Any]:
     diagnosis_s = difficulty_s * min(1.0, (cfg.difficulty.buffer_size + d.n_train / 2) / max(d.n_train, 1))
     rl_s = cfg.grpo.max_steps * cfg.grpo.prompts_per_step * cfg.grpo.num_generations * \
         cfg.grpo.max_completion_length * c["grpo_token"]
-    sft_s = c["sft_sample"] * cfg.sft.max_steps * cfg.sft.batch_size + \
+    sft_s = c["sft_sample"] * (cfg.sft.max_steps + cfg.sft.focus_steps) * cfg.sft.batch_size + \
         c["generate_sample"] * (cfg.sft.synthesize_n if cfg.sft.synthesize_assoc else 0)
     per_kind = {"eval": eval_s, "difficulty": difficulty_s, "rl": rl_s, "diagnosis": diagnosis_s, "sft": sft_s,
                 "sft_random": sft_s, "sft_pool": sft_s, "sft_self": sft_s}
