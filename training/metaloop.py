@@ -454,27 +454,27 @@ class Metaloop(CommittedRun):
         items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
                     seed=rng.randrange(1 << 30), own=src.own, own_weight=sc.self_weight)
         self._load_model()
-        focus_steps = 0
+
+        def train(rows: list[tuple[Any, str]], steps: int, out: str, **kw: Any) -> Any:
+            return run_sft(self.model, self.processor, rows, out_dir=self.out / "sft" / out, max_steps=steps,
+                           learning_rate=sc.learning_rate, batch_size=sc.batch_size, warmup_steps=sc.warmup_steps,
+                           seed=cfg.seed + k, report_to=cfg.report_to, trainer_overrides=sc.trainer,
+                           loader=self.loader, peft_config=self._peft(), budget_s=self._phase_budget(), **kw)
+
+        focus_steps, focus_s = 0, 0.0
         if sc.focus_steps and src.weak:  # D_weak alone first, at the phase's full rate (sft.focus_steps)
-            focus = mix(src.weak, [], [], [1, 0, 0], sc.focus_steps * sc.batch_size, seed=cfg.seed + 100 * k + 1)
-            pre = run_sft(self.model, self.processor, focus, out_dir=self.out / "sft" / f"k{k}-focus",
-                          max_steps=sc.focus_steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size,
-                          warmup_steps=sc.warmup_steps, seed=cfg.seed + k, report_to=cfg.report_to,
-                          trainer_overrides=sc.trainer, loader=self.loader, peft_config=self._peft(),
-                          budget_s=self._phase_budget(), phase="SFT focus")
+            pre = train(mix(src.weak, [], [], [1, 0, 0], sc.focus_steps * sc.batch_size, seed=cfg.seed + 100 * k + 1),
+                        sc.focus_steps, f"k{k}-focus", phase="SFT focus")
             self.state.compute_s += pre.compute_s
-            focus_steps = pre.steps
-        res = run_sft(self.model, self.processor, items, out_dir=self.out / "sft" / f"k{k}", max_steps=sc.max_steps,
-                      learning_rate=sc.learning_rate, batch_size=sc.batch_size, warmup_steps=sc.warmup_steps,
-                      seed=cfg.seed + k, report_to=cfg.report_to, trainer_overrides=sc.trainer, loader=self.loader,
-                      peft_config=self._peft(), budget_s=self._phase_budget(), lr_scheduler=sc.lr_scheduler)
+            focus_steps, focus_s = pre.steps, pre.compute_s
+        res = train(items, sc.max_steps, f"k{k}", lr_scheduler=sc.lr_scheduler)
         self.state.compute_s += res.compute_s
         self.state.teacher_calls = ledger.spent
         if is_main():
             atomic_write_json(ledger_path(self.out), ledger.to_json())
         self._checkpoint(f"k{k}-sft")
         return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": n_synth, "focus_steps": focus_steps,
-                "seconds": res.compute_s, "skipped_media": res.skipped}
+                "seconds": res.compute_s + focus_s, "skipped_media": res.skipped}
 
     def _finish(self) -> dict[str, Any]:
         """summary.json, summary.md and curve.png from the committed evaluations (rank 0 writes)."""
