@@ -18,6 +18,7 @@ from training.algorithm.env_rollouts import (
     episode_samples,
     oracle_action,
     oracle_demos,
+    replayed_demos,
 )
 
 ENV = "dppo/TabletopPick-v0"
@@ -117,6 +118,42 @@ def test_oracle_demos_are_verified_by_the_env() -> None:
     env = envs.make(ENV)
     env.reset(seed=5)
     assert json.loads(oracle_action(env, "skills"))["action"]["name"] == "pick"
+
+
+def test_the_policys_own_solved_episodes_replay_into_sft_rows(tmp_path) -> None:
+    """D_self of closed-loop seeds: the roller keeps each episode's actions; a solved one replays into the same
+    (row, action) steps the oracle would give, a failed one into nothing."""
+    samples = episode_samples([ENV], 2, seed=0)
+    roller = EpisodeRoller(engine(OraclePolicy(True), tmp_path), max_steps=2, style="compact")
+    roller(samples, 1, 1.0)
+    texts = {s.id: roller.last_texts[s.id][0] for s in samples}
+    assert all(len(json.loads(t)) == 1 for t in texts.values())  # one pick call solves the episode
+    own = replayed_demos([(s, texts[s.id]) for s in samples], max_steps=2, style="compact")
+    assert own == oracle_demos(samples, max_steps=2, oracle="skills", style="compact")
+    assert own and all(row["prompt"][0]["content"][0]["text"] == COMPACT_SYSTEM_PROMPT for row, _ in own)
+    wrong = json.dumps(['{"action": {"type": "skill", "name": "pick", "object": "nothing_here"}}'])
+    assert replayed_demos([(samples[0], wrong), (samples[1], "not a list")], max_steps=2) == []
+
+
+def test_d_self_keeps_the_closed_loop_seeds_the_policy_solved(tmp_path) -> None:
+    """A solved closed-loop seed stays in the SFT phase's D_self (its replayed episode), so a mastered task is not
+    dropped from the mix when it leaves D_weak; an unsolved seed adds nothing."""
+    from dppo_embodied.io import atomic_write_json
+    from training.algorithm.data_sources_config import DataSettings
+    from training.algorithm.diagnosis import Diagnosis
+    from training.algorithm.difficulty import SRRecord, table_to_json
+    from training.algorithm.sft_sources import own_rollouts
+
+    samples = episode_samples([ENV], 3, seed=0)
+    roller = EpisodeRoller(engine(OraclePolicy(True), tmp_path), max_steps=2, style="compact")
+    roller(samples[:2], 1, 1.0)
+    table = {s.id: SRRecord(sr=1.0, n=1, mean_reward=1.0, task=ENV, capability="decision_planning",
+                            success_text=roller.last_texts[s.id][0]) for s in samples[:2]}
+    table[samples[2].id] = SRRecord(sr=0.0, n=1, mean_reward=0.0, task=ENV, capability="decision_planning")
+    atomic_write_json(tmp_path / "sr" / "k1.json", table_to_json(table))
+    data = DataSettings(env_tasks=[ENV], env_max_steps=2, env_prompt="compact")
+    own = own_rollouts(tmp_path, 1, Diagnosis(), [], None, samples, data)
+    assert own == oracle_demos(samples[:2], max_steps=2, oracle="skills", style="compact") and len(own) == 2
 
 
 def test_skills_oracle_pushes_the_named_object_onto_the_target() -> None:

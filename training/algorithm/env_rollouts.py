@@ -155,7 +155,7 @@ class EpisodeRoller:
                  max_concurrent: int = 32, style: PromptStyle = "full", journal: Any = None) -> None:
         self.engine, self.max_steps, self.max_new_tokens = engine, max_steps, max_new_tokens
         self.pool, self.max_concurrent, self.style, self.journal = pool or POOL, max_concurrent, style, journal
-        self.transcripts: dict[str, list[list[str]]] = {}
+        self.last_texts: dict[str, list[str]] = {}
         self.failures: dict[str, list[str]] = {}
 
     def __call__(self, samples: Sequence[EmbodiedSample], n: int,
@@ -180,7 +180,7 @@ class EpisodeRoller:
         out: list[list[tuple[float, bool]]] = []
         for i, s in enumerate(samples):
             mine = runs[i * n:(i + 1) * n]
-            self.transcripts[s.id] = [r.actions for r in mine]
+            self.last_texts[s.id] = [episode_text(r.actions) for r in mine]
             out.append([(episode_reward(r.success, r.progress), r.success) for r in mine])
         return out
 
@@ -316,6 +316,37 @@ def oracle_action(env: Any, oracle: str = "expert") -> str:
     return expert_action(env)
 
 
+def episode_text(actions: Sequence[str]) -> str:
+    """An episode rollout as one text, the JSON list of its actions (the difficulty table's ``success_text``)."""
+    return json.dumps(list(actions))
+
+
+def _demonstrate(s: EmbodiedSample, act: Any, max_steps: int, pool: EnvPool, style: PromptStyle,
+                 what: str) -> list[tuple[dict[str, Any], str]]:
+    """(row, action) for every step of ``s``'s episode played by ``act(env, step) -> action``; ``[]`` unless the
+    episode succeeds within ``max_steps`` (the environment verifies it). ``what == "oracle"`` needs an env the
+    simulated world can demonstrate (:func:`has_oracle`)."""
+    env_id = s.metadata["env_id"]
+    run = _start(pool, env_id, int(s.metadata["seed"]))
+    if what == "oracle" and not has_oracle(run.env):
+        logger.warning("%s has no oracle to demonstrate it; %s is not used for SFT", env_id, s.id)
+        pool.put(env_id, run.env)
+        return []
+    steps: list[tuple[dict[str, Any], str]] = []
+
+    def record(ep: Episode, conv: Conversation, action: str) -> None:
+        steps.append((step_row(conv), action))
+
+    try:
+        play([run], lambda convs: [act(run.env, run.steps)], style, max_steps, on_step=record)
+    finally:
+        pool.put(env_id, run.env)
+    if run.success:
+        return steps
+    logger.warning("%s episode of %s did not succeed in %d steps; not used for SFT", what, s.id, max_steps)
+    return []
+
+
 def oracle_demos(episodes: Sequence[EmbodiedSample], max_steps: int, oracle: str = "expert",
                  pool: EnvPool | None = None, style: PromptStyle = "full") -> list[tuple[dict[str, Any], str]]:
     """Verified SFT demonstrations of episode samples: (row, action) for every step of a successful oracle episode.
@@ -326,21 +357,22 @@ def oracle_demos(episodes: Sequence[EmbodiedSample], max_steps: int, oracle: str
     pool = pool or POOL
     out: list[tuple[dict[str, Any], str]] = []
     for s in episodes:
-        env_id = s.metadata["env_id"]
-        run = _start(pool, env_id, int(s.metadata["seed"]))
-        if not has_oracle(run.env):
-            logger.warning("%s has no oracle to demonstrate it; %s is not used for SFT", env_id, s.id)
-            pool.put(env_id, run.env)
+        out += _demonstrate(s, lambda env, _: oracle_action(env, oracle), max_steps, pool, style, "oracle")
+    return out
+
+
+def replayed_demos(runs: Sequence[tuple[EmbodiedSample, str]], max_steps: int, pool: EnvPool | None = None,
+                   style: PromptStyle = "full") -> list[tuple[dict[str, Any], str]]:
+    """The policy's own successful episodes as SFT rows: each ``(sample, episode_text(actions))`` is replayed from
+    its seed and kept, step by step, only if it succeeds again (D_self of closed-loop seeds; no teacher call)."""
+    pool = pool or POOL
+    out: list[tuple[dict[str, Any], str]] = []
+    for s, text in runs:
+        try:
+            actions = [str(a) for a in json.loads(text)]
+        except (ValueError, TypeError):
+            logger.warning("%s: its rollout text is not an episode's action list; not used for SFT", s.id)
             continue
-        steps: list[tuple[dict[str, Any], str]] = []
-
-        def record(ep: Episode, conv: Conversation, action: str, steps: list = steps) -> None:
-            steps.append((step_row(conv), action))
-
-        play([run], lambda convs, run=run: [oracle_action(run.env, oracle)], style, max_steps, on_step=record)
-        if run.success:
-            out += steps
-        else:
-            logger.warning("oracle episode of %s did not succeed in %d steps; not used for SFT", s.id, max_steps)
-        pool.put(env_id, run.env)
+        out += _demonstrate(s, lambda env, i, a=actions: a[i] if i < len(a) else "", max_steps, pool, style,
+                            "replayed")
     return out

@@ -3,8 +3,8 @@
 * ``dppo`` (and the ReLIFT-style preset): D_weak = verified teacher targets for the diagnosed failures (closed-loop
   failures: verified expert demonstrations); D_assoc = pool samples of the weak capabilities plus freshly
   synthesised ones (at most ``sft.assoc_max``), also teacher-filled and verified; D_gen = general replay; D_self =
-  the loop's own rollouts that passed the reward (:func:`own_rollouts`; free: no teacher call; used when
-  ``sft.self_weight`` > 0).
+  the loop's own rollouts that passed the reward, solved closed-loop seeds' episodes included (:func:`own_rollouts`;
+  free: no teacher call; used when ``sft.self_weight`` > 0).
 * ``sft_only`` / ``sft_then_rl``: the same teacher, spent on ``sft.teacher_samples`` *randomly chosen* candidates per
   SFT phase (questions and closed-loop seeds alike), within the run's teacher budget; every target paid so far is
   trained on again in later phases (it costs nothing more); plus D_gen.
@@ -163,16 +163,25 @@ def pool_sources(data: DataSettings, tc: TeacherSettings, pool: Sequence[Embodie
     return SFTSources(items, [], {"d_weak": len(items), "teacher_calls": ledger.spent})
 
 
-def own_rollouts(out: Path, k: int, diag: Diagnosis, pool: Sequence[EmbodiedSample],
-                 loader: MediaLoader) -> list[tuple[EmbodiedSample, str]]:
+def own_rollouts(out: Path, k: int, diag: Diagnosis, pool: Sequence[EmbodiedSample], loader: MediaLoader,
+                 episodes: Sequence[EmbodiedSample] = (), data: DataSettings | None = None) -> list[tuple[Any, str]]:
     """D_self of loop ``k``: one verified rollout of the policy's own for every candidate it solved this loop.
 
     The diagnosis's (post-RL) rollout where it re-rolled the sample, else the difficulty step's (pre-RL) one, so the
-    candidates the buffer left out as trivial (solved every time) count too. Free: the reward verified them.
+    candidates the buffer left out as trivial (solved every time) count too. Free: the reward verified them. A
+    solved closed-loop seed (``episodes``, with ``data`` for the episode length and prompt style) gives the steps of
+    its successful episode, replayed from the seed (:func:`~training.algorithm.env_rollouts.replayed_demos`), so a
+    task the policy has mastered stays in the mix after it leaves D_weak.
     """
     table = table_from_json(read_json(out / "sr" / f"k{k}.json", {}) or {})
     texts = {i: r.success_text for i, r in table.items() if r.success_text} | diag.verified
-    return [(s, texts[s.id]) for s in loadable([s for s in pool if s.id in texts], loader)]
+    own: list[tuple[Any, str]] = [(s, texts[s.id]) for s in loadable([s for s in pool if s.id in texts], loader)]
+    solved = [(s, texts[s.id]) for s in episodes if s.id in texts]
+    if solved and data is not None:
+        from training.algorithm.env_rollouts import replayed_demos
+
+        own += replayed_demos(solved, data.env_max_steps, style=data.env_prompt)
+    return own
 
 
 def ledger_path(out: Path) -> Path:
@@ -223,12 +232,12 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
             src = dppo_sources(data, tc, sc.weak_max, sc.assoc_max, failures, ep_failures, assoc, teacher, ledger,
                                loader, src_seed, sr=sr)
             if sc.self_weight > 0:  # D_self: free, so after the teacher's sources
-                src.own = own_rollouts(out, k, diag, pool, loader)
+                src.own = own_rollouts(out, k, diag, pool, loader, episodes, data)
                 src.info["d_self"] = len(src.own)
         elif source == "pool":
             src = pool_sources(data, tc, pool, episodes, ledger, loader)
         elif source == "self":
-            own = own_rollouts(out, k, Diagnosis(), pool, loader)
+            own = own_rollouts(out, k, Diagnosis(), pool, loader, episodes, data)
             src = SFTSources([], [], {"d_self": len(own), "teacher_calls": ledger.spent}, own=own)
         else:
             src = random_sources(data, tc, pool, episodes, make_teacher(tc, loader, seed=seed), ledger, loader,

@@ -31,7 +31,8 @@ class SFTSettings:
             phase (the ablation's equal-teacher-budget baseline).
         self_weight: ``dppo`` / ``dppo_random``: weight of D_self next to ``ratios``: the policy's own rollouts of
             the loop that passed the reward, one per solved candidate (the diagnosis's post-RL rollout, else the
-            difficulty step's; D_RL^{k+1/2} of the paper's SFT objective). They cost no teacher call and keep the
+            difficulty step's; a solved closed-loop seed gives its episode's steps, replayed from the seed;
+            D_RL^{k+1/2} of the paper's SFT objective). They cost no teacher call and keep the
             answers the policy already gets right in the mix, so a few teacher targets do not skew its answer prior
             (docs/ablation.md, section 13). 0 = left out.
         focus_steps: steps on D_weak alone (constant rate after warm-up) before the mixed phase, each phase; 0 = none.
