@@ -233,7 +233,8 @@ def gather(source: str, k: int, out: Path, data: DataSettings, tc: TeacherSettin
                                loader, src_seed, sr=sr)
             if sc.self_weight > 0:  # D_self: free, so after the teacher's sources
                 src.own = own_rollouts(out, k, diag, pool, loader, episodes, data)
-                src.info["d_self"] = len(src.own)
+                steps = sum(isinstance(row, dict) for row, _ in src.own)  # closed-loop rows are ready dicts
+                src.info |= {"d_self": len(src.own), "d_self_episode_steps": steps}
         elif source == "pool":
             src = pool_sources(data, tc, pool, episodes, ledger, loader)
         elif source == "self":
