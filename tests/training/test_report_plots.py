@@ -29,3 +29,35 @@ def test_curve_table_shows_each_phase_change_and_the_sampled_column_only_when_me
     assert "| k1 | 40.0 (+30.0) | 35.0 | 5 |" in md and "sampled" not in md
     md = curve_table([{**CURVE[0], "sampled": 8.0}, {**CURVE[1], "sampled": 6.5}])
     assert "| k1 | 40.0 (+30.0) | 6.5 (-1.5) | – | 5 |" in md
+
+
+def test_the_run_summary_carries_closed_loop_success_per_environment(tmp_path: Path) -> None:
+    """summary.json's ``closed_loop`` entry (base and final success per environment, and per curve point) comes
+    from the held-out episode records of each evaluation; a run without closed-loop tasks has none."""
+    from benchmarks.results import load_results, save_results
+    from training.algorithm.evaluation import closed_loop_success, summarize
+    from training.runs.report import summarize_run
+
+    def ep(env: str, score: float) -> dict:
+        return {"subtask": env, "score": score, "capabilities": ["decision_planning"]}
+
+    evals = {"base": [ep("TabletopPick-v0", 0.0)] * 3 + [ep("TabletopPush-v0", 1.0)],
+             "k1": [ep("TabletopPick-v0", 1.0)] * 2 + [ep("TabletopPick-v0", 0.0), ep("TabletopPush-v0", 0.0)]}
+    assert closed_loop_success(evals["k1"]) == {"TabletopPick-v0": 66.67, "TabletopPush-v0": 0.0}
+    for with_episodes in (True, False):
+        out = tmp_path / str(with_episodes)
+        for seq, (tag, recs) in enumerate(evals.items()):
+            folder = out / "eval" / tag
+            data = load_results(folder)
+            data["metaloop"] = {"tag": tag, "seq": seq, "compute_s": float(seq), "heldout": summarize(recs),
+                                "general": None,
+                                **({"closed_loop": closed_loop_success(recs)} if with_episodes else {})}
+            save_results(folder, data)
+        summary = summarize_run(out, "t", {"mode": "dppo", "sampling": "difficulty", "loops_done": 1,
+                                           "compute_s": 1.0}, write=False)
+        if not with_episodes:
+            assert "closed_loop" not in summary
+            continue
+        assert summary["closed_loop"] == {"base": {"TabletopPick-v0": 0.0, "TabletopPush-v0": 100.0},
+                                          "final": {"TabletopPick-v0": 66.67, "TabletopPush-v0": 0.0}}
+        assert [p["closed_loop"]["TabletopPick-v0"] for p in summary["curve"]] == [0.0, 66.67]

@@ -78,6 +78,8 @@ def test_local_and_server_engines_agree_under_greedy_decoding(tmp_path: Path) ->
     assert resp == _responses(server)
     figures = [read_json(r / "eval" / "base" / "results.json")["metaloop"] for r in (local, server)]
     assert figures[0]["heldout"] == figures[1]["heldout"] and figures[0]["general"] == figures[1]["general"]
+    assert figures[0].get("closed_loop") == figures[1].get("closed_loop")
+    assert set(figures[0].get("closed_loop") or {}) == ({"TabletopPick-v0"} if envs else set())
     values = [read_json(r / "state.json")["values"]["k1/difficulty"] for r in (local, server)]
     assert values[0]["engine"] == "local" and values[1]["engine"] == "server"
     assert values[1]["failed_rollouts"] == 0

@@ -113,6 +113,15 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "overall": 100.0 * sum(scores) / len(scores) if scores else 0.0, "n": len(scores)}
 
 
+def closed_loop_success(records: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Held-out closed-loop success per environment (``{"TabletopPick-v0": x}``, 0-100) from the episode suite's
+    scored runner records (each record's ``subtask`` is its environment)."""
+    by_env: dict[str, list[float]] = defaultdict(list)
+    for rec in records:
+        by_env[str(rec.get("subtask") or "episodes")].append(float(rec.get("score") or 0.0))
+    return {env: round(100.0 * sum(v) / len(v), 2) for env, v in sorted(by_env.items())}
+
+
 def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,
              frames: int, max_new_tokens: int, episodes: EpisodeSettings | None = None,
              with_general: bool = True, step_prompt: str | None = None, progress: bool = False,
@@ -157,6 +166,8 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
         general = summarize(records[GENERAL]) if with_general else None
         figures = {"tag": tag, "seq": seq, "compute_s": compute_s, "teacher_calls": teacher_calls, "heldout": held,
                    "general": general, **({"heldout_sampled": sampled} if sampled else {})}
+        if episodes is not None:
+            figures["closed_loop"] = closed_loop_success(records[HELDOUT_EPISODES])
         data = load_results(out)
         data["metaloop"] = figures
         save_results(out, data)

@@ -4,6 +4,8 @@
 
     {"base": {capability: success, ..., "overall": x}, "final": {...}, "n_heldout": n, "curve": [...], ...}
 
+plus ``"closed_loop": {"base": {env: success}, "final": {...}}`` when the recipe has closed-loop tasks.
+
 Success is on the one score scale of every summary, eval result and report: 0-100 (``"scale": "0-100"``).
 """
 
@@ -186,6 +188,10 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
                "compute_s": run["compute_s"], "teacher_calls": run.get("teacher_calls", 0), "curve": curve,
                "general_replay": {"base": curve[0]["general"], "final": curve[-1]["general"]},
                "checkpoint": run.get("checkpoint"), "closing_rl": bool(run.get("closing_rl"))}
+    if by_tag[tags[-1]].get("closed_loop") is not None:  # recipes with closed-loop tasks: success per environment
+        summary["closed_loop"] = {"base": by_tag["base"].get("closed_loop"), "final": by_tag[tags[-1]]["closed_loop"]}
+        for point, t in zip(curve, tags, strict=True):
+            point["closed_loop"] = by_tag[t].get("closed_loop")
     if curve[-1]["sampled"] is not None:  # held-out pass@1 over sampled answers (eval.sampled_k)
         summary["sampled"] = {"base": curve[0]["sampled"], "final": curve[-1]["sampled"],
                               "k": by_tag[tags[-1]]["heldout_sampled"]["k"]}

@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     gr = summary["general_replay"]
     if gr["base"] is not None:
         print(f"general replay (forgetting check): base {gr['base']:.1f} -> final {gr['final']:.1f}")
+    for env, after in (summary.get("closed_loop") or {}).get("final", {}).items():
+        before = (summary["closed_loop"]["base"] or {}).get(env, float("nan"))
+        print(f"closed-loop success ({env}, held-out episodes): base {before:.1f} -> final {after:.1f}")
     print(f"\ntrained checkpoint: {model} (dppo eval run --model {model} ...; dppo serve --model {model})")
     print(f"wrote {out / 'summary.json'}, {out / 'summary.md'}, {out / 'curve.png'}; "
           f"held-out success per capability in TensorBoard: tensorboard --logdir {out / 'tensorboard'} "
