@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
+from dppo_embodied.errors import ConfigError
 from dppo_embodied.types import AnswerType, EmbodiedSample
 from training.algorithm.difficulty import (
     SRRecord,
@@ -71,6 +73,21 @@ def test_infeasible_cap_is_raised_to_one_over_groups() -> None:
     assert Counter(table[i].task for i in buf.rl) == {"t0": 5, "t1": 5}
 
 
+def test_answer_type_cap_keeps_yes_no_prompts_from_filling_the_buffer() -> None:
+    # 30 yes/no candidates at SR 1/2 come first; 20 multiple-choice ones at SR 1/4 after them
+    samples = [_sample(i, f"t{i % 3}", "spatial_geometric") for i in range(50)]
+    table = {s.id: SRRecord(sr=0.5 if i < 30 else 0.25, n=4, mean_reward=0.5, task=f"t{i % 3}",
+                            capability="spatial_geometric", answer_type="yes_no" if i < 30 else "mcq")
+             for i, s in enumerate(samples)}
+    cfg = DifficultySettings(max_task_share=1.0, max_capability_share=1.0, buffer_size=20)
+    assert Counter(table[i].answer_type for i in build_buffer(samples, table, cfg).rl) == {"yes_no": 20}
+    capped = build_buffer(samples, table, replace(cfg, max_answer_type_share=0.5))
+    assert Counter(table[i].answer_type for i in capped.rl) == {"yes_no": 10, "mcq": 10}
+    assert capped.caps["answer_type"] == 0.5 and {table[i].answer_type for i in capped.rl[:10]} == {"yes_no"}
+    with pytest.raises(ConfigError, match="max_answer_type_share"):
+        DifficultySettings(max_answer_type_share=0.0)
+
+
 def test_random_sampling_same_size_ignores_sr() -> None:
     samples = [_sample(i, f"t{i % 4}", "spatial_geometric") for i in range(40)]
     table = _table({s.id: ([0.0, 1.0, 0.5, 0.25][i % 4], s.metadata["template"], "spatial_geometric")
@@ -97,6 +114,7 @@ def test_estimate_success_rates_with_a_roller(samples: list) -> None:
     assert set(table) == {s.id for s in samples}
     assert [c[0] for c in calls] == [5, 5, 2] and all(c[1:] == (4, 1.0) for c in calls)
     assert all(r.n == 4 and 0 <= r.sr <= 1 and r.difficulty == 1 - r.sr for r in table.values())
+    assert {r.answer_type for r in table.values()} == {s.answer_type.value for s in samples}
     assert table_from_json(table_to_json(table)) == table
 
 

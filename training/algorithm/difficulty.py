@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from dppo_embodied.generation import ChatRequest, GenerationSettings, request_seed
 from dppo_embodied.media import MediaLoader
 from dppo_embodied.rendering import render_sample
-from dppo_embodied.types import EmbodiedSample
+from dppo_embodied.types import AnswerType, EmbodiedSample
 from training.algorithm.difficulty_config import DifficultySettings
 from training.algorithm.rewards import is_episode, success_of
 from training.algorithm.sample_io import task_of
@@ -55,6 +55,8 @@ class SRRecord:
         success_text: the first successful rollout's text, when the roller keeps its texts (``QARoller(...,
             return_texts=True)``, as the metaloop's difficulty step and diagnosis do); ``""`` otherwise. A verified
             target that costs no teacher call: D_self of the loop's SFT phase (``sft.self_weight``).
+        answer_type: the sample's answer type (``yes_no``, ``mcq``, ...; ``episode`` for closed-loop samples; ``""``
+            in tables written before it was recorded).
     """
 
     sr: float
@@ -65,6 +67,7 @@ class SRRecord:
     failed: int = 0
     failure: str = ""
     success_text: str = ""
+    answer_type: str = ""
 
     @property
     def difficulty(self) -> float:
@@ -191,7 +194,8 @@ def estimate_success_rates(
                     sr=sum(ok for _, ok in outs) / n if n else 0.0, n=n,
                     mean_reward=sum(r for r, _ in outs) / n if n else 0.0,
                     task=task_of(s), capability=primary_capability(s), failed=len(reasons),
-                    failure=reasons[0] if reasons else "", success_text=won[0] if won else ""))
+                    failure=reasons[0] if reasons else "", success_text=won[0] if won else "",
+                    answer_type="episode" if kind == "episode" else AnswerType(s.answer_type).value))
             bar.update(len(part))
     bar.close()
     return {k: SRRecord(**v) for k, v in gather_dict(local).items()}
@@ -212,9 +216,9 @@ class Buffer:
         rl: ids for the RL phase, in priority order.
         weak: ids routed to the weakness pool (intractable).
         trivial: ids dropped as trivial.
-        capped: ids left out of RL by the task/capability caps.
+        capped: ids left out of RL by the task/capability/answer-type caps.
         sampling: ``difficulty`` or ``random``.
-        caps: effective caps ``{"task": share, "capability": share}``.
+        caps: effective caps ``{"task": share, "capability": share[, "answer_type": share]}``.
     """
 
     rl: list[str] = field(default_factory=list)
@@ -234,41 +238,42 @@ def _effective_share(share: float, groups: int) -> float:
     return max(share, 1.0 / groups) if groups else share
 
 
-def _apply_caps(order: list[str], table: dict[str, SRRecord], size: int, task_share: float,
-                cap_share: float) -> tuple[list[str], dict[str, float]]:
-    tasks = {table[i].task for i in order}
-    capas = {table[i].capability for i in order}
-    eff_t, eff_c = _effective_share(task_share, len(tasks)), _effective_share(cap_share, len(capas))
-    for name, share, eff in (("task", task_share, eff_t), ("capability", cap_share, eff_c)):
-        if eff > share:
+def _apply_caps(order: list[str], table: dict[str, SRRecord], size: int,
+                shares: dict[str, float]) -> tuple[list[str], dict[str, float]]:
+    """The first ``size`` ids of ``order`` whose group (``SRRecord`` field named by each key of ``shares``) stays
+    within its share of the buffer; returns them and the effective shares."""
+    eff: dict[str, float] = {}
+    for key, share in shares.items():
+        groups = len({getattr(table[i], key) for i in order})
+        eff[key] = _effective_share(share, groups)
+        if eff[key] > share:
             logger.warning("buffer: a %s cap of %.2f cannot be met with %d distinct value(s); using %.2f",
-                           name, share, len(tasks if name == "task" else capas), eff)
+                           key, share, groups, eff[key])
 
-    def limit(eff: float, m: int) -> int:
-        return max(1, math.floor(eff * m + 1e-9))
+    def limit(e: float, m: int) -> int:
+        return max(1, math.floor(e * m + 1e-9))
+
+    def over_cap(ids: list[str], m: int) -> list[str]:
+        counts = {key: Counter(getattr(table[i], key) for i in ids) for key in eff}
+        return [i for i in reversed(ids) if any(counts[key][getattr(table[i], key)] > limit(e, m)
+                                                for key, e in eff.items())]
 
     chosen: list[str] = []
-    nt: Counter[str] = Counter()
-    nc: Counter[str] = Counter()
+    n: dict[str, Counter[str]] = {key: Counter() for key in eff}
     for i in order:
         if len(chosen) >= size:
             break
-        r = table[i]
-        if nt[r.task] < limit(eff_t, size) and nc[r.capability] < limit(eff_c, size):
+        if all(n[key][getattr(table[i], key)] < limit(e, size) for key, e in eff.items()):
             chosen.append(i)
-            nt[r.task] += 1
-            nc[r.capability] += 1
+            for key in eff:
+                n[key][getattr(table[i], key)] += 1
     # The buffer may come out smaller than `size`; trim until every share holds relative to the actual size.
     while chosen:
-        m = len(chosen)
-        nt = Counter(table[i].task for i in chosen)
-        nc = Counter(table[i].capability for i in chosen)
-        over = [i for i in reversed(chosen) if nt[table[i].task] > limit(eff_t, m)
-                or nc[table[i].capability] > limit(eff_c, m)]
+        over = over_cap(chosen, len(chosen))
         if not over:
             break
         chosen.remove(over[0])
-    return chosen, {"task": eff_t, "capability": eff_c}
+    return chosen, eff
 
 
 def build_buffer(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], cfg: DifficultySettings,
@@ -292,8 +297,10 @@ def build_buffer(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], 
     mid = [i for i in ids if cfg.intractable_sr < table[i].sr < cfg.trivial_sr]
     tiebreak = {i: rng.random() for i in ids}
     order = sorted(mid, key=lambda i: (abs(table[i].sr - 0.5), tiebreak[i]))
-    rl, caps = _apply_caps(order, table, min(cfg.buffer_size, len(order)), cfg.max_task_share,
-                           cfg.max_capability_share)
+    shares = {"task": cfg.max_task_share, "capability": cfg.max_capability_share}
+    if cfg.max_answer_type_share < 1:
+        shares["answer_type"] = cfg.max_answer_type_share
+    rl, caps = _apply_caps(order, table, min(cfg.buffer_size, len(order)), shares)
     capped = [i for i in mid if i not in set(rl)]
     if sampling == "random":
         rl = rng.sample(ids, k=len(rl))

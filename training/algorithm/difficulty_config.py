@@ -20,6 +20,9 @@ class DifficultySettings:
         intractable_sr: SR <= this is intractable for RL and routed to the weakness pool.
         max_task_share: cap on any one task's share of the RL buffer.
         max_capability_share: cap on any one capability's share of the RL buffer.
+        max_answer_type_share: cap on any one answer type's share of the RL buffer (``yes_no``, ``mcq``, ...;
+            closed-loop samples are one type, ``episode``); 1 = no cap. GRPO on a buffer of mostly yes/no prompts
+            raises "yes"/"no" for every question type of a small model (lab notebook 15).
         buffer_size: maximum RL buffer size.
         failure_sr: diagnosis: a sample whose post-RL SR is below this is a failure (D_weak); a value just above 0
             keeps only never-solved samples (the ReLIFT-style variant).
@@ -32,6 +35,7 @@ class DifficultySettings:
     intractable_sr: float = 0.0
     max_task_share: float = 0.35
     max_capability_share: float = 0.35
+    max_answer_type_share: float = 1.0
     buffer_size: int = 256
     failure_sr: float = 0.5
 
@@ -42,7 +46,7 @@ class DifficultySettings:
               f"must be > 0 for sampled rollouts (0 = greedy), got {self.temperature}")
         check(0 <= self.intractable_sr < self.trivial_sr <= 1, "difficulty.intractable_sr",
               f"need 0 <= intractable_sr < trivial_sr <= 1, got {self.intractable_sr} and {self.trivial_sr}")
-        for key in ("max_task_share", "max_capability_share"):
+        for key in ("max_task_share", "max_capability_share", "max_answer_type_share"):
             v = getattr(self, key)
             check(0 < v <= 1, f"difficulty.{key}", f"must be in (0, 1], got {v}")
         check(self.buffer_size >= 1, "difficulty.buffer_size", f"must be >= 1, got {self.buffer_size}")
