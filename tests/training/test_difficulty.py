@@ -88,6 +88,20 @@ def test_answer_type_cap_keeps_yes_no_prompts_from_filling_the_buffer() -> None:
         DifficultySettings(max_answer_type_share=0.0)
 
 
+def test_balance_yes_no_gives_each_yes_no_template_both_answers_equally() -> None:
+    # template t0: 12 gold-"yes" and 4 gold-"no" candidates; t1 (multiple choice) passes unchanged
+    samples = [EmbodiedSample(f"s{i}", "t", "q", "yes" if i < 12 else "no", AnswerType.YES_NO,
+                              capabilities=["spatial_geometric"], metadata={"template": "t0"}) for i in range(16)]
+    samples += [EmbodiedSample(f"m{i}", "t", "q", "A", AnswerType.MCQ, options=["a", "b"],
+                               capabilities=["spatial_geometric"], metadata={"template": "t1"}) for i in range(6)]
+    table = _table({s.id: (0.5, s.metadata["template"], "spatial_geometric") for s in samples})
+    cfg = DifficultySettings(max_task_share=1.0, max_capability_share=1.0)
+    assert len(build_buffer(samples, table, cfg).rl) == 22
+    answers = Counter(str(s.answer) for s in samples if s.id in set(build_buffer(
+        samples, table, replace(cfg, balance_yes_no=True)).rl))
+    assert answers == {"yes": 4, "no": 4, "A": 6}
+
+
 def test_random_sampling_same_size_ignores_sr() -> None:
     samples = [_sample(i, f"t{i % 4}", "spatial_geometric") for i in range(40)]
     table = _table({s.id: ([0.0, 1.0, 0.5, 0.25][i % 4], s.metadata["template"], "spatial_geometric")

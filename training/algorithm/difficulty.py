@@ -276,6 +276,26 @@ def _apply_caps(order: list[str], table: dict[str, SRRecord], size: int,
     return chosen, eff
 
 
+def _balance_yes_no(order: list[str], by_id: dict[str, EmbodiedSample], table: dict[str, SRRecord]) -> list[str]:
+    """``order`` with each yes/no task's gold-``yes`` and gold-``no`` candidates cut to the smaller side's count
+    (the most informative of each side kept); other answer types pass unchanged."""
+    sides: dict[str, Counter[str]] = defaultdict(Counter)
+    for i in order:
+        if by_id[i].answer_type is AnswerType.YES_NO:
+            sides[table[i].task][str(by_id[i].answer)] += 1
+    keep = {task: min(c["yes"], c["no"]) for task, c in sides.items()}
+    taken: Counter[tuple[str, str]] = Counter()
+    out = []
+    for i in order:
+        if by_id[i].answer_type is AnswerType.YES_NO:
+            key = (table[i].task, str(by_id[i].answer))
+            if taken[key] >= keep[key[0]]:
+                continue
+            taken[key] += 1
+        out.append(i)
+    return out
+
+
 def build_buffer(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], cfg: DifficultySettings,
                  sampling: str = "difficulty", seed: int = 0) -> Buffer:
     """Split candidates into RL buffer, weakness pool and trivial set (module docstring for the rules).
@@ -297,6 +317,8 @@ def build_buffer(samples: Sequence[EmbodiedSample], table: dict[str, SRRecord], 
     mid = [i for i in ids if cfg.intractable_sr < table[i].sr < cfg.trivial_sr]
     tiebreak = {i: rng.random() for i in ids}
     order = sorted(mid, key=lambda i: (abs(table[i].sr - 0.5), tiebreak[i]))
+    if cfg.balance_yes_no:
+        order = _balance_yes_no(order, {s.id: s for s in samples}, table)
     shares = {"task": cfg.max_task_share, "capability": cfg.max_capability_share}
     if cfg.max_answer_type_share < 1:
         shares["answer_type"] = cfg.max_answer_type_share
