@@ -100,6 +100,11 @@ def test_balance_yes_no_gives_each_yes_no_template_both_answers_equally() -> Non
     answers = Counter(str(s.answer) for s in samples if s.id in set(build_buffer(
         samples, table, replace(cfg, balance_yes_no=True)).rl))
     assert answers == {"yes": 4, "no": 4, "A": 6}
+    # the caps take a prefix of each task's candidates: that prefix holds both answers equally
+    capped = build_buffer(samples, table, replace(cfg, balance_yes_no=True, max_task_share=0.5, buffer_size=12))
+    assert Counter(str(s.answer) for s in samples if s.id in set(capped.rl)) == {"yes": 3, "no": 3, "A": 6}
+    unbalanced = build_buffer(samples, table, replace(cfg, max_task_share=0.5, buffer_size=12))
+    assert Counter(str(s.answer) for s in samples if s.id in set(unbalanced.rl))["yes"] > 3
 
 
 def test_random_sampling_same_size_ignores_sr() -> None:

@@ -277,22 +277,29 @@ def _apply_caps(order: list[str], table: dict[str, SRRecord], size: int,
 
 
 def _balance_yes_no(order: list[str], by_id: dict[str, EmbodiedSample], table: dict[str, SRRecord]) -> list[str]:
-    """``order`` with each yes/no task's gold-``yes`` and gold-``no`` candidates cut to the smaller side's count
-    (the most informative of each side kept); other answer types pass unchanged."""
-    sides: dict[str, Counter[str]] = defaultdict(Counter)
+    """``order`` with each yes/no task's candidates alternating gold ``yes`` / gold ``no`` (each side most informative
+    first) in the places the task held, cut to twice the smaller side: every prefix of a task's candidates, hence
+    what the caps take of it, holds both answers equally (within one). Other answer types keep their places."""
+    def side(i: str) -> str | None:
+        return str(by_id[i].answer) if by_id[i].answer_type is AnswerType.YES_NO else None
+
+    queues: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"yes": [], "no": []})
     for i in order:
-        if by_id[i].answer_type is AnswerType.YES_NO:
-            sides[table[i].task][str(by_id[i].answer)] += 1
-    keep = {task: min(c["yes"], c["no"]) for task, c in sides.items()}
-    taken: Counter[tuple[str, str]] = Counter()
-    out = []
+        if side(i) in ("yes", "no"):
+            queues[table[i].task][str(side(i))].append(i)
+    paired: dict[str, list[str]] = {}
+    for task, q in queues.items():
+        m = min(len(q["yes"]), len(q["no"]))
+        paired[task] = [i for pair in zip(q["yes"][:m], q["no"][:m], strict=True) for i in pair]
+    out, used = [], Counter[str]()
     for i in order:
-        if by_id[i].answer_type is AnswerType.YES_NO:
-            key = (table[i].task, str(by_id[i].answer))
-            if taken[key] >= keep[key[0]]:
-                continue
-            taken[key] += 1
-        out.append(i)
+        if side(i) not in ("yes", "no"):
+            out.append(i)
+            continue
+        task = table[i].task
+        if used[task] < len(paired[task]):
+            out.append(paired[task][used[task]])
+            used[task] += 1
     return out
 
 
