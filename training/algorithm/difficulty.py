@@ -280,20 +280,20 @@ def _balance_yes_no(order: list[str], by_id: dict[str, EmbodiedSample], table: d
     """``order`` with each yes/no task's candidates alternating gold ``yes`` / gold ``no`` (each side most informative
     first) in the places the task held, cut to twice the smaller side: every prefix of a task's candidates, hence
     what the caps take of it, holds both answers equally (within one). Other answer types keep their places."""
-    def side(i: str) -> str | None:
-        return str(by_id[i].answer) if by_id[i].answer_type is AnswerType.YES_NO else None
+    def yes_no(i: str) -> bool:
+        return by_id[i].answer_type is AnswerType.YES_NO
 
     queues: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"yes": [], "no": []})
     for i in order:
-        if side(i) in ("yes", "no"):
-            queues[table[i].task][str(side(i))].append(i)
+        if yes_no(i):
+            queues[table[i].task][str(by_id[i].answer)].append(i)
     paired: dict[str, list[str]] = {}
     for task, q in queues.items():
         m = min(len(q["yes"]), len(q["no"]))
         paired[task] = [i for pair in zip(q["yes"][:m], q["no"][:m], strict=True) for i in pair]
     out, used = [], Counter[str]()
     for i in order:
-        if side(i) not in ("yes", "no"):
+        if not yes_no(i):
             out.append(i)
             continue
         task = table[i].task

@@ -24,9 +24,8 @@ class DifficultySettings:
             closed-loop samples are one type, ``episode``); 1 = no cap. GRPO on a buffer of mostly yes/no prompts
             raises "yes"/"no" for every question type of a small model (lab notebook 15).
         balance_yes_no: each yes/no template enters the RL buffer with as many gold-"yes" as gold-"no" candidates
-            (the larger side cut to the smaller's count, most informative first). Difficulty sampling otherwise picks
-            a template's errors, mostly one side when a small policy leans to one answer, and GRPO on one side
-            teaches that answer to the whole template (lab notebook 15).
+            (the larger side cut to the smaller's count, most informative first): GRPO on prompts that lean to one
+            answer moves a small policy's answer prior toward it (lab notebook 15).
         buffer_size: maximum RL buffer size.
         failure_sr: diagnosis: a sample whose post-RL SR is below this is a failure (D_weak); a value just above 0
             keeps only never-solved samples (the ReLIFT-style variant).
