@@ -195,7 +195,7 @@ def estimate_success_rates(
                     mean_reward=sum(r for r, _ in outs) / n if n else 0.0,
                     task=task_of(s), capability=primary_capability(s), failed=len(reasons),
                     failure=reasons[0] if reasons else "", success_text=won[0] if won else "",
-                    answer_type="episode" if kind == "episode" else AnswerType(s.answer_type).value))
+                    answer_type="episode" if kind == "episode" else s.answer_type.value))
             bar.update(len(part))
     bar.close()
     return {k: SRRecord(**v) for k, v in gather_dict(local).items()}
