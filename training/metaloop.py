@@ -86,13 +86,7 @@ class Metaloop(MetaloopRuntime):
 
     Committing steps, checkpoints and the compute budget are the run machinery of
     :class:`~training.runs.committed_run.CommittedRun`; the model, the rollout engine, the run's data and its
-    evaluations are :class:`~training.metaloop_runtime.MetaloopRuntime`'s.
-
-    Args:
-        cfg: the run configuration.
-        resume: continue from ``<output_dir>/state.json`` (else the folder must not hold a run).
-        progress: show progress bars.
-        on_step: optional hook called after each committed step with its name (tests use it).
+    evaluations are :class:`~training.metaloop_runtime.MetaloopRuntime`'s, whose constructor it takes.
     """
 
     # ------------------------------------------------------------------ the run
