@@ -13,6 +13,7 @@ from dppo_embodied.io import read_json
 from tests.training.conftest import TINY_OVERRIDES
 from training.algorithm.data_sources import read_data
 from training.algorithm.rewards import success_of
+from training.algorithm.sample_io import oracle_target
 from training.metaloop import Metaloop
 from training.metaloop_config import load_metaloop_config
 
@@ -91,6 +92,11 @@ def test_ablation_modes(tmp_path: Path, mode: str, steps: list[str]) -> None:
     if mode in ("sft_only", "sft_then_rl"):
         ledger = read_json(out / "teacher_ledger.json")
         assert ledger["spent"] == 4 and ledger["refused"] == 1 and len(ledger["targets"]) == 4
+    if mode == "sft_pool":  # every pool target is the sample's oracle answer, not a rendering of the sample
+        targets = read_json(out / "teacher_ledger.json")["targets"]
+        pool = {s.id: s for s in read_data(out / "data")["train"]}
+        assert targets and all(t == oracle_target(pool[i]) for i, t in targets.items() if i in pool)
+        assert all(t.startswith("<answer>") and len(t) < 40 for t in targets.values())
 
 
 def test_the_closing_rl_half_step_is_not_counted_as_a_metaloop(tmp_path: Path) -> None:

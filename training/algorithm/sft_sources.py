@@ -32,7 +32,7 @@ from training.algorithm import data_sources
 from training.algorithm.data_sources_config import DataSettings
 from training.algorithm.diagnosis import Diagnosis
 from training.algorithm.difficulty import table_from_json
-from training.algorithm.sample_io import MediaLoader, loadable, target_text, task_of
+from training.algorithm.sample_io import MediaLoader, loadable, oracle_target, task_of
 from training.algorithm.teacher import Teacher, make_teacher
 from training.algorithm.teacher_budget import TeacherLedger
 from training.algorithm.teacher_config import TeacherSettings
@@ -155,7 +155,7 @@ def pool_sources(data: DataSettings, tc: TeacherSettings, pool: Sequence[Embodie
     for s in loadable(pool, loader):
         if s.id not in ledger.targets:
             ledger.spent += 1
-            ledger.targets[s.id] = target_text(s, s.reasoning if tc.with_reasoning else None)
+            ledger.targets[s.id] = oracle_target(s, tc.with_reasoning)
         items.append((s, ledger.targets[s.id] or ""))
     unlimited = TeacherLedger(spent=ledger.spent, targets=ledger.targets)
     items += _demos(episodes, data, unlimited)
