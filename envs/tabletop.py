@@ -49,7 +49,7 @@ class TabletopEnv(gym.Env[dict[str, Any], str]):
 
     Args:
         image_size: square observation size in pixels (32..1024).
-        camera: ``"front"`` or ``"top"``.
+        camera: ``"front"``, ``"top"`` or ``"close"`` (:data:`envs.scene.CAMERAS`).
         horizon: decisions per episode (default per task: 15-50).
         max_invalid: invalid actions before the episode terminates.
         n_objects: objects per scene (int or inclusive ``[low, high]``; at least what the task needs).

@@ -20,7 +20,7 @@ from PIL import Image
 from dppo_embodied.errors import ConfigError
 from dppo_embodied.media import write_h264
 from dppo_embodied.types import AnswerType, EmbodiedSample, VideoRef
-from envs.scene import TabletopScene
+from envs.scene import CAMERAS, TabletopScene
 from envs.spec import MAX_OBJECTS, SceneSpec, sample_scene
 
 
@@ -35,6 +35,8 @@ class Difficulty:
         fps: frames per second sampled from clips.
         max_frames: cap on frames per clip.
         stacks: initial two-object stacks (planning questions need unstacking).
+        camera: the tabletop camera of single-view questions (:data:`envs.scene.CAMERAS`: ``front``, or ``close``,
+            the same view moved in until the table fills the frame); two-view questions keep ``front`` and ``top``.
     """
 
     n_objects: Any = (2, 5)
@@ -43,6 +45,7 @@ class Difficulty:
     fps: float = 2.0
     max_frames: int = 8
     stacks: int = 0
+    camera: str = "front"
 
     def __post_init__(self) -> None:
         n = self.n_objects
@@ -60,6 +63,8 @@ class Difficulty:
             raise ConfigError(f"difficulty max_frames must be 2..64, got {self.max_frames!r}")
         if not 0 <= self.stacks <= 3:
             raise ConfigError(f"difficulty stacks must be 0..3, got {self.stacks!r}")
+        if self.camera not in CAMERAS:
+            raise ConfigError(f"difficulty camera must be one of {', '.join(CAMERAS)}, got {self.camera!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Difficulty:
@@ -193,11 +198,16 @@ class QAContext:
         Image.fromarray(mask.astype(np.uint8) * 255).save(p, compress_level=1)
         return str(p.resolve())
 
-    def render(self, camera: str = "front") -> str:
-        """Render the current scene and save it; returns the image path."""
-        return self.save_image(self.scene.render(camera))
+    @property
+    def camera(self) -> str:
+        """The camera of single-view questions (the difficulty's ``camera``)."""
+        return self.difficulty.camera
 
-    def save_clip(self, rec: Recorder, camera: str = "front") -> tuple[list[str], VideoRef | None, dict[str, Any]]:
+    def render(self, camera: str | None = None) -> str:
+        """Render the current scene (default: :attr:`camera`) and save it; returns the image path."""
+        return self.save_image(self.scene.render(camera or self.camera))
+
+    def save_clip(self, rec: Recorder, camera: str | None = None) -> tuple[list[str], VideoRef | None, dict[str, Any]]:
         """Render frames of a recorded rollout at the difficulty's fps (capped at ``max_frames``).
 
         Returns:
@@ -210,7 +220,7 @@ class QAContext:
         frames = []
         for t in times:
             rec.restore(rec.at(t))
-            frames.append(self.scene.render(camera))
+            frames.append(self.scene.render(camera or self.camera))
         rec.restore(rec.snaps[-1])
         paths = [self.save_image(f) for f in frames]
         fps_eff = (n - 1) / dur if dur > 0 else d.fps

@@ -26,9 +26,9 @@ def jitter(ctx: QAContext, lo: float = 0.003, hi: float = 0.007) -> np.ndarray:
     return np.array([r * math.cos(a), r * math.sin(a)])
 
 
-def visible(ctx: QAContext, camera: str = "front") -> tuple[np.ndarray, np.ndarray]:
-    """``(segmentation, visible pixel count per object)`` of the current scene."""
-    seg = ctx.scene.render_segmentation(camera)
+def visible(ctx: QAContext, camera: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(segmentation, visible pixel count per object)`` of the current scene (default: the question camera)."""
+    seg = ctx.scene.render_segmentation(camera or ctx.camera)
     counts = np.array([(seg == i).sum() for i in range(ctx.scene.n_objects)])
     return seg, counts
 
@@ -203,7 +203,7 @@ def left_of(ctx: QAContext) -> EmbodiedSample | None:
     i, j = pair
     spec, sc = ctx.spec, ctx.scene
     assert spec is not None
-    xa, xb = sc.project(sc.object_pos(i))[0], sc.project(sc.object_pos(j))[0]
+    xa, xb = sc.project(sc.object_pos(i), ctx.camera)[0], sc.project(sc.object_pos(j), ctx.camera)[0]
     if abs(xa - xb) < 0.05:
         return None
     a, b = spec.objects[i].name, spec.objects[j].name
@@ -222,7 +222,7 @@ def in_front_of(ctx: QAContext) -> EmbodiedSample | None:
     i, j = pair
     spec, sc = ctx.spec, ctx.scene
     assert spec is not None
-    cam = sc.calibration().world_from_camera[:3, 3]
+    cam = sc.calibration(ctx.camera).world_from_camera[:3, 3]
     da, db = (float(np.linalg.norm(sc.object_pos(k) - cam)) for k in (i, j))
     if abs(da - db) < 0.03:
         return None
@@ -262,8 +262,8 @@ def free_spot(ctx: QAContext) -> EmbodiedSample | None:
     sc = ctx.scene
     i = int(ctx.rng.integers(len(spec.objects)))
     o = spec.objects[i]
-    seg = sc.render_segmentation()
-    cal = sc.calibration()
+    seg = sc.render_segmentation(ctx.camera)
+    cal = sc.calibration(ctx.camera)
     h, w = seg.shape
     us, vs = np.meshgrid((np.arange(w) + 0.5) / w, (np.arange(h) + 0.5) / h)
     o_w, d_w = cal.world_from_camera[:3, 3], cal.world_from_camera[:3, :3]

@@ -138,6 +138,21 @@ def test_difficulty_knobs_are_applied(tmp_path: Path) -> None:
     assert all(6 <= s.answer <= 7 and s.metadata["difficulty"]["n_objects"] == [6, 7] for s in samples)
 
 
+def test_close_camera_shows_larger_objects_and_its_answers_follow_it(tmp_path: Path) -> None:
+    near = generate("tabletop-qa", 8, 0, templates=["point_to"], difficulty={"camera": "close"},
+                    out_dir=tmp_path / "close", progress=False)
+    far = generate("tabletop-qa", 8, 0, templates=["point_to"], out_dir=tmp_path / "front", progress=False)
+    assert all(s.metadata["difficulty"]["camera"] == "close" for s in near)
+    # the pointed object's mask (its pixels in the question's image) is several times larger, and the answer
+    # point lies inside it
+    assert np.median([s.metadata["mask_pixels"] for s in near]) >= 2 * np.median([s.metadata["mask_pixels"]
+                                                                                    for s in far])
+    for s in near:
+        mask = np.asarray(Image.open(s.metadata["mask"])) > 0
+        x, y = s.answer[0]
+        assert mask[int(y * mask.shape[0]), int(x * mask.shape[1])]
+
+
 def test_replay_suite(tmp_path: Path) -> None:
     samples = generate("replay", 10, 0, out_dir=tmp_path, progress=False)
     assert {s.metadata["template"] for s in samples} <= set(REPLAY_TEMPLATES)
@@ -172,6 +187,7 @@ def test_flat_qa_suite_answers_score_and_masks_match(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("kwargs", "err"), [
     ({"suite": "nope"}, UnknownNameError), ({"capabilities": ["flying"]}, Exception),
     ({"difficulty": {"speed": 3}}, ConfigError), ({"difficulty": {"n_objects": [0, 3]}}, ConfigError),
+    ({"difficulty": {"camera": "side"}}, ConfigError),
     ({"split": "test"}, ConfigError), ({"n": -1}, ConfigError), ({"image_size": 8}, ConfigError),
     ({"templates": ["nope"]}, UnknownNameError),
     ({"suite": "replay", "capabilities": ["physical_causal"]}, ConfigError),
