@@ -9,6 +9,10 @@ TORCH_VERSION ?= 2.13.0
 # CPU build by default. GPU users: make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128 (see README).
 TORCH_INDEX ?=
 EXTRAS ?= sim,eval,train,serve,bridge,dev
+# Exact versions of the rest (registered runs reproduce per seed within one environment); CONSTRAINTS= floats them.
+CONSTRAINTS ?= constraints.txt
+# torch's own requirements stay out of the pins: a CUDA build of torch may need other versions of them.
+TORCH_DEPS := filelock|fsspec|jinja2|markupsafe|mpmath|networkx|sympy|typing.extensions|setuptools|triton|nvidia-.*
 
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
@@ -19,21 +23,27 @@ export TOKENIZERS_PARALLELISM := false
 export MUJOCO_GL := egl
 export PYOPENGL_PLATFORM := egl
 
-.PHONY: setup test test-all bench demo lint clean
+.PHONY: setup constraints test test-all bench demo lint clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# torch first, so that nothing later resolves torch to a CUDA build.
 	@$(PY) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$(TORCH_VERSION)') else 1)" 2>/dev/null || \
 		$(PIP) install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
-	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	$(PIP) install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS),) -e ".[$(EXTRAS)]"
 	@# Optional LeRobot sim envs: installed when they install here, skipped cleanly otherwise.
 	-@$(PIP) install --quiet "gym-pusht>=0.1.5" "opencv-python-headless>=4.9" >/dev/null 2>&1 && \
 		$(PIP) uninstall --quiet -y opencv-python >/dev/null 2>&1; \
 		$(PIP) install --quiet --force-reinstall --no-deps "opencv-python-headless>=4.9" >/dev/null 2>&1; true
 	@touch $(STAMP)
+
+# Refresh constraints.txt from the current environment (after changing pyproject's dependencies).
+constraints: setup
+	@{ sed -n '/^#/p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -i -E \
+		'^(torch|gym-pusht|opencv-python-headless|$(TORCH_DEPS))==' | \
+		sed 's/$$/ ; python_version == "3.11"/'; } > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
 
 test: setup
 	$(VENV)/bin/pytest -q -m "not slow and not bench" tests
