@@ -9,7 +9,7 @@ TORCH_VERSION ?= 2.13.0
 # CPU build by default. GPU users: make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128 (see README).
 TORCH_INDEX ?=
 EXTRAS ?= sim,eval,train,serve,bridge,dev
-# Exact versions of the rest (registered runs reproduce per seed within one environment); CONSTRAINTS= floats them.
+# Exact versions of the rest, so fresh installs get the same packages; CONSTRAINTS= floats them.
 CONSTRAINTS ?= constraints.txt
 # torch's own requirements stay out of the pins: a CUDA build of torch may need other versions of them.
 TORCH_DEPS := filelock|fsspec|jinja2|markupsafe|mpmath|networkx|sympy|typing.extensions|setuptools|triton|nvidia-.*
@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 		$(PIP) install --quiet --force-reinstall --no-deps "opencv-python-headless>=4.9" >/dev/null 2>&1; true
 	@touch $(STAMP)
 
-# Refresh constraints.txt from the current environment (after changing pyproject's dependencies).
+# Freeze the current environment into constraints.txt; after changing pyproject's dependencies:
+# make setup CONSTRAINTS= && make constraints
 constraints: setup
 	@{ sed -n '/^#/p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -i -E \
 		'^(torch|gym-pusht|opencv-python-headless|$(TORCH_DEPS))==' | \

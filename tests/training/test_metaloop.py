@@ -89,11 +89,12 @@ def test_ablation_modes(tmp_path: Path, mode: str, steps: list[str]) -> None:
     # teacher calls: none without SFT; the random-sample baselines stay within the budget; sft_pool pays per sample
     expected = {"grpo_only": 0, "sft_only": 4, "sft_then_rl": 4, "sft_pool": 24}[mode]
     assert summary["teacher_calls"] == state["teacher_calls"] == expected
-    if mode in ("sft_only", "sft_then_rl"):
+    if mode != "grpo_only":
         ledger = read_json(out / "teacher_ledger.json")
-        assert ledger["spent"] == 4 and ledger["refused"] == 1 and len(ledger["targets"]) == 4
-    if mode != "grpo_only":  # every paid target is the sample's oracle answer, not a rendering of the sample
-        targets = read_json(out / "teacher_ledger.json")["targets"]
+        if mode in ("sft_only", "sft_then_rl"):
+            assert ledger["spent"] == 4 and ledger["refused"] == 1 and len(ledger["targets"]) == 4
+        # every paid target is the sample's oracle answer, not a rendering of the sample
+        targets = ledger["targets"]
         pool = {s.id: s for s in read_data(out / "data")["train"]}
         assert targets and all(t == oracle_target(pool[i]) for i, t in targets.items() if i in pool)
         assert all(t.startswith("<answer>") and len(t) < 40 for t in targets.values())
