@@ -64,7 +64,8 @@ class VLMPolicy:
     def generate(self, requests: Sequence[Conversation], max_new_tokens: int | None = None,
                  temperature: float = 0.0, num_return_sequences: int = 1, top_p: float = 1.0,
                  stop: Sequence[str] | None = None,
-                 stopping_criteria: Callable[[list[int]], Any] | None = None) -> list[list[str]] | list[str]:
+                 stopping_criteria: Callable[[list[int]], Any] | None = None,
+                 seeds: Sequence[int | None] | None = None) -> list[list[str]] | list[str]:
         """Generate for every conversation with the same settings.
 
         Args:
@@ -78,6 +79,10 @@ class VLMPolicy:
                 ``requests``) of that batch's requests; it returns a ``transformers.StoppingCriteriaList`` for the
                 batch, whose rows are those requests each repeated ``num_return_sequences`` times (``dppo serve``
                 stops each row at its request's deadline this way).
+            seeds: one sampling seed per request (``None`` entries: drawn from torch's generator). With seeds and
+                ``temperature > 0`` every row samples from its own generator
+                (:class:`inference.sampling.SeededSampler`), so a seeded request's answers do not depend on the
+                requests batched with it; without seeds (or greedy) they are ignored.
 
         Returns:
             One string per request when ``num_return_sequences == 1``, else one list of ``n`` strings per request.
@@ -101,7 +106,12 @@ class VLMPolicy:
             "num_return_sequences": n,
             "pad_token_id": self.processor.tokenizer.pad_token_id,
         }
-        if temperature > 0:
+        seeded = temperature > 0 and seeds is not None and any(x is not None for x in seeds)
+        if seeds is not None and len(seeds) != len(requests):
+            raise ValueError(f"{len(seeds)} seeds for {len(requests)} requests")
+        if seeded:  # greedy over the seeded sampler's one finite logit; rows expanded here, not by generate
+            gen_kwargs.update(do_sample=False, num_return_sequences=1)
+        elif temperature > 0:
             gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:
             gen_kwargs.update(do_sample=False)
@@ -109,8 +119,18 @@ class VLMPolicy:
             gen_kwargs["stop_strings"] = list(stop)
             gen_kwargs["tokenizer"] = self.processor.tokenizer
         for idx in groups:
-            inputs = self._encode([requests[i] for i in idx])
-            extra = {"stopping_criteria": stopping_criteria(idx)} if stopping_criteria is not None else {}
+            extra: dict[str, Any] = {}
+            if seeded:
+                from inference.sampling import SeededSampler, row_generators
+
+                assert seeds is not None
+                inputs = self._encode([requests[i] for i in idx for _ in range(n)])
+                extra["logits_processor"] = [SeededSampler(row_generators([seeds[i] for i in idx], n), temperature,
+                                                           top_p)]
+            else:
+                inputs = self._encode([requests[i] for i in idx])
+            if stopping_criteria is not None:
+                extra["stopping_criteria"] = stopping_criteria(idx)
             with torch.inference_mode():
                 ids = self.model.generate(**inputs, **gen_kwargs, **extra)
             texts = self.processor.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)

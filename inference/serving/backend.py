@@ -130,7 +130,9 @@ class PolicyBackend:
 
     def generate(self, requests: Sequence[ChatRequest], params: GenerationSettings,
                  deadlines: Sequence[float]) -> list[list[Completion]]:
-        """Generate with :meth:`VLMPolicy.generate` under the deadlines; apply OpenAI stop/finish semantics."""
+        """Generate with :meth:`VLMPolicy.generate` under the deadlines; apply OpenAI stop/finish semantics.
+
+        A request's ``seed`` (the OpenAI field) makes its sampled choices repeatable whatever it is batched with."""
         from transformers import StoppingCriteriaList
 
         from inference.serving.deadlines import DeadlineStop
@@ -145,7 +147,8 @@ class PolicyBackend:
 
         raw = self.policy.generate([r.conversation for r in requests], max_new_tokens=params.max_tokens,
                                    temperature=params.temperature, num_return_sequences=n, top_p=params.top_p,
-                                   stop=list(params.stop) or None, stopping_criteria=criteria)
+                                   stop=list(params.stop) or None, stopping_criteria=criteria,
+                                   seeds=[r.seed for r in requests])
         cut = {i: stop.cut[j * n:(j + 1) * n] for idx, stop in made for j, i in enumerate(idx)}
         out: list[list[Completion]] = []
         for i, r in enumerate(raw):

@@ -279,13 +279,16 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
         raise RequestError(f"n * max_tokens = {params.n} * {params.max_tokens} = {params.n * params.max_tokens} "
                            f"exceeds this server's limit of {limits.max_work_tokens} tokens per request; lower n "
                            "or max_tokens (or send several requests)", param="max_tokens")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -2**63 <= seed < 2**64):
+        raise RequestError(f"seed must be an integer (a 64-bit one), got {seed!r}", param="seed")
     timeout_s = _number(body, "timeout_s", limits.default_timeout_s, 1e-3, limits.max_timeout_s)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError("stream must be true or false", param="stream")
     chars = len(system or "") + sum(len(p.get("text", "")) for m in conversation for p in m["content"])
     images = _decode_images(raws, limits)  # last: a request that is invalid otherwise costs no decoding
-    request = ChatRequest(Conversation("", tuple(images), system, history=tuple(conversation)), params)
+    request = ChatRequest(Conversation("", tuple(images), system, history=tuple(conversation)), params, seed=seed)
     return ParsedChat(request=request, model=served_model, stream=stream, timeout_s=timeout_s,
                       pixels=sum(im.width * im.height for im in images), text_chars=chars)
 

@@ -1,7 +1,8 @@
 """The ``transformers`` backend of ``dppo serve``: an OpenAI-compatible FastAPI app over a local VLM.
 
 Routes: ``POST /v1/chat/completions`` (text + ``data:`` image URLs, ``max_tokens``, ``temperature``, ``top_p``,
-``stop``, ``n``, ``stream``, and the extension ``timeout_s``), ``GET /v1/models``, ``GET /health``. Concurrent
+``stop``, ``n``, ``seed`` (per-request sampling, :mod:`inference.sampling`), ``stream``, and the extension
+``timeout_s``), ``GET /v1/models``, ``GET /health``. Concurrent
 requests are micro-batched and scheduled fairly (:mod:`inference.serving.batching`).
 
 Security (:mod:`inference.serving.security`): binds 127.0.0.1 by default; a non-loopback host is refused without an

@@ -1,12 +1,13 @@
 """Budgets of ``dppo serve`` with the real tiny VLM (4,096-token context, 96x96 processor images) and the official
 ``openai`` client: prompts over the context, pixel budgets, exact prompt token counts, deadlines inside
-``transformers`` generation, greedy ``n > 1``."""
+``transformers`` generation, greedy ``n > 1``, seeded sampling."""
 
 from __future__ import annotations
 
 import base64
 import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,27 @@ def test_greedy_n_choices(tiny_server) -> None:  # type: ignore[no-untyped-def]
         out = c.chat.completions.create(model="tiny", messages=user("Say something."), max_tokens=6, n=3,
                                         temperature=0)
     assert len(out.choices) == 3 and len({ch.message.content for ch in out.choices}) == 1
+
+
+def test_seeded_sampling_repeats_whatever_the_batch(tiny_server) -> None:  # type: ignore[no-untyped-def]
+    srv, batcher, _ = tiny_server
+
+    def ask(c: Any, seed: int | None, n: int = 1) -> list[str]:
+        out = c.chat.completions.create(model="tiny", messages=user("Say something."), max_tokens=12,
+                                        temperature=1.0, n=n, seed=seed)
+        return [ch.message.content for ch in out.choices]
+
+    with client(srv) as c:
+        alone = ask(c, 7)
+        calls = batcher.stats.generate_calls
+        with ThreadPoolExecutor(4) as ex:  # the same request again, batched with others
+            batched = [f.result() for f in [ex.submit(ask, c, s) for s in (7, 8, 9, 7, None)]]
+        batches = batcher.stats.generate_calls - calls
+        n3, n3_again = ask(c, 7, n=3), ask(c, 7, n=3)
+    assert batches < 5  # some of the five concurrent requests shared a batch
+    assert batched[0] == batched[3] == alone
+    assert len({b[0] for b in batched[:3]}) == 3  # other seeds, other answers (random tiny model at T = 1)
+    assert n3 == n3_again and n3[0] == alone[0] and len(set(n3)) == 3
 
 
 def test_deadline_cuts_generation(tiny_vlm_path: Path) -> None:

@@ -45,6 +45,8 @@ def test_multi_turn_and_defaults() -> None:
     assert conv[-1]["content"] == [{"type": "text", "text": "c"}]
     assert p.params.max_tokens == 7 and p.params.temperature == 0.0
     assert parse_chat_request({"messages": msgs, "max_completion_tokens": 3}, "m", Limits()).params.max_tokens == 3
+    assert p.request.seed is None
+    assert parse_chat_request({"messages": msgs, "seed": -5}, "m", Limits()).request.seed == -5
 
 
 @pytest.mark.parametrize(("b", "status", "match"), [
@@ -60,6 +62,10 @@ def test_multi_turn_and_defaults() -> None:
     (body(n=100), 400, "n must"),
     (body(stop=[1, 2]), 400, "stop"),
     (body(stream="yes"), 400, "stream"),
+    (body(seed="7"), 400, "seed must"),
+    (body(seed=1.5), 400, "seed must"),
+    (body(seed=True), 400, "seed must"),
+    (body(seed=2**64), 400, "seed must"),
     ({"messages": [{"role": "user", "content": [{"type": "audio", "audio": "x"}]}]}, 400, "not supported"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url",
                                                   "image_url": {"url": "http://evil/x.png"}}]}]}, 400, "fetch"),
