@@ -20,6 +20,13 @@ from dppo_embodied.images import load_image
 
 logger = logging.getLogger(__name__)
 
+#: Sampling follows the request alone (temperature, top_p): ``transformers``' default top-k of 50 and a
+#: checkpoint's ``generation_config`` knobs (e.g. ``top_k: 1`` or ``repetition_penalty: 1.05`` in instruct models)
+#: are switched off, as in TRL's GRPO sampling, vLLM's ``SamplingParams`` and the OpenAI API. Otherwise the
+#: success rates the difficulty step estimates here would be those of another policy than the one GRPO samples
+#: (with ``top_k: 1``, every "sampled" rollout would be the greedy answer).
+SAMPLING_OVERRIDES: dict[str, Any] = {"repetition_penalty": 1.0, "min_p": None, "typical_p": 1.0}
+
 
 class VLMPolicy:
     """Batched greedy/sampled generation with a transformers image-text-to-text model.
@@ -71,7 +78,8 @@ class VLMPolicy:
         Args:
             requests: the conversations.
             max_new_tokens: new tokens at most (default: the policy's ``max_new_tokens``).
-            temperature: 0 = greedy.
+            temperature: 0 = greedy (the checkpoint's own generation config applies); > 0 samples from the
+                temperature-scaled distribution cut to ``top_p`` only (:data:`SAMPLING_OVERRIDES`).
             num_return_sequences: completions per conversation.
             top_p: nucleus sampling mass (with ``temperature > 0``).
             stop: stop strings.
@@ -110,9 +118,9 @@ class VLMPolicy:
         if seeds is not None and len(seeds) != len(requests):
             raise ValueError(f"{len(seeds)} seeds for {len(requests)} requests")
         if seeded:  # greedy over the seeded sampler's one finite logit; rows expanded here, not by generate
-            gen_kwargs.update(do_sample=False, num_return_sequences=1)
+            gen_kwargs.update(do_sample=False, num_return_sequences=1, **SAMPLING_OVERRIDES)
         elif temperature > 0:
-            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+            gen_kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, **SAMPLING_OVERRIDES)
         else:
             gen_kwargs.update(do_sample=False)
         if stop:

@@ -42,6 +42,27 @@ def test_build_reload_and_generate_with_an_image(tiny_vlm_path: Path) -> None:
     assert len(sampled) == 2 and all(len(s) == 3 for s in sampled)
 
 
+def test_sampling_ignores_the_checkpoints_decoding_defaults(tiny_vlm_path: Path) -> None:
+    """An instruct checkpoint's generation config (Qwen-style ``top_k: 1``, a repetition penalty) must not turn
+    sampled rollouts into greedy ones: sampling follows temperature and top_p alone, as GRPO's does."""
+    from dppo_embodied.conversation import Conversation
+    from inference.models import load_vlm
+    from inference.policy import VLMPolicy
+
+    model, processor = load_vlm(tiny_vlm_path)
+    cfg = model.generation_config
+    cfg.do_sample, cfg.top_k, cfg.top_p, cfg.temperature, cfg.repetition_penalty = True, 1, 0.001, 0.1, 1.05
+    policy = VLMPolicy(model, processor, max_new_tokens=8, batch_size=4)
+    req = [Conversation("What colour is the block?", [_square((255, 0, 0))])]
+    greedy = policy.generate(req)
+    torch.manual_seed(0)
+    sampled = policy.generate(req, temperature=1.0, num_return_sequences=6)[0]
+    seeded = policy.generate(req, temperature=1.0, num_return_sequences=6, seeds=[5])[0]
+    assert len(set(sampled)) > 1 and len(set(seeded)) > 1  # top_k 1 would give the greedy answer six times
+    assert sampled.count(greedy[0]) < 6 and policy.generate(req) == greedy  # greedy keeps the checkpoint's config
+    assert policy.generate(req, temperature=1.0, num_return_sequences=6, seeds=[5])[0] == seeded
+
+
 def test_two_sft_steps_lower_the_loss(tiny_vlm_path: Path, tmp_path: Path) -> None:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer

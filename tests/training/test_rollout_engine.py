@@ -99,6 +99,18 @@ def test_settings_are_checked() -> None:
     assert ServerSettings(replicas=2, gpus_per_replica=4).gpu_ids == list(range(8))
 
 
+def test_vllm_replicas_sample_from_the_request_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference.serving import vllm_launcher
+    from training.algorithm import rollout_servers
+
+    monkeypatch.setattr(vllm_launcher, "find_vllm", lambda: ["vllm"])
+    cmd = rollout_servers.replica_command("vllm", ServerSettings(kind="vllm", extra_args=["--seed", "3"]), "/m",
+                                          8000, dtype="bfloat16", max_pixels=None, max_tokens=64, timeout_s=60,
+                                          on_gpu=True)
+    # not the checkpoint's generation_config (an instruct model's top_k 1 would make every rollout greedy)
+    assert cmd[cmd.index("--generation-config") + 1] == "vllm" and cmd[-2:] == ["--seed", "3"]
+
+
 # ------------------------------------------------------------------------------------------------ replicas
 def test_replicas_spread_requests_and_record_bad_answers(tmp_path: Path) -> None:
     def responder(req: dict):

@@ -117,9 +117,11 @@ def replica_command(kind: str, settings: ServerSettings, model_dir: str, port: i
         from inference.serving.config import ServeConfig
         from inference.serving.vllm_launcher import VLLMSettings, build_vllm_command
 
+        # sampling follows each request alone, as GRPO's and the local engine's do (inference.policy
+        # SAMPLING_OVERRIDES): vLLM's default would add the checkpoint's generation_config (e.g. top_k 1)
         cfg = ServeConfig(model=model_dir, backend="vllm", port=port, served_model_name=SERVED_NAME, dtype=dtype,
                           max_pixels=max_pixels, max_model_len=settings.max_model_len,
-                          extra_args=list(settings.extra_args))
+                          extra_args=["--generation-config", "vllm", *settings.extra_args])
         vs = VLLMSettings(images_per_prompt=settings.images_per_prompt, max_num_seqs=settings.max_num_seqs,
                           max_num_batched_tokens=max(16384, 2 * (settings.max_model_len or 8192)),
                           prefix_caching=True, mm_processor_cache_gb=4.0,

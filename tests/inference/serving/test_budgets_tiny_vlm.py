@@ -122,9 +122,11 @@ def test_seeded_sampling_repeats_whatever_the_batch(tiny_server) -> None:  # typ
 def test_deadline_cuts_generation(tiny_vlm_path: Path) -> None:
     cfg = ServeConfig(model=str(tiny_vlm_path), port=0, served_model_name="tiny", threads=1)
     batcher = build_batcher(cfg)
-    batcher.backend.policy.model.generation_config.min_new_tokens = 4000  # a model that never stops by itself
     try:
         with ServerThread(create_app(batcher, "tiny", limits=cfg.limits())) as srv, client(srv) as c:
+            # warm up first, so a busy machine's first forward pass does not take the whole deadline
+            c.chat.completions.create(model="tiny", messages=user("Hi."), max_tokens=2)
+            batcher.backend.policy.model.generation_config.min_new_tokens = 4000  # a model that never stops
             raw = c.chat.completions.with_raw_response.create(
                 model="tiny", messages=user("Tell me a long story."), max_tokens=4000, temperature=1.0,
                 extra_body={"timeout_s": 0.5})
