@@ -133,8 +133,8 @@ class VLMPolicy:
 
                 assert seeds is not None
                 inputs = self._encode([requests[i] for i in idx for _ in range(n)])
-                extra["logits_processor"] = [SeededSampler(row_generators([seeds[i] for i in idx], n), temperature,
-                                                           top_p)]
+                gens = row_generators([seeds[i] for i in idx], n, device=self.device)  # on the logits' device
+                extra["logits_processor"] = [SeededSampler(gens, temperature, top_p)]
             else:
                 inputs = self._encode([requests[i] for i in idx])
             if stopping_criteria is not None:
