@@ -122,15 +122,18 @@ def test_dppo_pays_the_teacher_for_every_sft_target(tmp_path: Path) -> None:
 
 
 class _HalfRight:
-    """A rollout engine that answers every other sample right (the tiny model never does): the rest it passes on."""
+    """A rollout engine that answers every other sample right (the tiny model never does), and the samples in
+    ``once`` right in their first rollout only (partly solved: they stay in play after the difficulty step); the
+    rest it passes on."""
 
-    def __init__(self, engine: Any, right: dict[str, str]) -> None:
-        self._engine, self._right = engine, right
+    def __init__(self, engine: Any, right: dict[str, str], once: dict[str, str] | None = None) -> None:
+        self._engine, self._right, self._once = engine, right, once or {}
 
     def generate(self, requests: list, keys: list, journal: Any = None) -> list:
         out = self._engine.generate(requests, keys, journal)
-        return [f"<answer>{self._right[r.id]}</answer>" if r.id in self._right else t
-                for r, t in zip(requests, out, strict=True)]
+        return [f"<answer>{self._right[r.id]}</answer>" if r.id in self._right else
+                f"<answer>{self._once[r.id]}</answer>" if r.id in self._once and str(k).endswith("#0") else t
+                for r, k, t in zip(requests, keys, out, strict=True)]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -144,7 +147,7 @@ def test_dppo_trains_on_its_own_verified_rollouts(tmp_path: Path, monkeypatch: p
 
     def engine(self: Metaloop) -> Any:
         data = self._data()["train"]
-        return _HalfRight(real(self), {s.id: s.answer for s in data[::2]})
+        return _HalfRight(real(self), {s.id: s.answer for s in data[::2]}, {s.id: s.answer for s in data[1::4]})
 
     monkeypatch.setattr(Metaloop, "_engine", engine)
     summary = loop.run()
