@@ -279,9 +279,7 @@ def parse_chat_request(body: Any, served_model: str, limits: Limits) -> ParsedCh
         raise RequestError(f"n * max_tokens = {params.n} * {params.max_tokens} = {params.n * params.max_tokens} "
                            f"exceeds this server's limit of {limits.max_work_tokens} tokens per request; lower n "
                            "or max_tokens (or send several requests)", param="max_tokens")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -2**63 <= seed < 2**64):
-        raise RequestError(f"seed must be an integer (a 64-bit one), got {seed!r}", param="seed")
+    seed = _integer(body, "seed", 0, -2**63, 2**64 - 1) if body.get("seed") is not None else None
     timeout_s = _number(body, "timeout_s", limits.default_timeout_s, 1e-3, limits.max_timeout_s)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
