@@ -61,6 +61,11 @@ def test_sampling_ignores_the_checkpoints_decoding_defaults(tiny_vlm_path: Path)
     assert len(set(sampled)) > 1 and len(set(seeded)) > 1  # top_k 1 would give the greedy answer six times
     assert sampled.count(greedy[0]) < 6 and policy.generate(req) == greedy  # greedy keeps the checkpoint's config
     assert policy.generate(req, temperature=1.0, num_return_sequences=6, seeds=[5])[0] == seeded
+    # a seeded request's answer does not depend on what it is batched with
+    others = [Conversation("Is there a block?", [_square((0, 0, 255))]),
+              Conversation("Point to it.", [_square((0, 0, 0))])]
+    alone = policy.generate(req, temperature=1.0, seeds=[5])[0]
+    assert policy.generate([*others, req[0]], temperature=1.0, seeds=[6, None, 5])[2] == alone == seeded[0]
 
 
 def test_two_sft_steps_lower_the_loss(tiny_vlm_path: Path, tmp_path: Path) -> None:
