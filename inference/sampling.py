@@ -65,7 +65,8 @@ class SeededSampler(LogitsProcessor):
         logits = scores.float() / self.temperature
         if self.top_p < 1.0:  # keep the smallest set of most likely tokens whose mass reaches top_p
             sorted_logits, order = logits.sort(dim=-1, descending=True)
-            mass_before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)
+            sorted_probs = sorted_logits.softmax(-1)
+            mass_before = sorted_probs.cumsum(-1) - sorted_probs
             drop_sorted = mass_before >= self.top_p
             drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
             logits = logits.masked_fill(drop, -math.inf)
