@@ -164,7 +164,7 @@ class Metaloop(MetaloopRuntime):
         barrier()
         if cfg.pretrain.steps > 0 and is_main():
             pre = data_sources.pretrain_data(cfg.data, cfg.pretrain.n_samples, cfg.pretrain.task_share,
-                                             self.out / "data")
+                                             self.out / "data", templates=cfg.pretrain.task_templates)
             write_samples(pre, self.out / "data" / "pretrain.jsonl")
         barrier()
         if cfg.model.build_tiny:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from dppo_embodied.config import check, load_config
-from training.algorithm.data_sources_config import DataSettings
+from training.algorithm.data_sources_config import DataSettings, check_templates
 from training.algorithm.difficulty_config import DifficultySettings
 from training.algorithm.evaluation_config import EvalSettings
 from training.algorithm.rollout_config import RolloutSettings, ServerSettings
@@ -175,6 +175,7 @@ class MetaloopConfig:
               "leave data.env_tasks empty, or use mode dppo")
         check(all(h > 0 for h in self.horizon_schedule), "horizon_schedule",
               f"values must be > 0, got {self.horizon_schedule}")
+        check_templates(self.data.generator, self.pretrain.task_templates, [], key="pretrain.task_templates")
         check(self.compute_budget_s >= 0, "compute_budget_s", f"must be >= 0, got {self.compute_budget_s}")
         check(bool(self.name) and "/" not in self.name, "name",
               f"must be a non-empty name without '/', got {self.name!r}")

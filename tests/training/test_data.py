@@ -11,7 +11,7 @@ from dppo_embodied.errors import DataError, MediaError
 from dppo_embodied.media import MediaLoader
 from dppo_embodied.rendering import prompt_text, render_sample
 from dppo_embodied.types import AnswerType, EmbodiedSample
-from training.algorithm.data_sources import generate, prepare_data, read_data
+from training.algorithm.data_sources import generate, prepare_data, pretrain_data, read_data
 from training.algorithm.data_sources_config import DataSettings
 from training.algorithm.sample_io import horizon_of, loadable, oracle_target, task_of
 from training.phases.sft import mix
@@ -77,6 +77,16 @@ def test_prepare_and_read_data(tmp_path: Path) -> None:
     assert [len(d[k]) for k in ("train", "heldout", "general")] == [6, 3, 2]
     assert all(s.metadata["template"] == "colour" for s in d["general"])  # the replay suite
     assert Path(d["train"][0].images[0]).is_file()
+
+
+def test_pretrain_task_samples_come_from_the_named_templates(tmp_path: Path) -> None:
+    cfg = DataSettings(generator="tests.training.synthetic:generate", general_suite="replay", image_size=64,
+                       templates=["colour", "count"])
+    mixed = pretrain_data(cfg, 8, 0.5, tmp_path / "a")
+    named = pretrain_data(cfg, 8, 0.5, tmp_path / "b", templates=["count"])
+    task = [s for s in named if s.source != "replay"]
+    assert len(task) == 4 and {s.metadata["template"] for s in task} == {"count"}
+    assert {s.metadata["template"] for s in mixed if s.source != "replay"} == {"colour", "count"}
 
 
 def test_horizon_units(samples: list) -> None:

@@ -86,11 +86,19 @@ def test_ablation_v5_recipe_differs_from_v4_only_as_registered() -> None:
     ("data.image_size=1000000000", "data.image_size: must be an integer number of pixels in 32..1024"),
     ("data.image_size=8", "data.image_size"),
     ("sft.self_weight=-1", "sft.self_weight: must be >= 0"),
+    ("pretrain.task_templates=[count_all]", "pretrain.task_templates: names the templates of the task samples"),
 ])
 def test_bad_values_name_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_metaloop_config(RECIPES / "demo.yaml", [override])
     assert key in str(e.value)
+
+
+def test_pretrain_task_templates_are_templates_of_the_generator() -> None:
+    with pytest.raises(ConfigError, match=r"pretrain\.task_templates\[1\]: unknown template 'bogus'"):
+        load_metaloop_config(RECIPES / "demo.yaml", ["pretrain.task_share=0.5", "pretrain.task_templates=[count_all,bogus]"])
+    cfg = load_metaloop_config(RECIPES / "demo.yaml", ["pretrain.task_share=0.5", "pretrain.task_templates=[count_all]"])
+    assert cfg.pretrain.task_templates == ["count_all"]
 
 
 def test_unknown_trainer_field_names_the_key() -> None:

@@ -132,9 +132,11 @@ def prepare_data(cfg: DataSettings, folder: Path, progress: bool = True) -> dict
     return paths
 
 
-def pretrain_data(cfg: DataSettings, n: int, task_share: float, folder: Path) -> list[EmbodiedSample]:
+def pretrain_data(cfg: DataSettings, n: int, task_share: float, folder: Path,
+                  templates: Sequence[str] | None = None) -> list[EmbodiedSample]:
     """Pre-training samples: ``n`` in all, ``task_share`` of them from the task generator (its own disjoint seed
     stream, so the base is partly competent on the task family, like a pretrained VLM), the rest general-suite.
+    The task samples come from ``templates`` when given, else from ``cfg.templates``.
     """
     n_task = round(n * task_share) if cfg.generator else 0
     general = cfg.generator if cfg.generator and ":" in cfg.generator else cfg.general_suite
@@ -142,7 +144,7 @@ def pretrain_data(cfg: DataSettings, n: int, task_share: float, folder: Path) ->
                    image_size=cfg.image_size)
     if n_task and cfg.generator:
         out += generate(cfg.generator, suite=cfg.generator, n=n_task, seed=cfg.seed + PRETRAIN_SEED_OFFSET,
-                        out_dir=folder / "pretrain_tasks", templates=cfg.templates, image_size=cfg.image_size,
+                        out_dir=folder / "pretrain_tasks", templates=list(templates or []) or cfg.templates, image_size=cfg.image_size,
                         difficulty=cfg.difficulty)
     return out
 

@@ -12,8 +12,10 @@ IMAGE_SIZE_RANGE = (32, 1024)
 """Generated image sides (pixels) that ``envs.qa.generate`` accepts; checked here so a recipe fails when loaded."""
 
 
-def _check_templates(suite: str | None, templates: list[str], capabilities: list[str]) -> None:
-    """``data.templates`` against the templates of an ``envs.qa`` suite (skipped for custom generators)."""
+def check_templates(suite: str | None, templates: list[str], capabilities: list[str],
+                    key: str = "data.templates") -> None:
+    """Template names (``key``: ``data.templates``, ``pretrain.task_templates``) against the templates of an
+    ``envs.qa`` suite (skipped for custom generators)."""
     if not templates or not suite or ":" in suite:
         return
     try:
@@ -25,7 +27,7 @@ def _check_templates(suite: str | None, templates: list[str], capabilities: list
     valid = templates_for(suite)
     names = sorted(t for group in valid.values() for t in group)
     for i, t in enumerate(templates):
-        check(t in names, f"data.templates[{i}]", f"unknown template {t!r} of suite {suite!r}; valid: "
+        check(t in names, f"{key}[{i}]", f"unknown template {t!r} of suite {suite!r}; valid: "
               f"{', '.join(names)}")
     if capabilities:
         usable = [t for c in capabilities for t in valid.get(c, []) if t in templates]
@@ -110,4 +112,4 @@ class DataSettings:
         for i, t in enumerate(self.templates):
             check(isinstance(t, str) and bool(t.strip()), f"data.templates[{i}]",
                   f"must be a template name, got {t!r}")
-        _check_templates(self.generator, self.templates, self.capabilities)
+        check_templates(self.generator, self.templates, self.capabilities)

@@ -83,6 +83,8 @@ class PretrainSettings:
         lr_scheduler: ``constant``, ``cosine`` or ``linear`` (after warm-up).
         task_share: share of pre-training samples drawn from the task generator (``data.generator``, a disjoint
             seed stream), so that the base is partly competent on the task family, like a pretrained VLM.
+        task_templates: the generator templates of those task samples (empty: ``data.templates``), e.g. a
+            perception stage on one template the model can learn to see (``[count_all]``, lab notebook 19).
         env_tasks: closed-loop env ids whose verified oracle demonstrations (``data.env_oracle``, a disjoint seed
             stream, in ``data.env_prompt`` style) join pre-training: a base that already follows instructions with
             the action envelope on *other* tasks, as a pretrained VLM does (e.g. push calls naming objects, before
@@ -97,6 +99,7 @@ class PretrainSettings:
     n_samples: int = 2000
     lr_scheduler: Literal["constant", "cosine", "linear"] = "constant"
     task_share: float = 0.0
+    task_templates: list[str] = field(default_factory=list)
     env_tasks: list[str] = field(default_factory=list)
     env_seeds: int = 256
     env_share: float = 0.0
@@ -104,6 +107,8 @@ class PretrainSettings:
     def __post_init__(self) -> None:
         check(self.steps >= 0, "pretrain.steps", f"must be >= 0, got {self.steps}")
         check(0 <= self.task_share <= 1, "pretrain.task_share", f"must be in [0, 1], got {self.task_share}")
+        check(not self.task_templates or self.task_share > 0, "pretrain.task_templates",
+              f"names the templates of the task samples; set pretrain.task_share > 0 too, got {self.task_share}")
         check(0 <= self.env_share < 1, "pretrain.env_share", f"must be in [0, 1), got {self.env_share}")
         check(self.env_seeds >= 1, "pretrain.env_seeds", f"must be >= 1, got {self.env_seeds}")
         check(bool(self.env_tasks) == (self.env_share > 0), "pretrain.env_tasks",
