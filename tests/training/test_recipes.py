@@ -96,8 +96,10 @@ def test_bad_values_name_the_key(override: str, key: str) -> None:
 
 def test_pretrain_task_templates_are_templates_of_the_generator() -> None:
     with pytest.raises(ConfigError, match=r"pretrain\.task_templates\[1\]: unknown template 'bogus'"):
-        load_metaloop_config(RECIPES / "demo.yaml", ["pretrain.task_share=0.5", "pretrain.task_templates=[count_all,bogus]"])
-    cfg = load_metaloop_config(RECIPES / "demo.yaml", ["pretrain.task_share=0.5", "pretrain.task_templates=[count_all]"])
+        load_metaloop_config(RECIPES / "demo.yaml", ["pretrain.task_share=0.5",
+                                                     "pretrain.task_templates=[count_all,bogus]"])
+    cfg = load_metaloop_config(RECIPES / "demo.yaml", ["pretrain.task_share=0.5",
+                                                       "pretrain.task_templates=[count_all]"])
     assert cfg.pretrain.task_templates == ["count_all"]
 
 

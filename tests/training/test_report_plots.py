@@ -61,3 +61,56 @@ def test_the_run_summary_carries_closed_loop_success_per_environment(tmp_path: P
         assert summary["closed_loop"] == {"base": {"TabletopPick-v0": 0.0, "TabletopPush-v0": 100.0},
                                           "final": {"TabletopPick-v0": 66.67, "TabletopPush-v0": 0.0}}
         assert [p["closed_loop"]["TabletopPick-v0"] for p in summary["curve"]] == [0.0, 66.67]
+
+
+def test_per_template_tells_a_template_answered_from_the_image_from_one_answered_the_same_always(
+        tmp_path: Path) -> None:
+    """summary.json's ``per_template``: success of the base and the final evaluation per question template, the best
+    single answer's success (scored by the one success function: MRA numbers count from 0.5) and the final model's
+    most common answer; summary.md marks a template answered one way."""
+    import json
+
+    from benchmarks.results import load_results, save_results
+    from dppo_embodied.metrics import score_sample
+    from dppo_embodied.types import AnswerType, EmbodiedSample, write_samples
+    from training.algorithm.evaluation import summarize
+    from training.runs.report import summarize_run
+
+    def q(i: int, template: str, answer: object, kind: AnswerType) -> EmbodiedSample:
+        return EmbodiedSample(f"q{i}", "tabletop-qa", "?", answer, kind, metadata={"template": template})
+
+    samples = [q(i, "count_all", 1 + i % 4, AnswerType.COUNT) for i in range(8)]
+    samples += [q(8 + i, "exists", "yes" if i < 3 else "no", AnswerType.YES_NO) for i in range(4)]
+    samples += [q(12 + i, "height_cm", h, AnswerType.NUMBER) for i, h in enumerate([4.0, 5.0, 5.0, 12.0])]
+    (tmp_path / "data").mkdir()
+    write_samples(samples, tmp_path / "data" / "heldout.jsonl")
+    said = {"base": {s.id: "<answer>no</answer>" for s in samples},
+            "k1": {**{s.id: f"<answer>{s.answer}</answer>" for s in samples[:6]},  # counts: 6 of 8 read right
+                   **{s.id: "<answer>2</answer>" for s in samples[6:8]},
+                   **{s.id: "<answer>no</answer>" for s in samples[8:12]},      # exists: always "no"
+                   **{s.id: "<answer>5</answer>" for s in samples[12:]}}}       # heights: always 5 cm
+    for seq, (tag, answers) in enumerate(said.items()):
+        folder = tmp_path / "eval" / tag
+        recs = []
+        for s in samples:
+            got = score_sample(s, answers[s.id])  # as the evaluation scores it
+            recs.append({"id": s.id, "task": "heldout_qa", "response": answers[s.id], "parsed": got.parsed,
+                         "score": float(got.success), "capabilities": ["perception_grounding"]})
+        (folder / "heldout_qa").mkdir(parents=True)
+        (folder / "heldout_qa" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        data = load_results(folder)
+        data["metaloop"] = {"tag": tag, "seq": seq, "compute_s": float(seq), "heldout": summarize(recs),
+                            "general": None}
+        save_results(folder, data)
+    summary = summarize_run(tmp_path, "t", {"mode": "dppo", "sampling": "difficulty", "loops_done": 1,
+                                             "compute_s": 1.0})
+    table = summary["per_template"]
+    assert table["count_all"] == {"n": 8, "base": 0.0, "final": 75.0, "best_constant": 25.0, "final_answer": "2",
+                                  "final_share": 50.0}
+    assert table["exists"]["final"] == 25.0 and table["exists"]["best_constant"] == 75.0
+    assert table["exists"]["final_share"] == 100.0
+    # "5" is within MRA's 0.5 of 4, 5 and 5 cm, not of 12 cm: the best single height solves 3 of 4
+    assert table["height_cm"]["best_constant"] == 75.0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| exists | 4 | 25.0 | 25.0 | 75.0 | `no` 100 % (one answer) |" in md
+    assert "| count_all | 8 | 0.0 | 75.0 | 25.0 | `2` 50 % |" in md

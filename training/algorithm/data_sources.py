@@ -144,8 +144,8 @@ def pretrain_data(cfg: DataSettings, n: int, task_share: float, folder: Path,
                    image_size=cfg.image_size)
     if n_task and cfg.generator:
         out += generate(cfg.generator, suite=cfg.generator, n=n_task, seed=cfg.seed + PRETRAIN_SEED_OFFSET,
-                        out_dir=folder / "pretrain_tasks", templates=list(templates or []) or cfg.templates, image_size=cfg.image_size,
-                        difficulty=cfg.difficulty)
+                        out_dir=folder / "pretrain_tasks", templates=list(templates or []) or cfg.templates,
+                        image_size=cfg.image_size, difficulty=cfg.difficulty)
     return out
 
 

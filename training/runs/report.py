@@ -4,7 +4,10 @@
 
     {"base": {capability: success, ..., "overall": x}, "final": {...}, "n_heldout": n, "curve": [...], ...}
 
-plus ``"closed_loop": {"base": {env: success}, "final": {...}}`` when the recipe has closed-loop tasks.
+plus ``"closed_loop": {"base": {env: success}, "final": {...}}`` when the recipe has closed-loop tasks, and
+``"per_template"`` (:func:`per_template`) when the held-out questions come from a template generator: per template,
+base and final success beside the best constant answer's score and the share of the final model's most common
+answer, which tells a template answered from the image from one answered the same whatever the image.
 
 Success is on the one score scale of every summary, eval result and report: 0-100 (``"scale": "0-100"``).
 """
@@ -139,6 +142,82 @@ def compute_to_reach(curve: Sequence[dict[str, Any]], target: float) -> float | 
     return None
 
 
+#: a template whose most common answer covers at least this share of its items is answered the same whatever the image
+ONE_ANSWER_SHARE = 90.0
+
+
+def best_constant(samples: Sequence[Any], responses: Sequence[str]) -> float:
+    """Success (0-100) of the best single answer given to every sample: each gold answer of ``samples`` (its
+    canonical text) and each of ``responses`` is tried as the answer to all of them, scored by the one success
+    function of evaluation and reward (:func:`dppo_embodied.metrics.score_sample`; MRA-scored numbers count as
+    solved from 0.5)."""
+    from dppo_embodied.answer_text import target_text
+    from dppo_embodied.metrics import score_sample
+    from dppo_embodied.types import format_answer
+
+    tried = dict.fromkeys([target_text(format_answer(s)) for s in samples] + list(responses))
+    best = max((sum(score_sample(s, r).success for s in samples) for r in tried), default=0)
+    return round(100.0 * best / len(samples), 2) if samples else 0.0
+
+
+def per_template(out: Path, base_tag: str, final_tag: str) -> dict[str, dict[str, Any]]:
+    """Held-out QA success per question template of the base and final evaluations (0-100), with
+    ``best_constant`` (:func:`best_constant`: what one answer to every item would score) and ``final_answer`` /
+    ``final_share`` (the final model's most common parsed answer and its share of the template's items); ``{}``
+    when the held-out samples carry no ``template`` (questions read from files).
+
+    Args:
+        out: the run folder (``data/heldout.jsonl``, ``eval/<tag>/heldout_qa/samples.jsonl``).
+        base_tag, final_tag: the evaluations' tags (``base``, ``k3``...).
+    """
+    from collections import Counter, defaultdict
+
+    from benchmarks.records import read_records
+    from dppo_embodied.types import load_samples
+
+    path = out / "data" / "heldout.jsonl"
+    samples = [s for s in (load_samples(path)[0] if path.is_file() else []) if s.metadata.get("template")]
+    if not samples:
+        return {}
+    recs = {tag: read_records(out / "eval" / tag.replace("/", "-") / "heldout_qa" / "samples.jsonl")
+            for tag in (base_tag, final_tag)}
+    by: dict[str, list[Any]] = defaultdict(list)
+    for s in samples:
+        by[str(s.metadata["template"])].append(s)
+    table: dict[str, dict[str, Any]] = {}
+    for template, group in sorted(by.items()):
+        def success(tag: str, group: list[Any] = group) -> float | None:
+            scored = [float(recs[tag][s.id].get("score") or 0.0) for s in group if s.id in recs[tag]]
+            return round(100.0 * sum(scored) / len(scored), 2) if scored else None
+
+        final = [recs[final_tag][s.id] for s in group if s.id in recs[final_tag]]
+        answers = Counter(str(r.get("parsed")) for r in final)
+        top, count = answers.most_common(1)[0] if answers else (None, 0)
+        responses = [str(r.get("response") or "") for r in final]
+        table[template] = {"n": len(group), "base": success(base_tag), "final": success(final_tag),
+                           "best_constant": best_constant(group, list(dict.fromkeys(responses))),
+                           "final_answer": top, "final_share": round(100.0 * count / max(len(final), 1), 2)}
+    return table
+
+
+def template_table(table: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of :func:`per_template` (0-100)."""
+    rows = ["| template | n | base | final | best constant | final's most common answer |",
+            "|---|---:|---:|---:|---:|---|"]
+    for t, r in table.items():
+        def num(v: float | None) -> str:
+            return "–" if v is None else f"{v:.1f}"
+
+        one = " (one answer)" if r["final_share"] >= ONE_ANSWER_SHARE else ""
+        answer = str(r["final_answer"])
+        answer = answer if len(answer) <= 40 else answer[:39] + "…"
+        rows.append(f"| {t} | {r['n']} | {num(r['base'])} | {num(r['final'])} | {r['best_constant']:.1f} | "
+                    f"`{answer}` {r['final_share']:.0f} %{one} |")
+    return "\n".join(rows) + (f"\n\nA template marked *one answer* gets the same answer to at least "
+                               f"{ONE_ANSWER_SHARE:.0f} % of its items: its success is that answer's share, not "
+                               "what the model sees.\n")
+
+
 def step_seconds(out: Path) -> dict[str, float]:
     """Compute seconds of each committed step that trained or rolled out (``state.json``'s step values)."""
     from dppo_embodied.io import read_json
@@ -195,6 +274,9 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
     if curve[-1]["sampled"] is not None:  # held-out pass@1 over sampled answers (eval.sampled_k)
         summary["sampled"] = {"base": curve[0]["sampled"], "final": curve[-1]["sampled"],
                               "k": by_tag[tags[-1]]["heldout_sampled"]["k"]}
+    templates = per_template(out, "base", tags[-1])
+    if templates:
+        summary["per_template"] = templates
     sessions = list(run.get("sessions") or [])
     started = datetime.fromisoformat(sessions[0]["started"]).timestamp() if sessions else None
     summary["provenance"] = {**environment(), **(timing(started) if started is not None else {}),
@@ -204,6 +286,8 @@ def summarize_run(out: Path, name: str, run: dict[str, Any], write: bool = True)
         atomic_write_json(out / "summary.json", summary)
         atomic_write_text(out / "summary.md",
                           f"# {name}: held-out success (0-100)\n\n{before_after_table(base, final)}\n"
-                          f"## After each phase\n\n{curve_table(curve)}")
+                          f"## After each phase\n\n{curve_table(curve)}"
+                          + (f"\n## Per question template (held-out QA)\n\n{template_table(templates)}"
+                             if templates else ""))
         plot_run(out / "curve.png", base, final, curve, title=f"{name} ({run['mode']})")
     return summary

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output_dir)
     try:
         from training.metaloop import run_metaloop
-        from training.runs.report import before_after_table, read_evals
+        from training.runs.report import before_after_table, read_evals, template_table
         from training.scripts.run import resolve_config
 
         recipe = args.config if args.config is not None or args.resume else str(RECIPE)
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"DPPO demo: held-out success per capability ({summary['n_heldout']} held-out samples, "
           f"{summary['loops_done']} metaloops, {minutes:.1f} min)")
     print(before_after_table(base, final))
+    if summary.get("per_template"):  # does the model read the image, or give each template one answer?
+        print("\nheld-out QA per question template")
+        print(template_table(summary["per_template"]))
     gr = summary["general_replay"]
     if gr["base"] is not None:
         print(f"general replay (forgetting check): base {gr['base']:.1f} -> final {gr['final']:.1f}")
