@@ -334,7 +334,8 @@ class Metaloop(MetaloopRuntime):
         src, ledger, n_synth = gather(source, k, self.out, cfg.data, cfg.teacher, sc, pool, episodes, self.loader,
                                       ledger, seed=cfg.seed, src_seed=src_seed)
         # teacher targets carry reasoning when the teacher gives it; general replay keeps its own (answer) format
-        items = mix(src.weak, src.assoc, loadable(data["general"], self.loader), sc.ratios, sc.size,
+        general = data["general"] + (self._pretrain_samples() if sc.replay_pretrain else [])
+        items = mix(src.weak, src.assoc, loadable(general, self.loader), sc.ratios, sc.size,
                     seed=rng.randrange(1 << 30), own=src.own, own_weight=sc.self_weight)
         self._load_model()
 
@@ -358,6 +359,11 @@ class Metaloop(MetaloopRuntime):
         self._checkpoint(f"k{k}-sft")
         return {"steps": res.steps, "rows": res.rows, **src.info, "synthesized": n_synth, "focus_steps": focus_steps,
                 "seconds": res.compute_s + focus_s, "skipped_media": res.skipped}
+
+    def _pretrain_samples(self) -> list[EmbodiedSample]:
+        """The base's pre-training samples (``data/pretrain.jsonl``; none without pre-training)."""
+        path = self.out / "data" / "pretrain.jsonl"
+        return load_samples(path)[0] if path.is_file() else []
 
     def _finish(self) -> dict[str, Any]:
         """summary.json, summary.md and curve.png from the committed evaluations (rank 0 writes)."""

@@ -38,6 +38,9 @@ class SFTSettings:
         focus_steps: steps on D_weak alone (constant rate after warm-up) before the mixed phase, each phase; 0 = none.
             A small model can need many consecutive steps on one weakness before it learns it at all (the demo's
             closed-loop pick: docs/lab/dppo-value.md, section 13), which a mix spread over every source never gives.
+        replay_pretrain: D_gen also replays the base's pre-training samples (``data/pretrain.jsonl``: the general
+            suite and the perception stage's task samples, pre-existing data, never charged), so SFT on the loop's
+            weaknesses does not erase what the base learned to see (docs/lab/dppo-value.md, section 20).
         trainer: extra ``trl.SFTConfig`` fields (checked by name).
     """
 
@@ -55,6 +58,7 @@ class SFTSettings:
     teacher_samples: int = 64
     self_weight: float = 0.0
     focus_steps: int = 0
+    replay_pretrain: bool = False
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
