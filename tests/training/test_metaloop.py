@@ -189,6 +189,30 @@ def test_focus_steps_train_on_d_weak_alone_before_the_mix(tmp_path: Path, monkey
     assert values["focus_steps"] == 2 and values["steps"] == 3
 
 
+def test_sft_replays_the_pretraining_samples_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sft.replay_pretrain``: D_gen holds the base's pre-training samples (a perception stage's too) beside the
+    general replay set, so the loop's SFT keeps what the base learned (docs/lab/dppo-value.md section 20)."""
+    import training.metaloop as metaloop
+    from dppo_embodied.types import load_samples
+
+    mixed: list[Any] = []
+    real = metaloop.run_sft
+
+    def spy(model: Any, processor: Any, items: Any, **kw: Any) -> Any:
+        mixed.extend(items)
+        return real(model, processor, items, **kw)
+
+    monkeypatch.setattr(metaloop, "run_sft", spy)
+    out = tmp_path / "replay"
+    Metaloop(_cfg(out, "pretrain.steps=1", "pretrain.n_samples=64", "pretrain.task_share=0.5",
+                  "sft.replay_pretrain=true", "sft.ratios=[1,1,4]"), progress=False).run()
+    pretrain_ids = {s.id for s in load_samples(out / "data" / "pretrain.jsonl")[0]}
+    general_ids = {s.id for s in read_data(out / "data")["general"]}
+    replayed = {s.id for s, _ in mixed if s.id in pretrain_ids}
+    assert len(replayed) >= 5 and any(s.id in general_ids for s, _ in mixed)
+    assert any(not i.startswith("replay/") for i in replayed)  # the stage's task samples, not only general ones
+
+
 def test_rft_trains_on_the_difficulty_steps_verified_rollouts_only(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "rft"
