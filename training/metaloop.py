@@ -195,7 +195,7 @@ class Metaloop(MetaloopRuntime):
     def _pretrain(self) -> dict[str, Any]:
         cfg, pc = self.cfg, self.cfg.pretrain
         self._load_model()
-        samples = loadable(load_samples(self.out / "data" / "pretrain.jsonl")[0], self.loader)
+        samples = loadable(self._pretrain_samples(), self.loader)
         demos = self._pretrain_demos()
         items = mix(demos, [], samples, [pc.env_share, 0, 1 - pc.env_share], pc.steps * pc.batch_size, cfg.seed)
         res = run_sft(self.model, self.processor, items, out_dir=self.out / "pretrain", max_steps=pc.steps,
