@@ -346,9 +346,10 @@ class Metaloop(MetaloopRuntime):
                            loader=self.loader, peft_config=self._peft(), budget_s=self._phase_budget(), **kw)
 
         focus_steps, focus_s = 0, 0.0
-        if sc.focus_steps and src.weak:  # D_weak alone first, at the phase's full rate (sft.focus_steps)
-            pre = train(mix(src.weak, [], [], [1, 0, 0], sc.focus_steps * sc.batch_size, seed=cfg.seed + 100 * k + 1),
-                        sc.focus_steps, f"k{k}-focus", phase="SFT focus")
+        if sc.focus_steps and src.weak:  # D_weak (+ D_self) first, at the phase's full rate (sft.focus_steps)
+            own = src.own if sc.focus_self else []
+            pre = train(mix(src.weak, [], [], [1, 0, 0], sc.focus_steps * sc.batch_size, seed=cfg.seed + 100 * k + 1,
+                            own=own, own_weight=sc.self_weight), sc.focus_steps, f"k{k}-focus", phase="SFT focus")
             self.state.compute_s += pre.compute_s
             focus_steps, focus_s = pre.steps, pre.compute_s
         res = train(items, sc.max_steps, f"k{k}", lr_scheduler=sc.lr_scheduler)

@@ -38,6 +38,9 @@ class SFTSettings:
         focus_steps: steps on D_weak alone (constant rate after warm-up) before the mixed phase, each phase; 0 = none.
             A small model can need many consecutive steps on one weakness before it learns it at all (the demo's
             closed-loop pick: docs/lab/dppo-value.md, section 13), which a mix spread over every source never gives.
+        focus_self: the focus steps also train on D_self, weighted ``self_weight`` against D_weak's 1, so a skill
+            the policy mostly has is not trained on its failures alone (a handful of them teach a constant answer:
+            docs/lab/dppo-value.md, section 20); needs ``focus_steps`` and ``self_weight`` > 0.
         replay_pretrain: D_gen also replays the base's pre-training samples (``data/pretrain.jsonl``: the general
             suite and the perception stage's task samples, pre-existing data, never charged), so SFT on the loop's
             weaknesses does not erase what the base learned to see (docs/lab/dppo-value.md, section 20).
@@ -58,6 +61,7 @@ class SFTSettings:
     teacher_samples: int = 64
     self_weight: float = 0.0
     focus_steps: int = 0
+    focus_self: bool = False
     replay_pretrain: bool = False
     trainer: dict[str, Any] = field(default_factory=dict)
 
@@ -68,6 +72,9 @@ class SFTSettings:
         check(self.teacher_samples >= 0, "sft.teacher_samples", f"must be >= 0, got {self.teacher_samples}")
         check(self.max_steps >= 0, "sft.max_steps", f"must be >= 0, got {self.max_steps}")
         check(self.focus_steps >= 0, "sft.focus_steps", f"must be >= 0 (0 = no focus steps), got {self.focus_steps}")
+        check(not self.focus_self or (self.focus_steps > 0 and self.self_weight > 0), "sft.focus_self",
+              f"mixes D_self into the focus steps; set sft.focus_steps > 0 and sft.self_weight > 0 too, got "
+              f"{self.focus_steps} and {self.self_weight}")
         check(0 < self.learning_rate <= 1e-2, "sft.learning_rate", f"must be in (0, 1e-2], got {self.learning_rate}")
         check(self.batch_size >= 1, "sft.batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.size >= 1, "sft.size", f"must be >= 1, got {self.size}")
