@@ -189,6 +189,38 @@ def test_focus_steps_train_on_d_weak_alone_before_the_mix(tmp_path: Path, monkey
     assert values["focus_steps"] == 2 and values["steps"] == 3
 
 
+def test_focus_self_puts_the_policys_verified_answers_into_the_focus_steps(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sft.focus_self``: the focus steps train on D_weak and D_self, so a skill the policy mostly has is not
+    trained on its few failures alone (docs/lab/dppo-value.md section 21)."""
+    import training.metaloop as metaloop
+
+    calls: list[tuple[str, list[Any]]] = []
+    real_sft, real_engine = metaloop.run_sft, Metaloop._engine
+
+    def spy(model: Any, processor: Any, items: Any, **kw: Any) -> Any:
+        calls.append((kw.get("phase", "SFT"), list(items)))
+        return real_sft(model, processor, items, **kw)
+
+    def engine(self: Metaloop) -> Any:
+        return _HalfRight(real_engine(self), {s.id: s.answer for s in self._data()["train"][::2]})
+
+    monkeypatch.setattr(metaloop, "run_sft", spy)
+    monkeypatch.setattr(Metaloop, "_engine", engine)
+    out = tmp_path / "focus_self"
+    Metaloop(_cfg(out, "sft.focus_steps=4", "sft.focus_self=true", "sft.self_weight=1", "sft.weak_max=3",
+                  "pretrain.steps=0"), progress=False).run()
+    report = read_json(out / "reports" / "weakness_k1.json")
+    weak, verified = set(report["failures"]), report["verified"]
+    (phase, focus), _ = calls
+    own = [(s, t) for s, t in focus if s.id not in weak]
+    assert phase == "SFT focus" and len(focus) == 4 * 8 and own and [s for s, _ in focus if s.id in weak]
+    # the rows beside D_weak are the policy's own answers that passed the reward, not teacher targets
+    train = {s.id: s for s in read_data(out / "data")["train"]}
+    solved = set(verified) | {i for i, r in read_json(out / "sr" / "k1.json").items() if r["success_text"]}
+    assert all(success_of(train[s.id], t)[1] for s, t in own) and {s.id for s, _ in own} <= solved
+
+
 def test_sft_replays_the_pretraining_samples_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``sft.replay_pretrain``: D_gen holds the base's pre-training samples (a perception stage's too) beside the
     general replay set, so the loop's SFT keeps what the base learned (docs/lab/dppo-value.md section 20)."""

@@ -128,6 +128,13 @@ def test_unknown_template_lists_the_valid_ones() -> None:
                                                      "pretrain.task_templates=[count_all,bogus]"])
 
 
+def test_focus_self_needs_focus_steps_and_d_self() -> None:
+    for bad in ("sft.self_weight=0", "sft.focus_steps=0"):
+        with pytest.raises(ConfigError, match=r"sft\.focus_self: mixes D_self into the focus steps; set"):
+            load_metaloop_config(RECIPES / "demo.yaml", ["sft.focus_self=true", bad])
+    assert load_metaloop_config(RECIPES / "demo.yaml", ["sft.focus_self=true"]).sft.focus_self
+
+
 @pytest.mark.parametrize("name,size", [("qwen25vl_7b.yaml", 8.29), ("qwen25vl_72b.yaml", 73.4)])
 def test_production_recipe_dry_run(name: str, size: float, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
