@@ -129,3 +129,21 @@ def load_vlm(
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("loaded %s (%s, %.2fM params)", path, config.model_type, n_params / 1e6)
     return model, processor
+
+
+def set_vision_trainable(model: Any, trainable: bool) -> int:
+    """Turn the gradients of a Qwen2.5-VL's vision tower (patch embedding, blocks and merger) on or off.
+
+    Returns:
+        The tower's parameter count.
+
+    Raises:
+        ConfigError: if the model has no ``visual`` tower (not a Qwen2.5-VL family model).
+    """
+    visual = getattr(getattr(model, "model", None), "visual", None) or getattr(model, "visual", None)
+    if visual is None:
+        raise ConfigError(f"{type(model).__name__} has no vision tower (model.visual); model.freeze_vision needs a "
+                          "Qwen2.5-VL family model, or set it to false")
+    for p in visual.parameters():
+        p.requires_grad_(trainable)
+    return sum(p.numel() for p in visual.parameters())

@@ -276,7 +276,7 @@ class Metaloop(MetaloopRuntime):
             extra_rewards = [EpisodeReward(policy, states, max_steps=cfg.data.env_max_steps,
                                            max_new_tokens=cfg.grpo.max_completion_length, pool=pool,
                                            style=self.style)]
-        self._load_model()
+        self._loop_model()
         dyn: dict[str, Any] = {}
         if cfg.grpo.dynamic_sampling.enabled:  # refills come from the QA candidates left out of the buffer
             taken = set(buf.rl)
@@ -337,7 +337,7 @@ class Metaloop(MetaloopRuntime):
         general = data["general"] + (self._pretrain_samples() if sc.replay_pretrain else [])
         items = mix(src.weak, src.assoc, loadable(general, self.loader), sc.ratios, sc.size,
                     seed=rng.randrange(1 << 30), own=src.own, own_weight=sc.self_weight)
-        self._load_model()
+        self._loop_model()
 
         def train(rows: list[tuple[Any, str]], steps: int, out: str, **kw: Any) -> Any:
             return run_sft(self.model, self.processor, rows, out_dir=self.out / "sft" / out, max_steps=steps,

@@ -75,6 +75,9 @@ class ModelSettings:
         dtype: ``float32``, ``bfloat16``, ``float16`` or ``auto``.
         max_pixels: optional cap on pixels per image (bounds the vision tokens).
         attn_implementation: optional transformers attention backend (``sdpa``, ``flash_attention_2``).
+        freeze_vision: the vision tower (with its merger) trains in pre-training only; the loops' RL and SFT phases
+            train the language model, so what a perception stage taught the eyes stays (docs/lab/dppo-value.md,
+            section 22).
         lora: LoRA options.
     """
 
@@ -83,6 +86,7 @@ class ModelSettings:
     dtype: str = "float32"
     max_pixels: int | None = None
     attn_implementation: str | None = None
+    freeze_vision: bool = False
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:

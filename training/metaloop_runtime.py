@@ -65,6 +65,15 @@ class MetaloopRuntime(CommittedRun):
             self.model, self.processor = load_vlm(self.model_dir, dtype=self.cfg.model.dtype,
                                                   max_pixels=self.cfg.model.max_pixels, **kw)
 
+    def _loop_model(self) -> None:
+        """Load the model for a loop's training phase (RL or SFT): ``model.freeze_vision`` holds its vision tower."""
+        self._load_model()
+        if self.cfg.model.freeze_vision:
+            from inference.models import set_vision_trainable
+
+            n = set_vision_trainable(self.model, False)
+            logger.info("vision tower frozen for this phase (%.2fM parameters)", n / 1e6)
+
     def _policy(self) -> Any:
         from inference.policy import VLMPolicy
 

@@ -221,6 +221,22 @@ def test_focus_self_puts_the_policys_verified_answers_into_the_focus_steps(tmp_p
     assert all(success_of(train[s.id], t)[1] for s, t in own) and {s.id for s, _ in own} <= solved
 
 
+def test_freeze_vision_trains_the_language_model_only_in_the_loops(tmp_path: Path) -> None:
+    """``model.freeze_vision``: RL and SFT leave the vision tower (and its merger) as the base had it."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "frozen"
+    Metaloop(_cfg(out, "model.freeze_vision=true", "pretrain.steps=0"), progress=False).run()
+    state = read_json(out / "state.json")
+    assert state["values"]["k1/sft"]["steps"] > 0
+    base = load_file(str(out / "base_model" / "model.safetensors"))
+    final = load_file(str(out / state["model_path"] / "model.safetensors"))  # kept relative to the run
+    visual = [k for k in base if ".visual." in f".{k}"]
+    language = [k for k in base if k not in visual]
+    assert visual and all(base[k].equal(final[k]) for k in visual)
+    assert any(not base[k].equal(final[k]) for k in language)
+
+
 def test_sft_replays_the_pretraining_samples_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``sft.replay_pretrain``: D_gen holds the base's pre-training samples (a perception stage's too) beside the
     general replay set, so the loop's SFT keeps what the base learned (docs/lab/dppo-value.md section 20)."""
