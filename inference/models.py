@@ -140,7 +140,10 @@ def set_vision_trainable(model: Any, trainable: bool) -> int:
     Raises:
         ConfigError: if the model has no ``visual`` tower (not a Qwen2.5-VL family model).
     """
-    visual = getattr(getattr(model, "model", None), "visual", None) or getattr(model, "visual", None)
+    inner = getattr(model, "model", None)
+    visual = getattr(inner, "visual", None) if inner is not None else None
+    if visual is None:
+        visual = getattr(model, "visual", None)
     if visual is None:
         raise ConfigError(f"{type(model).__name__} has no vision tower (model.visual); model.freeze_vision needs a "
                           "Qwen2.5-VL family model, or set it to false")

@@ -100,8 +100,10 @@ class MetaloopRuntime(CommittedRun):
             return None
         from peft import LoraConfig
 
+        # model.freeze_vision: no adapters in the vision tower either ("all-linear" would put them there)
+        exclude = r".*\bvisual\b.*" if self.cfg.model.freeze_vision else None
         return LoraConfig(task_type="CAUSAL_LM", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                          target_modules=lc.target_modules)
+                          target_modules=lc.target_modules, exclude_modules=exclude)
 
     def _episode_roller(self, journal: Any = None) -> Any:
         if not self.cfg.data.env_tasks:

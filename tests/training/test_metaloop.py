@@ -221,12 +221,15 @@ def test_focus_self_puts_the_policys_verified_answers_into_the_focus_steps(tmp_p
     assert all(success_of(train[s.id], t)[1] for s, t in own) and {s.id for s, _ in own} <= solved
 
 
-def test_freeze_vision_trains_the_language_model_only_in_the_loops(tmp_path: Path) -> None:
-    """``model.freeze_vision``: RL and SFT leave the vision tower (and its merger) as the base had it."""
+@pytest.mark.parametrize("lora", [(), ("model.lora.enabled=true", "model.lora.r=4", "sft.learning_rate=1e-2")],
+                         ids=["full", "lora"])
+def test_freeze_vision_trains_the_language_model_only_in_the_loops(tmp_path: Path, lora: tuple[str, ...]) -> None:
+    """``model.freeze_vision``: RL and SFT leave the vision tower (and its merger) as the base had it; with LoRA no
+    adapter goes into the tower either."""
     from safetensors.torch import load_file
 
     out = tmp_path / "frozen"
-    Metaloop(_cfg(out, "model.freeze_vision=true", "pretrain.steps=0"), progress=False).run()
+    Metaloop(_cfg(out, "model.freeze_vision=true", "pretrain.steps=0", *lora), progress=False).run()
     state = read_json(out / "state.json")
     assert state["values"]["k1/sft"]["steps"] > 0
     base = load_file(str(out / "base_model" / "model.safetensors"))
