@@ -131,8 +131,12 @@ def load_vlm(
     return model, processor
 
 
-def set_vision_trainable(model: Any, trainable: bool) -> int:
-    """Turn the gradients of a Qwen2.5-VL's vision tower (patch embedding, blocks and merger) on or off.
+VISION_TOWER_MODULES = r".*\bvisual\b.*"
+"""A Qwen2.5-VL's vision tower modules (patch embedding, blocks, merger) as a PEFT ``exclude_modules`` regex."""
+
+
+def freeze_vision_tower(model: Any) -> int:
+    """Stop the gradients of a Qwen2.5-VL's vision tower (patch embedding, blocks and merger).
 
     Returns:
         The tower's parameter count.
@@ -148,5 +152,5 @@ def set_vision_trainable(model: Any, trainable: bool) -> int:
         raise ConfigError(f"{type(model).__name__} has no vision tower (model.visual); model.freeze_vision needs a "
                           "Qwen2.5-VL family model, or set it to false")
     for p in visual.parameters():
-        p.requires_grad_(trainable)
+        p.requires_grad_(False)
     return sum(p.numel() for p in visual.parameters())

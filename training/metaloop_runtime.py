@@ -69,9 +69,9 @@ class MetaloopRuntime(CommittedRun):
         """Load the model for a loop's training phase (RL or SFT): ``model.freeze_vision`` holds its vision tower."""
         self._load_model()
         if self.cfg.model.freeze_vision:
-            from inference.models import set_vision_trainable
+            from inference.models import freeze_vision_tower
 
-            n = set_vision_trainable(self.model, False)
+            n = freeze_vision_tower(self.model)
             logger.info("vision tower frozen for this phase (%.2fM parameters)", n / 1e6)
 
     def _policy(self) -> Any:
@@ -100,8 +100,10 @@ class MetaloopRuntime(CommittedRun):
             return None
         from peft import LoraConfig
 
+        from inference.models import VISION_TOWER_MODULES
+
         # model.freeze_vision: no adapters in the vision tower either ("all-linear" would put them there)
-        exclude = r".*\bvisual\b.*" if self.cfg.model.freeze_vision else None
+        exclude = VISION_TOWER_MODULES if self.cfg.model.freeze_vision else None
         return LoraConfig(task_type="CAUSAL_LM", r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                           target_modules=lc.target_modules, exclude_modules=exclude)
 
