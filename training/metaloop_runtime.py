@@ -137,7 +137,7 @@ class MetaloopRuntime(CommittedRun):
         res = evaluate(self._engine().backend, self.model_dir, self.out / "data",
                        self.out / "eval" / tag.replace("/", "-"), tag=tag, seq=len(self.state.completed),
                        compute_s=self.state.compute_s, frames=dc.frames, max_new_tokens=cfg.eval.max_new_tokens,
-                       episodes=episodes, with_general=bool(self._data()["general"]),
+                       episodes=episodes, with_general=bool(self._data()["general"] or self._data()["general_eval"]),
                        step_prompt=dc.env_prompt, progress=self.progress, teacher_calls=self.state.teacher_calls,
                        sampled=sampled)
         held, gen = res["heldout"], res["general"]

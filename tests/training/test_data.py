@@ -13,6 +13,7 @@ from dppo_embodied.rendering import prompt_text, render_sample
 from dppo_embodied.types import AnswerType, EmbodiedSample
 from training.algorithm.data_sources import generate, prepare_data, pretrain_data, read_data
 from training.algorithm.data_sources_config import DataSettings
+from training.algorithm.evaluation import general_eval_path
 from training.algorithm.sample_io import horizon_of, loadable, oracle_target, task_of
 from training.phases.sft import mix
 
@@ -74,9 +75,39 @@ def test_prepare_and_read_data(tmp_path: Path) -> None:
                        image_size=64)
     prepare_data(cfg, tmp_path / "data", progress=False)
     d = read_data(tmp_path / "data")
-    assert [len(d[k]) for k in ("train", "heldout", "general")] == [6, 3, 2]
-    assert all(s.metadata["template"] == "colour" for s in d["general"])  # the replay suite
+    assert [len(d[k]) for k in ("train", "heldout", "general", "general_eval")] == [6, 3, 2, 2]
+    assert all(s.metadata["template"] == "colour" for s in d["general"] + d["general_eval"])  # the replay suite
     assert Path(d["train"][0].images[0]).is_file()
+
+
+@pytest.mark.parametrize("split", ["heldout", "validation"])
+def test_the_forgetting_check_scores_general_samples_no_phase_trains_on(tmp_path: Path, split: str) -> None:
+    cfg = DataSettings(generator="tests.training.synthetic:generate", n_train=2, n_heldout=2, n_general=5,
+                       image_size=64, eval_split=split)
+    prepare_data(cfg, tmp_path / "data", progress=False)
+    d = read_data(tmp_path / "data")
+    trained = {s.id for s in d["general"]} | {s.id for s in pretrain_data(cfg, 12, 0.0, tmp_path / "pre")}
+    assert len(d["general_eval"]) == 5 and not {s.id for s in d["general_eval"]} & trained
+    assert general_eval_path(tmp_path / "data") == tmp_path / "data" / "general_eval.jsonl"
+
+
+def test_a_general_file_without_general_eval_is_scored_as_recall_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gen = DataSettings(generator="tests.training.synthetic:generate", n_train=2, n_heldout=2, n_general=3,
+                       image_size=64)
+    prepare_data(gen, tmp_path / "src", progress=False)
+    general = str(tmp_path / "src" / "general.jsonl")
+    cfg = DataSettings(generator="tests.training.synthetic:generate", n_train=2, n_heldout=2, image_size=64,
+                       general=general)
+    prepare_data(cfg, tmp_path / "data", progress=False)
+    assert read_data(tmp_path / "data")["general_eval"] == []
+    assert general_eval_path(tmp_path / "data") == tmp_path / "data" / "general.jsonl"
+    assert "set data.general_eval" in caplog.text
+    own = DataSettings(generator="tests.training.synthetic:generate", n_train=2, n_heldout=2, image_size=64,
+                       general=general, general_eval=str(tmp_path / "src" / "general_eval.jsonl"))
+    prepare_data(own, tmp_path / "own", progress=False)
+    assert [s.id for s in read_data(tmp_path / "own")["general_eval"]] == \
+        [s.id for s in read_data(tmp_path / "src")["general_eval"]]
 
 
 def test_pretrain_task_samples_come_from_the_named_templates(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from dppo_embodied.io import iter_json_lines, read_json
 from tests.training.conftest import TINY_OVERRIDES
+from training.algorithm.data_sources import read_data
 from training.metaloop import Metaloop
 from training.metaloop_config import load_metaloop_config
 
@@ -76,6 +77,9 @@ def test_local_and_server_engines_agree_under_greedy_decoding(tmp_path: Path) ->
     resp = _responses(local)
     assert set(resp) == {"heldout_qa", "general_replay"} | ({"heldout_closed_loop"} if envs else set())
     assert resp == _responses(server)
+    data = read_data(local / "data")  # the forgetting check scores general samples D_gen does not train on
+    assert set(resp["general_replay"]) == {s.id for s in data["general_eval"]}
+    assert not set(resp["general_replay"]) & {s.id for s in data["general"]}
     figures = [read_json(r / "eval" / "base" / "results.json")["metaloop"] for r in (local, server)]
     assert figures[0]["heldout"] == figures[1]["heldout"] and figures[0]["general"] == figures[1]["general"]
     assert figures[0].get("closed_loop") == figures[1].get("closed_loop")

@@ -102,11 +102,23 @@ def generate(name: str, *, suite: str, n: int, seed: int, out_dir: Path, capabil
                     "check data.templates against the generator's templates")
 
 
+#: The files of a run's data folder: candidates, the evaluation split, the general replay set (D_gen) and the
+#: forgetting check's general samples (never trained on).
+DATA_FILES = ("train", "heldout", "general", "general_eval")
+
+
 def prepare_data(cfg: DataSettings, folder: Path, progress: bool = True) -> dict[str, Path]:
-    """Generate (or copy) candidates, held-out and general samples into ``folder`` as JSONL; return the paths."""
+    """Generate (or copy) candidates, held-out, general replay and general-evaluation samples into ``folder`` as
+    JSONL; return the paths.
+
+    The general-evaluation samples (the forgetting check) come from the general suite's evaluation stream (the
+    held-out split, or the validation stream under ``eval_split: validation``), so the check scores general samples
+    no phase trained on. With a ``data.general`` file and no ``data.general_eval`` file there is nothing to draw
+    them from: the file is left empty and the check reads the replay file itself (recall, not forgetting; logged).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {name: folder / f"{name}.jsonl" for name in ("train", "heldout", "general")}
-    for name in ("train", "heldout", "general"):
+    paths = {name: folder / f"{name}.jsonl" for name in DATA_FILES}
+    for name in DATA_FILES:
         src = getattr(cfg, name)
         if src:
             samples, errors = load_samples(src, on_error="collect")
@@ -114,17 +126,25 @@ def prepare_data(cfg: DataSettings, folder: Path, progress: bool = True) -> dict
                 logger.warning("data.%s: %s (row skipped)", name, e)
             if not samples:
                 raise DataError(f"data.{name}: {src} holds no valid sample")
+        elif name == "general_eval" and cfg.general:
+            logger.warning("data.general is a file and data.general_eval is not set: the forgetting check scores "
+                           "the replay samples D_gen trains on (recall); set data.general_eval to general samples "
+                           "held out from it to measure forgetting")
+            samples = []
         elif cfg.generator:
-            suite = cfg.general_suite if name == "general" else cfg.generator
+            general = name in ("general", "general_eval")
+            suite = cfg.general_suite if general else cfg.generator
             gen_name = cfg.generator if ":" in cfg.generator else suite
-            n = {"train": cfg.n_train, "heldout": cfg.n_heldout, "general": cfg.n_general}[name]
-            validation = name == "heldout" and cfg.eval_split == "validation"  # tuning: a third seed stream
-            seed = cfg.seed + (7 if name == "general" else VALIDATION_SEED_OFFSET if validation else 0)
+            n = {"train": cfg.n_train, "heldout": cfg.n_heldout, "general": cfg.n_general,
+                 "general_eval": cfg.n_general}[name]
+            evaluated = name in ("heldout", "general_eval")
+            validation = evaluated and cfg.eval_split == "validation"  # tuning: a third seed stream
+            seed = cfg.seed + (7 if general else 0) + (VALIDATION_SEED_OFFSET if validation else 0)
             samples = generate(gen_name, suite=suite, n=n, seed=seed,
-                               out_dir=folder / name, capabilities=[] if name == "general" else cfg.capabilities,
-                               templates=[] if name == "general" else cfg.templates, image_size=cfg.image_size,
-                               split="heldout" if name == "heldout" and not validation else "train",
-                               progress=progress, difficulty=None if name == "general" else cfg.difficulty)
+                               out_dir=folder / name, capabilities=[] if general else cfg.capabilities,
+                               templates=[] if general else cfg.templates, image_size=cfg.image_size,
+                               split="heldout" if evaluated and not validation else "train",
+                               progress=progress, difficulty=None if general else cfg.difficulty)
         else:
             samples = []
         write_samples(samples, paths[name])
@@ -152,7 +172,7 @@ def pretrain_data(cfg: DataSettings, n: int, task_share: float, folder: Path,
 def read_data(folder: Path) -> dict[str, list[EmbodiedSample]]:
     """Read what :func:`prepare_data` wrote."""
     out = {}
-    for name in ("train", "heldout", "general"):
+    for name in DATA_FILES:
         p = folder / f"{name}.jsonl"
         out[name] = load_samples(p)[0] if p.is_file() and p.stat().st_size else []
     return out

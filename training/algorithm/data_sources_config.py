@@ -48,9 +48,11 @@ class DataSettings:
         train: JSONL of the candidate pool (overrides the generator for candidates).
         heldout: JSONL of the held-out split.
         general: JSONL of the general replay set.
+        general_eval: JSONL of the general samples the forgetting check scores (none of them trained on);
+            generated from ``general_suite``'s evaluation stream when ``general`` is generated.
         n_train: candidates generated.
         n_heldout: held-out samples generated (a disjoint seed range).
-        n_general: general replay samples generated.
+        n_general: general replay samples generated (and as many general-evaluation samples).
         capabilities: restrict generated samples to these capability slugs (empty: all).
         templates: restrict generated samples to these question templates (``metadata["template"]``; empty: all).
         image_size: generated image side in pixels.
@@ -79,6 +81,7 @@ class DataSettings:
     train: str | None = None
     heldout: str | None = None
     general: str | None = None
+    general_eval: str | None = None
     n_train: int = 600
     n_heldout: int = 300
     n_general: int = 300

@@ -11,7 +11,10 @@ One evaluation = one ``dppo eval`` run into ``<run>/eval/<tag>/``, on the rollou
 * ``heldout_closed_loop`` (recipes with ``data.env_tasks``): the closed-loop suite (:mod:`benchmarks.closed_loop`)
   on the held-out seeds of every env, greedy, ``data.env_max_steps`` decisions at most, in the recipe's step prompt
   style;
-* ``general_replay``: ``tabletop_qa`` on the general replay set (forgetting).
+* ``general_replay``: ``tabletop_qa`` on the general-evaluation samples (``data/general_eval.jsonl``: the general
+  suite's evaluation stream, never trained on), the forgetting check; on the replay set itself
+  (``data/general.jsonl``, recall) where a run has none (a ``data.general`` file without ``data.general_eval``, or a
+  run folder prepared before the file existed).
 
 The runner writes one ``samples.jsonl`` per task and one ``results.json``/``results.md``; this module adds the
 metaloop's figures to that same ``results.json`` under ``"metaloop"`` (:func:`read_evaluations` reads them back for
@@ -122,6 +125,13 @@ def closed_loop_success(records: Iterable[dict[str, Any]]) -> dict[str, float]:
     return {env: round(100.0 * sum(v) / len(v), 2) for env, v in sorted(by_env.items())}
 
 
+def general_eval_path(data_dir: Path) -> Path:
+    """The general samples the forgetting check scores: ``general_eval.jsonl`` when it holds samples, else the
+    replay set ``general.jsonl`` (what the check read before the held-out general samples existed)."""
+    held = data_dir / "general_eval.jsonl"
+    return held if held.is_file() and held.stat().st_size else data_dir / "general.jsonl"
+
+
 def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,
              frames: int, max_new_tokens: int, episodes: EpisodeSettings | None = None,
              with_general: bool = True, step_prompt: str | None = None, progress: bool = False,
@@ -131,7 +141,7 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
     Args:
         backend: the rollout engine's backend (it serves ``model_path``).
         model_path: the checkpoint (named in ``results.json``).
-        data_dir: the run's data folder (``heldout.jsonl``, ``general.jsonl``).
+        data_dir: the run's data folder (``heldout.jsonl``, ``general_eval.jsonl`` or ``general.jsonl``).
         out: the evaluation folder.
         tag: the evaluation's name (``base``, ``k1/rl``...).
         seq: its position among the run's committed steps (orders the curve).
@@ -154,7 +164,7 @@ def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, ta
                                                  episodes.max_steps, episodes.max_new_tokens)))
     if with_general:
         selections.append(Selection(qa_spec(GENERAL, max_new_tokens)))
-        paths[GENERAL] = str(data_dir / "general.jsonl")
+        paths[GENERAL] = str(general_eval_path(data_dir))
     label = "hf (in process)" if backend.name == "hf" else f"{backend.name} (rollout servers)"
     settings = RunSettings(out=out, data_paths=paths, frames=frames, progress=progress, model=model_path,
                            backend=label, step_prompt=step_prompt)

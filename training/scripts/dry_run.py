@@ -180,10 +180,11 @@ def dry_run(cfg: MetaloopConfig) -> dict[str, Any]:
 
 def _data(cfg: MetaloopConfig, warnings: list[str]) -> dict[str, Any]:
     from dppo_embodied.types import load_samples
+    from training.algorithm.data_sources import DATA_FILES
 
     d = cfg.data
     info: dict[str, Any] = {}
-    for name in ("train", "heldout", "general"):
+    for name in DATA_FILES:
         src = getattr(d, name)
         if src:
             if not Path(src).is_file():
