@@ -86,7 +86,7 @@ def test_ablation_v5_recipe_differs_from_v4_only_as_registered() -> None:
     ("data.image_size=1000000000", "data.image_size: must be an integer number of pixels in 32..1024"),
     ("data.image_size=8", "data.image_size"),
     ("sft.self_weight=-1", "sft.self_weight: must be >= 0"),
-    ("pretrain.task_templates=[count_all]", "pretrain.task_templates: names the templates of the task samples"),
+    ("pretrain.task_share=0", "pretrain.task_templates: names the templates of the task samples"),
 ])
 def test_bad_values_name_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError) as e:
