@@ -14,7 +14,7 @@ from dppo_embodied.types import AnswerType, EmbodiedSample
 from training.algorithm.data_sources import generate, prepare_data, pretrain_data, read_data
 from training.algorithm.data_sources_config import DataSettings
 from training.algorithm.evaluation import general_eval_path
-from training.algorithm.sample_io import horizon_of, loadable, oracle_target, task_of
+from training.algorithm.sample_io import horizon_of, loadable, oracle_target, task_of, tokenizer_corpus
 from training.phases.sft import mix
 
 
@@ -89,6 +89,15 @@ def test_the_forgetting_check_scores_general_samples_no_phase_trains_on(tmp_path
     trained = {s.id for s in d["general"]} | {s.id for s in pretrain_data(cfg, 12, 0.0, tmp_path / "pre")}
     assert len(d["general_eval"]) == 5 and not {s.id for s in d["general_eval"]} & trained
     assert general_eval_path(tmp_path / "data") == tmp_path / "data" / "general_eval.jsonl"
+
+
+def test_the_forgetting_checks_samples_do_not_shape_the_tiny_tokenizer(tmp_path: Path) -> None:
+    cfg = DataSettings(generator="tests.training.synthetic:generate", n_train=2, n_heldout=2, n_general=3,
+                       image_size=64)
+    prepare_data(cfg, tmp_path / "data", progress=False)
+    with_eval = tokenizer_corpus(tmp_path / "data")
+    (tmp_path / "data" / "general_eval.jsonl").unlink()
+    assert with_eval == tokenizer_corpus(tmp_path / "data")
 
 
 def test_a_general_file_without_general_eval_is_scored_as_recall_and_says_so(

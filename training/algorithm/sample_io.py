@@ -82,7 +82,9 @@ def loadable(samples: Iterable[EmbodiedSample], loader: MediaLoader | None = Non
 
 
 def tokenizer_corpus(data_dir: Path, with_env: bool = False) -> list[str]:
-    """Texts for the tiny model's tokenizer: prompts and targets of every generated sample (and env prompts)."""
+    """Texts for the tiny model's tokenizer: prompts and targets of every generated sample (and env prompts), except
+    the forgetting check's general samples (``general_eval.jsonl``: evaluation data, which must not shape the model;
+    leaving them out also keeps every tiny model what it was before that file existed)."""
     texts: list[str] = []
     if with_env:
         from dppo_embodied.prompts import ACTION_EXAMPLES, build_step_prompt, system_prompt
@@ -93,6 +95,8 @@ def tokenizer_corpus(data_dir: Path, with_env: bool = False) -> list[str]:
                   for c in ("red", "green", "blue", "yellow", "orange", "purple")
                   for s in ("block", "ball", "cylinder")]
     for p in sorted(data_dir.glob("*.jsonl")):
+        if p.name == "general_eval.jsonl":
+            continue
         for s in load_samples(p)[0]:
             texts.append(prompt_text(s))
             texts.append(oracle_target(s, with_reasoning=True))

@@ -46,7 +46,7 @@ def estimate(cfg: MetaloopConfig, loops: int | None = None) -> dict[str, Any]:
     rollouts = cfg.difficulty.rollouts
     episode_s = d.env_max_steps * (c["episode_step"] + cfg.grpo.max_completion_length * c["gen_token"])
     parts: dict[str, float] = {"prepare": c["startup"] + c["generate_sample"] * (
-        d.n_train + d.n_heldout + d.n_general + (cfg.pretrain.n_samples if cfg.pretrain.steps else 0))}
+        d.n_train + d.n_heldout + 2 * d.n_general + (cfg.pretrain.n_samples if cfg.pretrain.steps else 0))}
     if cfg.pretrain.steps:
         parts["pretrain"] = c["sft_sample"] * cfg.pretrain.steps * cfg.pretrain.batch_size
     eval_s = c["eval_overhead"] + c["gen_token"] * cfg.eval.max_new_tokens * (d.n_heldout + d.n_general) \
