@@ -19,12 +19,15 @@ def test_two_process_gloo_run_agrees(tmp_path: Path) -> None:
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("name: tiny\n")
     out = tmp_path / "run"
+    # a brief pre-training (120 steps) gives the tiny model candidates it sometimes solves (6 of 24 here): untrained,
+    # it solved 0-1 of them, so whether GRPO had a buffer to step on (and stop decisions to compare) was luck
     # accelerate's `--cpu` starts one process without MPI; ddp_cpu.yaml uses torchrun, and without CUDA the two
     # processes form a gloo group on CPU (see training/runs/distributed.py)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "training" / "recipes" / "accelerate" / "ddp_cpu.yaml"), "--main_process_port", "0",
            "-m", "training.cli", "--config", str(recipe), "--output-dir", str(out), "--no-progress",
-           *TINY_OVERRIDES, "grpo.max_steps=6", "grpo.stagnation.min_windows=1", "grpo.stagnation.threshold=0.05"]
+           *TINY_OVERRIDES, "grpo.max_steps=6", "grpo.stagnation.min_windows=1", "grpo.stagnation.threshold=0.05",
+           "pretrain.steps=120", "pretrain.n_samples=480", "pretrain.task_share=0.5", "pretrain.batch_size=8"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-6000:])
