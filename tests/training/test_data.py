@@ -11,9 +11,8 @@ from dppo_embodied.errors import DataError, MediaError
 from dppo_embodied.media import MediaLoader
 from dppo_embodied.rendering import prompt_text, render_sample
 from dppo_embodied.types import AnswerType, EmbodiedSample
-from training.algorithm.data_sources import generate, prepare_data, pretrain_data, read_data
+from training.algorithm.data_sources import general_eval_path, generate, prepare_data, pretrain_data, read_data
 from training.algorithm.data_sources_config import DataSettings
-from training.algorithm.evaluation import general_eval_path
 from training.algorithm.sample_io import horizon_of, loadable, oracle_target, task_of, tokenizer_corpus
 from training.phases.sft import mix
 

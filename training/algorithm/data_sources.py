@@ -104,7 +104,15 @@ def generate(name: str, *, suite: str, n: int, seed: int, out_dir: Path, capabil
 
 #: The files of a run's data folder: candidates, the evaluation split, the general replay set (D_gen) and the
 #: forgetting check's general samples (never trained on).
-DATA_FILES = ("train", "heldout", "general", "general_eval")
+GENERAL_EVAL = "general_eval"
+DATA_FILES = ("train", "heldout", "general", GENERAL_EVAL)
+
+
+def general_eval_path(data_dir: Path) -> Path:
+    """The general samples the forgetting check scores: ``general_eval.jsonl`` when it holds samples, else the
+    replay set ``general.jsonl`` (what the check read before the held-out general samples existed)."""
+    held = data_dir / f"{GENERAL_EVAL}.jsonl"
+    return held if held.is_file() and held.stat().st_size else data_dir / "general.jsonl"
 
 
 def prepare_data(cfg: DataSettings, folder: Path, progress: bool = True) -> dict[str, Path]:
@@ -126,18 +134,18 @@ def prepare_data(cfg: DataSettings, folder: Path, progress: bool = True) -> dict
                 logger.warning("data.%s: %s (row skipped)", name, e)
             if not samples:
                 raise DataError(f"data.{name}: {src} holds no valid sample")
-        elif name == "general_eval" and cfg.general:
+        elif name == GENERAL_EVAL and cfg.general:
             logger.warning("data.general is a file and data.general_eval is not set: the forgetting check scores "
                            "the replay samples D_gen trains on (recall); set data.general_eval to general samples "
                            "held out from it to measure forgetting")
             samples = []
         elif cfg.generator:
-            general = name in ("general", "general_eval")
+            general = name in ("general", GENERAL_EVAL)
             suite = cfg.general_suite if general else cfg.generator
             gen_name = cfg.generator if ":" in cfg.generator else suite
             n = {"train": cfg.n_train, "heldout": cfg.n_heldout, "general": cfg.n_general,
-                 "general_eval": cfg.n_general}[name]
-            evaluated = name in ("heldout", "general_eval")
+                 GENERAL_EVAL: cfg.n_general}[name]
+            evaluated = name in ("heldout", GENERAL_EVAL)
             validation = evaluated and cfg.eval_split == "validation"  # tuning: a third seed stream
             seed = cfg.seed + (7 if general else 0) + (VALIDATION_SEED_OFFSET if validation else 0)
             samples = generate(gen_name, suite=suite, n=n, seed=seed,

@@ -39,6 +39,7 @@ from benchmarks.results import load_results, save_results
 from benchmarks.runner import run
 from benchmarks.settings import RunSettings
 from benchmarks.task import Selection, TaskManager, TaskSpec
+from training.algorithm.data_sources import general_eval_path
 from training.algorithm.data_sources_config import DataSettings
 
 logger = logging.getLogger(__name__)
@@ -123,13 +124,6 @@ def closed_loop_success(records: Iterable[dict[str, Any]]) -> dict[str, float]:
     for rec in records:
         by_env[str(rec.get("subtask") or "episodes")].append(float(rec.get("score") or 0.0))
     return {env: round(100.0 * sum(v) / len(v), 2) for env, v in sorted(by_env.items())}
-
-
-def general_eval_path(data_dir: Path) -> Path:
-    """The general samples the forgetting check scores: ``general_eval.jsonl`` when it holds samples, else the
-    replay set ``general.jsonl`` (what the check read before the held-out general samples existed)."""
-    held = data_dir / "general_eval.jsonl"
-    return held if held.is_file() and held.stat().st_size else data_dir / "general.jsonl"
 
 
 def evaluate(backend: Backend, model_path: str, data_dir: Path, out: Path, *, tag: str, seq: int, compute_s: float,

@@ -24,6 +24,7 @@ from dppo_embodied.errors import MediaError
 from dppo_embodied.media import MediaLoader
 from dppo_embodied.rendering import prompt_text
 from dppo_embodied.types import EmbodiedSample, format_answer, load_samples
+from training.algorithm.data_sources import GENERAL_EVAL
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def tokenizer_corpus(data_dir: Path, with_env: bool = False) -> list[str]:
                   for c in ("red", "green", "blue", "yellow", "orange", "purple")
                   for s in ("block", "ball", "cylinder")]
     for p in sorted(data_dir.glob("*.jsonl")):
-        if p.name == "general_eval.jsonl":
+        if p.stem == GENERAL_EVAL:
             continue
         for s in load_samples(p)[0]:
             texts.append(prompt_text(s))
